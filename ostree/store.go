@@ -1,0 +1,323 @@
+package ostree
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxMetadataSize is the largest metadata object ostree accepts.
+const MaxMetadataSize = 10 << 20
+
+// storeConfig marks a directory as a rechunker object store. The store is laid out like
+// an ostree repository (objects/xx/rest.type) but content objects hold exactly the bytes
+// ostree hashes: BE32 header length, 4 zero bytes, the (uuuusa(ayay)) header, then the
+// payload. So sha256sum of any object file equals its name, for every object type.
+const storeConfig = "[core]\nrepo_version=1\nmode=rechunker-hashed\n"
+
+// Store is an on-disk content-addressed object store. It is safe for concurrent use by
+// several goroutines and processes: every object is written to a temporary file and
+// renamed into place, and an object is never rewritten once present.
+type Store struct {
+	root string
+}
+
+func sha256Sum(b []byte) Checksum { return sha256.Sum256(b) }
+
+// DefaultStoreDir is the store location when none is given: $XDG_CACHE_HOME/rechunker/store
+// or ~/.cache/rechunker/store.
+func DefaultStoreDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find cache directory: %w", err)
+	}
+	return filepath.Join(dir, "rechunker", "store"), nil
+}
+
+// OpenStore opens the store at dir, creating it when missing.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, fmt.Errorf("create store %s: %w", dir, err)
+	}
+	cfg := filepath.Join(dir, "config")
+	b, err := os.ReadFile(cfg)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := writeFileAtomic(cfg, []byte(storeConfig)); err != nil {
+			return nil, fmt.Errorf("create store %s: %w", dir, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	case string(b) != storeConfig:
+		return nil, fmt.Errorf("open store %s: %s is not a rechunker store config", dir, cfg)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o755); err != nil {
+		return nil, fmt.Errorf("create store %s: %w", dir, err)
+	}
+	return &Store{root: dir}, nil
+}
+
+// Root returns the store directory.
+func (s *Store) Root() string { return s.root }
+
+// Path returns a path inside the store for auxiliary caches (e.g. "layers").
+func (s *Store) Path(elem ...string) string {
+	return filepath.Join(append([]string{s.root}, elem...)...)
+}
+
+// ObjectFile returns the file name of an object.
+func (s *Store) ObjectFile(c Checksum, t ObjectType) string {
+	return filepath.Join(s.root, filepath.FromSlash(ObjectPath(c, t)))
+}
+
+// Has reports whether the object exists.
+func (s *Store) Has(c Checksum, t ObjectType) bool {
+	_, err := os.Lstat(s.ObjectFile(c, t))
+	return err == nil
+}
+
+// TempFile creates a temporary file inside the store, on the same filesystem as the
+// objects so that it can be renamed into place.
+func (s *Store) TempFile(pattern string) (*os.File, error) {
+	return os.CreateTemp(filepath.Join(s.root, "tmp"), pattern)
+}
+
+// WriteMetadata stores a metadata object (dirtree, dirmeta, commit, commitmeta) and
+// returns its checksum. Commitmeta objects are named by their commit, so use
+// WriteCommitMeta for them.
+func (s *Store) WriteMetadata(t ObjectType, data []byte) (Checksum, error) {
+	if t == ObjCommitMeta || t == ObjFile {
+		return Checksum{}, fmt.Errorf("write %s object: not a self-named metadata object", t)
+	}
+	c := sha256Sum(data)
+	return c, s.putBytes(c, t, data)
+}
+
+// WriteCommitMeta stores detached metadata for commit c.
+func (s *Store) WriteCommitMeta(c Checksum, data []byte) error {
+	return s.putBytes(c, ObjCommitMeta, data)
+}
+
+func (s *Store) putBytes(c Checksum, t ObjectType, data []byte) error {
+	if t != ObjCommitMeta && s.Has(c, t) {
+		return nil
+	}
+	dst := s.ObjectFile(c, t)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("write %s %s: %w", t, c, err)
+	}
+	if err := writeFileAtomic(dst, data); err != nil {
+		return fmt.Errorf("write %s %s: %w", t, c, err)
+	}
+	return nil
+}
+
+// ReadMetadata reads a metadata object and checks its checksum (except commitmeta,
+// which is named by its commit).
+func (s *Store) ReadMetadata(t ObjectType, c Checksum) ([]byte, error) {
+	f, err := os.Open(s.ObjectFile(c, t))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", t, c, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxMetadataSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", t, c, err)
+	}
+	if len(data) > MaxMetadataSize {
+		return nil, fmt.Errorf("read %s %s: larger than %d bytes", t, c, MaxMetadataSize)
+	}
+	if t != ObjCommitMeta && sha256Sum(data) != c {
+		return nil, fmt.Errorf("read %s %s: checksum mismatch (store corrupted)", t, c)
+	}
+	return data, nil
+}
+
+// WriteContent streams a content object into the store while hashing it. For symlinks
+// payload must be empty (nil is fine). It returns the content checksum and payload size.
+func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reader) (Checksum, int64, error) {
+	if err := h.Validate(); err != nil {
+		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+	}
+	tmp, err := s.TempFile("content-*")
+	if err != nil {
+		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	hash := sha256.New()
+	w := io.MultiWriter(tmp, hash)
+	if _, err := w.Write(ContentPrefix(h)); err != nil {
+		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+	}
+	var n int64
+	if payload != nil {
+		n, err = io.Copy(w, ctxReader{ctx, payload})
+		if err != nil {
+			return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+		}
+	}
+	if h.IsSymlink() && n != 0 {
+		return Checksum{}, 0, fmt.Errorf("write content: symlink with %d bytes of payload", n)
+	}
+	var c Checksum
+	hash.Sum(c[:0])
+	if err := tmp.Close(); err != nil {
+		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
+	}
+	done = true
+	dst := s.ObjectFile(c, ObjFile)
+	if s.Has(c, ObjFile) {
+		os.Remove(tmp.Name())
+		return c, n, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		os.Remove(tmp.Name())
+		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		os.Remove(tmp.Name())
+		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
+	}
+	return c, n, nil
+}
+
+// ContentObject is an open content object.
+type ContentObject struct {
+	Header FileHeader
+	Size   int64 // payload size
+	f      *os.File
+	r      io.Reader
+}
+
+// Read reads the payload.
+func (o *ContentObject) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// Close closes the object.
+func (o *ContentObject) Close() error { return o.f.Close() }
+
+// OpenContent opens a content object; read its payload from the returned object.
+func (s *Store) OpenContent(c Checksum) (*ContentObject, error) {
+	f, err := os.Open(s.ObjectFile(c, ObjFile))
+	if err != nil {
+		return nil, fmt.Errorf("open content %s: %w", c, err)
+	}
+	obj, err := parseContentObject(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open content %s: %w", c, err)
+	}
+	return obj, nil
+}
+
+func parseContentObject(f *os.File) (*ContentObject, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	var pre [8]byte
+	if _, err := io.ReadFull(br, pre[:]); err != nil {
+		return nil, fmt.Errorf("read header length: %w", err)
+	}
+	hlen := int64(binary.BigEndian.Uint32(pre[:4]))
+	if hlen > MaxXattrsSize+4096 || hlen+8 > st.Size() {
+		return nil, fmt.Errorf("header length %d out of range", hlen)
+	}
+	hb := make([]byte, hlen)
+	if _, err := io.ReadFull(br, hb); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	h, err := ParseFileHeader(hb)
+	if err != nil {
+		return nil, err
+	}
+	return &ContentObject{Header: h, Size: st.Size() - 8 - hlen, f: f, r: br}, nil
+}
+
+// VerifyContent rereads a content object and checks its checksum.
+func (s *Store) VerifyContent(c Checksum) error {
+	f, err := os.Open(s.ObjectFile(c, ObjFile))
+	if err != nil {
+		return fmt.Errorf("verify content %s: %w", c, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("verify content %s: %w", c, err)
+	}
+	var got Checksum
+	h.Sum(got[:0])
+	if got != c {
+		return fmt.Errorf("verify content %s: stored bytes hash to %s", c, got)
+	}
+	return nil
+}
+
+// Sync flushes the store's filesystem once, instead of an fsync per object.
+func (s *Store) Sync() error {
+	f, err := os.Open(s.root)
+	if err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same directory
+// and a rename, so readers never see a partial file.
+func WriteFileAtomic(path string, data []byte) error { return writeFileAtomic(path, data) }
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

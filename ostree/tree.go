@@ -1,0 +1,203 @@
+package ostree
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// File is a regular file or symlink in a tree: its content object's header, payload size
+// and checksum. Hardlinked paths are separate File values with the same checksum, exactly
+// as ostree sees them.
+type File struct {
+	Header   FileHeader
+	Size     int64 // payload bytes; 0 for symlinks
+	Checksum Checksum
+}
+
+// Dir is a directory in a tree.
+type Dir struct {
+	Meta  DirMeta
+	Files map[string]*File // regular files and symlinks
+	Dirs  map[string]*Dir
+
+	// Set by Tree.Finalize.
+	TreeSum Checksum
+	MetaSum Checksum
+}
+
+// NewDir returns an empty directory with the given metadata.
+func NewDir(meta DirMeta) *Dir {
+	return &Dir{Meta: meta, Files: map[string]*File{}, Dirs: map[string]*Dir{}}
+}
+
+// FileNames returns the file entry names sorted in ostree order.
+func (d *Dir) FileNames() []string { return sortedKeys(d.Files) }
+
+// DirNames returns the subdirectory names sorted in ostree order.
+func (d *Dir) DirNames() []string { return sortedKeys(d.Dirs) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// DirTree returns the dirtree object of d; subdirectories must already be finalized.
+func (d *Dir) DirTree() DirTree {
+	dt := DirTree{Files: make([]DirTreeFile, 0, len(d.Files)), Dirs: make([]DirTreeDir, 0, len(d.Dirs))}
+	for _, n := range d.FileNames() {
+		dt.Files = append(dt.Files, DirTreeFile{Name: n, Checksum: d.Files[n].Checksum})
+	}
+	for _, n := range d.DirNames() {
+		s := d.Dirs[n]
+		dt.Dirs = append(dt.Dirs, DirTreeDir{Name: n, Tree: s.TreeSum, Meta: s.MetaSum})
+	}
+	return dt
+}
+
+// Tree is the in-memory tree of a commit: metadata only, content lives in a Store.
+type Tree struct {
+	Root *Dir
+}
+
+// NewTree returns a tree with an empty root owned by root, mode 0755.
+func NewTree() *Tree {
+	return &Tree{Root: NewDir(DirMeta{Mode: ModeDir | 0o755})}
+}
+
+// SplitPath cleans an absolute or relative slash path into its components.
+// It rejects ".." that would leave the root.
+func SplitPath(p string) ([]string, error) {
+	var out []string
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(out) == 0 {
+				return nil, fmt.Errorf("path %q escapes the root", p)
+			}
+			out = out[:len(out)-1]
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// LookupDir returns the directory at p, or nil.
+func (t *Tree) LookupDir(p string) *Dir {
+	parts, err := SplitPath(p)
+	if err != nil {
+		return nil
+	}
+	d := t.Root
+	for _, c := range parts {
+		d = d.Dirs[c]
+		if d == nil {
+			return nil
+		}
+	}
+	return d
+}
+
+// LookupFile returns the file or symlink at p without following symlinks, or nil.
+func (t *Tree) LookupFile(p string) *File {
+	dir, base := path.Split(path.Clean("/" + p))
+	d := t.LookupDir(dir)
+	if d == nil || base == "" {
+		return nil
+	}
+	return d.Files[base]
+}
+
+// WalkFunc is called for each entry; exactly one of d and f is non-nil. p is the
+// absolute path ("/" for the root).
+type WalkFunc func(p string, d *Dir, f *File) error
+
+// Walk visits the tree depth-first in dirtree order: a directory, then its files sorted
+// by name, then its subdirectories sorted by name.
+func (t *Tree) Walk(fn WalkFunc) error {
+	return walk("/", t.Root, fn)
+}
+
+func walk(p string, d *Dir, fn WalkFunc) error {
+	if err := fn(p, d, nil); err != nil {
+		return err
+	}
+	for _, n := range d.FileNames() {
+		if err := fn(path.Join(p, n), nil, d.Files[n]); err != nil {
+			return err
+		}
+	}
+	for _, n := range d.DirNames() {
+		if err := walk(path.Join(p, n), d.Dirs[n], fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MetadataWriter stores metadata objects; *Store implements it.
+type MetadataWriter interface {
+	WriteMetadata(t ObjectType, data []byte) (Checksum, error)
+}
+
+// Finalize computes every directory's dirtree and dirmeta checksums bottom-up and, when
+// w is not nil, writes those objects. Call it again after changing the tree.
+func (t *Tree) Finalize(w MetadataWriter) (rootTree, rootMeta Checksum, err error) {
+	if err := finalize(t.Root, w); err != nil {
+		return Checksum{}, Checksum{}, err
+	}
+	return t.Root.TreeSum, t.Root.MetaSum, nil
+}
+
+func finalize(d *Dir, w MetadataWriter) error {
+	for _, s := range d.Dirs {
+		if err := finalize(s, w); err != nil {
+			return err
+		}
+	}
+	tree := d.DirTree().Marshal()
+	meta := d.Meta.Marshal()
+	d.TreeSum = sha256Sum(tree)
+	d.MetaSum = sha256Sum(meta)
+	if w != nil {
+		if _, err := w.WriteMetadata(ObjDirTree, tree); err != nil {
+			return err
+		}
+		if _, err := w.WriteMetadata(ObjDirMeta, meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats summarizes a tree.
+type Stats struct {
+	Dirs, Files, Symlinks int
+	Bytes                 int64 // sum of payload sizes over all paths
+}
+
+// Stats counts the tree's entries.
+func (t *Tree) Stats() Stats {
+	var s Stats
+	_ = t.Walk(func(_ string, d *Dir, f *File) error {
+		switch {
+		case d != nil:
+			s.Dirs++
+		case f.Header.IsSymlink():
+			s.Symlinks++
+		default:
+			s.Files++
+			s.Bytes += f.Size
+		}
+		return nil
+	})
+	return s
+}
