@@ -1,0 +1,62 @@
+// Command rechunker rewrites a container image as an ostree-native, chunked,
+// bootc-compatible OCI image whose layers stay stable across releases.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.podman.io/storage/pkg/reexec"
+)
+
+func main() {
+	// containers-storage re-executes this binary to apply layers; that must run first.
+	if reexec.Init() {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "rechunker:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit status (e.g. verify failing is 1, usage is 2).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "rechunker",
+		Short:         "Rewrite container images as chunked, bootc-compatible ostree images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newImportCmd(),
+		newLsCmd(),
+		newPlanCmd(),
+		newBuildCmd(),
+		newComposeCmd(),
+		newVerifyCmd(),
+		newDiffCmd(),
+		newInspectCmd(),
+	)
+	return root
+}

@@ -1,0 +1,246 @@
+// Package imageio reads container images through containers/image (go.podman.io/image),
+// so every transport it knows works as a source: oci:, oci-archive:, docker-archive:,
+// containers-storage:, docker://, dir:. It owns no format knowledge beyond the OCI
+// manifest and config; ostree and bootc semantics live elsewhere.
+package imageio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/pkg/compression"
+	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/types"
+)
+
+// Options configure access to images.
+type Options struct {
+	// CacheDir holds containers/image's blob-info cache; empty means a private temp dir.
+	CacheDir string
+	// InsecureSkipTLSVerify disables TLS verification for docker:// (tests, local registries).
+	InsecureSkipTLSVerify bool
+	// RegistriesConfPath overrides /etc/containers/registries.conf (hermetic tests).
+	RegistriesConfPath string
+	// Arch and OS select an instance from a multi-platform index; empty means the host.
+	Arch, OS string
+}
+
+// SystemContext returns the containers/image context for o.
+func (o Options) SystemContext() *types.SystemContext {
+	sys := &types.SystemContext{
+		BlobInfoCacheDir:         o.CacheDir,
+		SystemRegistriesConfPath: o.RegistriesConfPath,
+		ArchitectureChoice:       o.Arch,
+		OSChoice:                 o.OS,
+	}
+	if o.CacheDir == "" {
+		sys.BlobInfoCacheDir = filepath.Join(os.TempDir(), "rechunker-blobinfo")
+	}
+	if o.InsecureSkipTLSVerify {
+		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+		sys.OCIInsecureSkipTLSVerify = true
+	}
+	return sys
+}
+
+// ParseReference parses a transport:reference string. A bare path to an existing
+// directory with an oci-layout file is accepted as oci:PATH for convenience.
+func ParseReference(s string) (types.ImageReference, error) {
+	ref, err := alltransports.ParseImageName(s)
+	if err == nil {
+		return ref, nil
+	}
+	if _, statErr := os.Stat(filepath.Join(s, "oci-layout")); statErr == nil {
+		return alltransports.ParseImageName("oci:" + s)
+	}
+	return nil, fmt.Errorf("parse image reference %q (want TRANSPORT:REF, e.g. oci:DIR:TAG, containers-storage:NAME, docker://REF): %w", s, err)
+}
+
+// Layer describes one layer of a source image.
+type Layer struct {
+	Digest      digest.Digest // blob digest as stored by the transport
+	Size        int64         // -1 when unknown
+	MediaType   string
+	DiffID      digest.Digest // from the config's rootfs.diff_ids, may be empty
+	Annotations map[string]string
+}
+
+// Source is an opened image.
+type Source struct {
+	Ref          types.ImageReference
+	Manifest     []byte
+	ManifestType string
+	Digest       digest.Digest // manifest digest
+	ConfigRaw    []byte
+	Config       imgspecv1.Image
+	ConfigDigest digest.Digest
+	// Layers as the manifest lists them (compressed digests, annotations).
+	Layers []Layer
+
+	src        types.ImageSource
+	img        types.Image
+	copyLayers []types.BlobInfo // what GetBlob accepts (uncompressed for containers-storage)
+}
+
+// ErrNotFound is returned by Open when the image does not exist.
+var ErrNotFound = errors.New("image not found")
+
+// Open opens an image for reading; Close it when done.
+func Open(ctx context.Context, refStr string, o Options) (*Source, error) {
+	ref, err := ParseReference(refStr)
+	if err != nil {
+		return nil, err
+	}
+	sys := o.SystemContext()
+	if err := os.MkdirAll(sys.BlobInfoCacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open image %s: %w", refStr, err)
+	}
+	src, err := ref.NewImageSource(ctx, sys)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("open image %s: %w: %v", refStr, ErrNotFound, err)
+		}
+		return nil, fmt.Errorf("open image %s: %w", refStr, err)
+	}
+	s := &Source{Ref: ref, src: src}
+	if err := s.load(ctx, sys); err != nil {
+		src.Close()
+		return nil, fmt.Errorf("open image %s: %w", refStr, err)
+	}
+	return s, nil
+}
+
+func isNotFound(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"does not exist", "not found", "no such file", "unknown", "manifest unknown", "no descriptor found"} {
+		if strings.Contains(strings.ToLower(msg), s) {
+			return true
+		}
+	}
+	return errors.Is(err, os.ErrNotExist)
+}
+
+func (s *Source) load(ctx context.Context, sys *types.SystemContext) error {
+	img, err := image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(s.src, nil))
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	s.img = img
+	s.Manifest, s.ManifestType, err = img.Manifest(ctx)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	s.Digest, err = manifest.Digest(s.Manifest)
+	if err != nil {
+		return fmt.Errorf("digest manifest: %w", err)
+	}
+	s.ConfigRaw, err = img.ConfigBlob(ctx)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	s.ConfigDigest = digest.FromBytes(s.ConfigRaw)
+	if err := json.Unmarshal(s.ConfigRaw, &s.Config); err != nil {
+		return fmt.Errorf("parse config: %w", err)
+	}
+	m, err := manifest.FromBlob(s.Manifest, s.ManifestType)
+	if err != nil {
+		return fmt.Errorf("parse manifest: %w", err)
+	}
+	var infos []manifest.LayerInfo
+	for _, li := range m.LayerInfos() {
+		if !li.EmptyLayer {
+			infos = append(infos, li)
+		}
+	}
+	diffIDs := s.Config.RootFS.DiffIDs
+	for i, li := range infos {
+		l := Layer{Digest: li.Digest, Size: li.Size, MediaType: li.MediaType, Annotations: li.Annotations}
+		if i < len(diffIDs) {
+			l.DiffID = diffIDs[i]
+		}
+		s.Layers = append(s.Layers, l)
+	}
+	copyInfos, err := img.LayerInfosForCopy(ctx)
+	if err != nil {
+		return fmt.Errorf("read layer infos: %w", err)
+	}
+	if copyInfos == nil {
+		copyInfos = img.LayerInfos()
+	}
+	for _, ci := range copyInfos {
+		s.copyLayers = append(s.copyLayers, ci)
+	}
+	if len(s.copyLayers) != len(s.Layers) {
+		return fmt.Errorf("manifest lists %d layers but the transport has %d", len(s.Layers), len(s.copyLayers))
+	}
+	return nil
+}
+
+// Close releases the source.
+func (s *Source) Close() error {
+	if s.src == nil {
+		return nil
+	}
+	return s.src.Close()
+}
+
+// Labels returns the config labels (never nil).
+func (s *Source) Labels() map[string]string {
+	if s.Config.Config.Labels == nil {
+		return map[string]string{}
+	}
+	return s.Config.Config.Labels
+}
+
+// OpenLayerBlob returns layer i's blob as the transport stores it (possibly compressed).
+func (s *Source) OpenLayerBlob(ctx context.Context, i int) (io.ReadCloser, int64, error) {
+	if i < 0 || i >= len(s.copyLayers) {
+		return nil, 0, fmt.Errorf("layer %d out of range (image has %d)", i, len(s.copyLayers))
+	}
+	rc, size, err := s.src.GetBlob(ctx, s.copyLayers[i], nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read layer %d (%s): %w", i, s.copyLayers[i].Digest, err)
+	}
+	return rc, size, nil
+}
+
+// OpenLayer returns layer i's uncompressed tar stream; gzip, zstd, xz and bzip2 are
+// detected from the data, not trusted from the media type.
+func (s *Source) OpenLayer(ctx context.Context, i int) (io.ReadCloser, error) {
+	rc, _, err := s.OpenLayerBlob(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	dec, _, err := compression.AutoDecompress(rc)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, s.copyLayers[i].Digest, err)
+	}
+	return &closeBoth{ReadCloser: dec, under: rc}, nil
+}
+
+type closeBoth struct {
+	io.ReadCloser
+	under io.Closer
+}
+
+func (c *closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	if e := c.under.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// LayerBlobDigest returns the digest GetBlob would verify for layer i.
+func (s *Source) LayerBlobDigest(i int) digest.Digest { return s.copyLayers[i].Digest }

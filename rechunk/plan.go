@@ -1,0 +1,40 @@
+// Package rechunk decides which files go into which layer: it assigns every file of a
+// commit to a component (package, user.component xattr, kernel, package database, big
+// unowned file, catch-all) and packs components into at most N layers so that a typical
+// upgrade downloads few bytes and the same content stays in the same layer across
+// releases. It reads the tree from ostree/ and returns a Plan as plain data; it never
+// writes images.
+package rechunk
+
+import "github.com/rechunker-dev/rechunker/ostree"
+
+// FileRef is one path of the tree and the content object it uses.
+type FileRef struct {
+	Path     string // absolute commit path, e.g. /usr/etc/os-release (etc lives under usr/etc)
+	Checksum ostree.Checksum
+}
+
+// Layer is one planned chunk layer.
+type Layer struct {
+	// Name is the human name written as the layer's history created_by.
+	Name string
+	// Components are the component names in the layer, sorted; joined with "," they form
+	// the ostree.components annotation. Empty for the reserved bin.
+	Components []string
+	// Files are every path assigned to the layer. Each path of the tree is in exactly one
+	// layer; one checksum may appear in several layers (exclusive components).
+	Files []FileRef
+	// Size is the sum of payload sizes of the distinct objects of the layer.
+	Size int64
+	// ChangeProbability is the planner's estimate that the layer changes in an upgrade.
+	ChangeProbability float64
+	// Why explains the grouping in a few words (shown by `rechunker plan`).
+	Why string
+}
+
+// Plan is the planner's output, consumed by the exporter.
+type Plan struct {
+	Layers []Layer
+	// Labels are config labels the exporter must add (the plan history label).
+	Labels map[string]string
+}
