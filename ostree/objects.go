@@ -14,6 +14,7 @@ import (
 	"math/bits"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rechunker-dev/rechunker/ostree/gvariant"
 )
@@ -244,6 +245,10 @@ func (h FileHeader) Validate() error {
 	if strings.IndexByte(h.Target, 0) >= 0 {
 		return fmt.Errorf("symlink target contains a NUL byte")
 	}
+	if !utf8.ValidString(h.Target) {
+		// ostree stores the target as a GVariant string, which must be UTF-8.
+		return fmt.Errorf("symlink target %q is not valid UTF-8", h.Target)
+	}
 	return validateXattrs(h.Xattrs)
 }
 
@@ -356,12 +361,50 @@ type DirTree struct {
 	Dirs  []DirTreeDir
 }
 
-// Marshal serializes the dirtree with entries sorted by name (strcmp order).
+// Marshal serializes the dirtree with entries sorted by name (strcmp order). It panics
+// on names Encode rejects; use Encode for names that were not validated.
 func (d DirTree) Marshal() []byte {
+	b, err := d.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Encode serializes the dirtree with entries sorted by name (strcmp order). It fails on
+// names ostree cannot store (see ValidName) and on a name used twice.
+func (d DirTree) Encode() ([]byte, error) {
 	files := append([]DirTreeFile(nil), d.Files...)
 	dirs := append([]DirTreeDir(nil), d.Dirs...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	sort.Slice(dirs, func(i, j int) bool { return dirs[i].Name < dirs[j].Name })
+	for i, f := range files {
+		if err := ValidName(f.Name); err != nil {
+			return nil, fmt.Errorf("encode dirtree: %w", err)
+		}
+		if i > 0 && files[i-1].Name == f.Name {
+			return nil, fmt.Errorf("encode dirtree: file %q listed twice", f.Name)
+		}
+	}
+	for i, dd := range dirs {
+		if err := ValidName(dd.Name); err != nil {
+			return nil, fmt.Errorf("encode dirtree: %w", err)
+		}
+		if i > 0 && dirs[i-1].Name == dd.Name {
+			return nil, fmt.Errorf("encode dirtree: directory %q listed twice", dd.Name)
+		}
+	}
+	// A name may not be both a file and a directory.
+	for i, j := 0, 0; i < len(files) && j < len(dirs); {
+		switch {
+		case files[i].Name == dirs[j].Name:
+			return nil, fmt.Errorf("encode dirtree: %q is both a file and a directory", files[i].Name)
+		case files[i].Name < dirs[j].Name:
+			i++
+		default:
+			j++
+		}
+	}
 	fv := make([]any, 0, len(files))
 	for _, f := range files {
 		c := f.Checksum
@@ -374,9 +417,9 @@ func (d DirTree) Marshal() []byte {
 	}
 	b, err := gvariant.EncodeType(dirTreeType, []any{fv, dv})
 	if err != nil {
-		panic(err)
+		return nil, fmt.Errorf("encode dirtree: %w", err)
 	}
-	return b
+	return b, nil
 }
 
 // Checksum returns the dirtree object's checksum.
@@ -398,6 +441,9 @@ func ValidName(name string) error {
 		return fmt.Errorf("invalid file name %q", name)
 	case strings.ContainsAny(name, "/\x00"):
 		return fmt.Errorf("file name %q contains '/' or NUL", name)
+	case !utf8.ValidString(name):
+		// Dirtree names are GVariant strings, which must be UTF-8.
+		return fmt.Errorf("file name %q is not valid UTF-8", name)
 	}
 	return nil
 }

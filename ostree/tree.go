@@ -151,28 +151,31 @@ type MetadataWriter interface {
 // Finalize computes every directory's dirtree and dirmeta checksums bottom-up and, when
 // w is not nil, writes those objects. Call it again after changing the tree.
 func (t *Tree) Finalize(w MetadataWriter) (rootTree, rootMeta Checksum, err error) {
-	if err := finalize(t.Root, w); err != nil {
+	if err := finalize("/", t.Root, w); err != nil {
 		return Checksum{}, Checksum{}, err
 	}
 	return t.Root.TreeSum, t.Root.MetaSum, nil
 }
 
-func finalize(d *Dir, w MetadataWriter) error {
-	for _, s := range d.Dirs {
-		if err := finalize(s, w); err != nil {
+func finalize(p string, d *Dir, w MetadataWriter) error {
+	for n, s := range d.Dirs {
+		if err := finalize(path.Join(p, n), s, w); err != nil {
 			return err
 		}
 	}
-	tree := d.DirTree().Marshal()
+	tree, err := d.DirTree().Encode()
+	if err != nil {
+		return fmt.Errorf("directory %s: %w", p, err)
+	}
 	meta := d.Meta.Marshal()
 	d.TreeSum = sha256Sum(tree)
 	d.MetaSum = sha256Sum(meta)
 	if w != nil {
 		if _, err := w.WriteMetadata(ObjDirTree, tree); err != nil {
-			return err
+			return fmt.Errorf("directory %s: %w", p, err)
 		}
 		if _, err := w.WriteMetadata(ObjDirMeta, meta); err != nil {
-			return err
+			return fmt.Errorf("directory %s: %w", p, err)
 		}
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"unicode/utf8"
 )
 
 // Variant is a value of type v: a child value together with its type string.
@@ -124,6 +126,9 @@ func parseAt(sig string, pos, depth int) (*Type, int, error) {
 		if c == '{' && len(t.fields) != 2 {
 			return nil, 0, fmt.Errorf("gvariant: dict entry in %q must have two members", sig)
 		}
+		if c == '{' && !isBasic(t.fields[0].kind) {
+			return nil, 0, fmt.Errorf("gvariant: dict entry key in %q is not a basic type", sig)
+		}
 		t.fixed = tupleFixedSize(t)
 		t.sig = sig[pos:next]
 		return t, next, nil
@@ -132,6 +137,69 @@ func parseAt(sig string, pos, depth int) (*Type, int, error) {
 	}
 	t.sig = sig[pos : pos+1]
 	return t, pos + 1, nil
+}
+
+func isBasic(k byte) bool { return strings.IndexByte("ybnqiuxthdsog", k) >= 0 }
+
+// checkString enforces what GVariant requires of s, o and g values: valid UTF-8 without
+// NUL bytes, and for o and g the D-Bus object path and signature syntax.
+func checkString(kind byte, s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return errors.New("string contains a NUL byte")
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("string %q is not valid UTF-8", s)
+	}
+	switch kind {
+	case 'o':
+		if !isObjectPath(s) {
+			return fmt.Errorf("%q is not an object path", s)
+		}
+	case 'g':
+		if !isSignature(s) {
+			return fmt.Errorf("%q is not a signature", s)
+		}
+	}
+	return nil
+}
+
+func isObjectPath(s string) bool {
+	if s == "/" {
+		return true
+	}
+	if !strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") {
+		return false
+	}
+	for _, seg := range strings.Split(s[1:], "/") {
+		if seg == "" {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isSignature accepts a concatenation of complete types without maybe types, as GLib's
+// g_variant_is_signature does.
+func isSignature(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte("ybnqiuxthdvasog(){}", s[i]) < 0 {
+			return false
+		}
+	}
+	for pos := 0; pos < len(s); {
+		_, next, err := parseAt(s, pos, 0)
+		if err != nil {
+			return false
+		}
+		pos = next
+	}
+	return true
 }
 
 func tupleFixedSize(t *Type) int {
@@ -281,10 +349,8 @@ func encode(_ []byte, t *Type, v any) ([]byte, error) {
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		for i := 0; i < len(s); i++ {
-			if s[i] == 0 {
-				return nil, fmt.Errorf("gvariant: string for %s contains a NUL byte", t.sig)
-			}
+		if err := checkString(t.kind, s); err != nil {
+			return nil, fmt.Errorf("gvariant: encode %s: %w", t.sig, err)
 		}
 		return append([]byte(s), 0), nil
 	case 'v':
@@ -449,13 +515,11 @@ func decode(t *Type, data []byte, depth int) (any, error) {
 		if len(data) == 0 || data[len(data)-1] != 0 {
 			return nil, invalid("string is not NUL-terminated")
 		}
-		s := data[:len(data)-1]
-		for _, c := range s {
-			if c == 0 {
-				return nil, invalid("string contains a NUL byte")
-			}
+		s := string(data[:len(data)-1])
+		if err := checkString(t.kind, s); err != nil {
+			return nil, invalid("%s: %v", t.sig, err)
 		}
-		return string(s), nil
+		return s, nil
 	case 'v':
 		i := len(data) - 1
 		for i >= 0 && data[i] != 0 {
