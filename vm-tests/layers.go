@@ -1,0 +1,183 @@
+package vmtests
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// blobRefPrefix is where ostree-ext records each imported layer, one ref per
+// compressed blob digest. A layer whose ref exists is not downloaded again.
+const blobRefPrefix = "ostree/container/blob/"
+
+// UnescapeRef reverses ostree-ext's ref escaping: alphanumerics, '-' and '/'
+// stand for themselves, "__" is '_', and "_XX_" is the character with hex
+// code XX (so ':' is "_3A_").
+func UnescapeRef(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '/':
+			b.WriteByte(c)
+		case c == '_':
+			if i+1 < len(s) && s[i+1] == '_' {
+				b.WriteByte('_')
+				i++
+				continue
+			}
+			end := strings.IndexByte(s[i+1:], '_')
+			if end <= 0 {
+				return "", fmt.Errorf("unescape ref %q: unterminated escape at offset %d", s, i)
+			}
+			code, err := strconv.ParseUint(s[i+1:i+1+end], 16, 32)
+			if err != nil {
+				return "", fmt.Errorf("unescape ref %q: bad escape at offset %d: %w", s, i, err)
+			}
+			b.WriteRune(rune(code))
+			i += end + 1
+		default:
+			return "", fmt.Errorf("unescape ref %q: invalid character %q", s, c)
+		}
+	}
+	return b.String(), nil
+}
+
+// ParseBlobRefs reads `ostree refs` output and returns the layer blob
+// digests ostree-ext holds, sorted. Other refs are ignored.
+func ParseBlobRefs(out []byte) ([]string, error) {
+	var digests []string
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, blobRefPrefix) {
+			continue
+		}
+		d, err := UnescapeRef(strings.TrimPrefix(line, blobRefPrefix))
+		if err != nil {
+			return nil, err
+		}
+		digests = append(digests, d)
+	}
+	sort.Strings(digests)
+	return digests, nil
+}
+
+// Manifest is the part of an OCI/Docker v2 image manifest the tests compare.
+type Manifest struct {
+	Digest string // sha256 of the raw manifest bytes
+	Layers []LayerRef
+}
+
+// ParseManifest decodes a raw manifest and computes its digest.
+func ParseManifest(raw []byte) (Manifest, error) {
+	var m struct {
+		SchemaVersion int        `json:"schemaVersion"`
+		Layers        []LayerRef `json:"layers"`
+		Manifests     []any      `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Manifest{}, fmt.Errorf("parse image manifest: %w", err)
+	}
+	if len(m.Manifests) > 0 {
+		return Manifest{}, fmt.Errorf("parse image manifest: got an index of %d manifests, want one image", len(m.Manifests))
+	}
+	if m.SchemaVersion != 2 || len(m.Layers) == 0 {
+		return Manifest{}, fmt.Errorf("parse image manifest: schemaVersion %d with %d layers, want a v2 image manifest", m.SchemaVersion, len(m.Layers))
+	}
+	sum := sha256.Sum256(raw)
+	return Manifest{Digest: "sha256:" + hex.EncodeToString(sum[:]), Layers: m.Layers}, nil
+}
+
+// NewLayers returns the layers of next that prev does not have, by blob
+// digest: what bootc must download when upgrading from prev to next.
+func NewLayers(prev, next Manifest) []LayerRef {
+	have := map[string]bool{}
+	for _, l := range prev.Layers {
+		have[l.Digest] = true
+	}
+	var out []LayerRef
+	seen := map[string]bool{}
+	for _, l := range next.Layers {
+		if !have[l.Digest] && !seen[l.Digest] {
+			seen[l.Digest] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// LayerRef is a layer by blob digest (and size when known).
+type LayerRef struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// UnmarshalJSON accepts either a descriptor-like object or a bare digest string.
+func (l *LayerRef) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &l.Digest)
+	}
+	type plain LayerRef
+	return json.Unmarshal(b, (*plain)(l))
+}
+
+// LayerDiff is the part of `rechunker diff --json` the tests use: layers of
+// the new image missing from the old one (what a client downloads) and layers
+// that went away.
+type LayerDiff struct {
+	Added   []LayerRef
+	Removed []LayerRef
+}
+
+// ParseLayerDiff decodes `rechunker diff --json`. The "added" list is
+// required: without it the comparison with bootc would prove nothing.
+func ParseLayerDiff(data []byte) (LayerDiff, error) {
+	var raw struct {
+		Added   *[]LayerRef `json:"added"`
+		Removed []LayerRef  `json:"removed"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: %w", err)
+	}
+	if raw.Added == nil {
+		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: no \"added\" layer list")
+	}
+	for i, l := range *raw.Added {
+		if !strings.HasPrefix(l.Digest, "sha256:") {
+			return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: added[%d] digest %q is not sha256:...", i, l.Digest)
+		}
+	}
+	return LayerDiff{Added: *raw.Added, Removed: raw.Removed}, nil
+}
+
+// Digests lists the layers' digests, sorted.
+func Digests(ls []LayerRef) []string {
+	out := make([]string, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.Digest)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Subtract returns the sorted elements of after that are not in before.
+func Subtract(after, before []string) []string {
+	in := map[string]bool{}
+	for _, s := range before {
+		in[s] = true
+	}
+	var out []string
+	for _, s := range after {
+		if !in[s] {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
