@@ -482,6 +482,21 @@ func ParseDirTree(data []byte) (DirTree, error) {
 		}
 		d.Dirs = append(d.Dirs, DirTreeDir{Name: e[0].(string), Tree: t, Meta: m})
 	}
+	// ostree writes both lists strictly sorted; anything else (duplicates included) is
+	// corrupt or hostile.
+	for i := 1; i < len(d.Files); i++ {
+		if d.Files[i-1].Name >= d.Files[i].Name {
+			return DirTree{}, fmt.Errorf("dirtree files not sorted or duplicated at %q", d.Files[i].Name)
+		}
+	}
+	for i := 1; i < len(d.Dirs); i++ {
+		if d.Dirs[i-1].Name >= d.Dirs[i].Name {
+			return DirTree{}, fmt.Errorf("dirtree dirs not sorted or duplicated at %q", d.Dirs[i].Name)
+		}
+	}
+	if _, err := d.Encode(); err != nil {
+		return DirTree{}, err
+	}
 	return d, nil
 }
 

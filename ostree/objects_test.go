@@ -43,7 +43,7 @@ func mustSum(t testing.TB, s string) Checksum {
 }
 
 // tv1Tree builds the tree of test vector TV1 from ../shared/docs/ostree-objects.md.
-func tv1Tree(t *testing.T, canonical bool) *Tree {
+func tv1Tree(t testing.TB, canonical bool) *Tree {
 	t.Helper()
 	tr := NewTree()
 	reg := func(mode uint32, x Xattrs) FileHeader {

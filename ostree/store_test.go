@@ -1,0 +1,277 @@
+package ostree
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := OpenStore(t.TempDir())
+	require.NoError(t, err)
+	return s
+}
+
+func tmpEntries(t *testing.T, s *Store) []string {
+	t.Helper()
+	ents, err := os.ReadDir(s.Path("tmp"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestStoreContentRoundTrip(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		h       FileHeader
+		payload []byte
+		want    string
+	}{
+		{"hello.txt", FileHeader{Mode: ModeRegular | 0o644}, []byte("hello\n"), csHello},
+		{"symlink", FileHeader{Mode: ModeSymlink | 0o777, Target: "hello.txt"}, nil, csLink},
+		{"xattrs", FileHeader{Mode: ModeRegular | 0o644, Xattrs: Xattrs{{"user.aaa", []byte("1")}, {"user.component", []byte("foo")}}},
+			[]byte("data\n"), csXattrTxt},
+		{"empty file", FileHeader{Mode: ModeRegular | 0o600, UID: 7, GID: 8}, []byte{}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r io.Reader
+			if tc.payload != nil {
+				r = bytes.NewReader(tc.payload)
+			}
+			c, n, err := s.WriteContent(ctx, tc.h, r)
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(tc.payload)), n)
+			assert.Equal(t, ContentChecksum(tc.h, tc.payload), c)
+			if tc.want != "" {
+				assert.Equal(t, tc.want, c.String())
+			}
+			require.True(t, s.Has(c, ObjFile))
+			require.NoError(t, s.VerifyContent(c))
+
+			obj, err := s.OpenContent(c)
+			require.NoError(t, err)
+			defer obj.Close()
+			assert.Equal(t, tc.h, obj.Header)
+			assert.Equal(t, int64(len(tc.payload)), obj.Size)
+			got, err := io.ReadAll(obj)
+			require.NoError(t, err)
+			assert.Equal(t, string(tc.payload), string(got))
+		})
+	}
+	assert.Empty(t, tmpEntries(t, s))
+}
+
+func TestStoreWriteContentRejects(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	_, _, err := s.WriteContent(ctx, FileHeader{Mode: ModeSymlink | 0o777, Target: "x"}, bytes.NewReader([]byte("payload")))
+	assert.ErrorContains(t, err, "symlink with 7 bytes")
+	_, _, err = s.WriteContent(ctx, FileHeader{Mode: ModeDir | 0o755}, nil)
+	assert.ErrorContains(t, err, "not a regular file")
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, _, err = s.WriteContent(canceled, FileHeader{Mode: ModeRegular | 0o644}, bytes.NewReader([]byte("x")))
+	assert.ErrorIs(t, err, context.Canceled)
+
+	boom := errors.New("boom")
+	_, _, err = s.WriteContent(ctx, FileHeader{Mode: ModeRegular | 0o644}, io.MultiReader(bytes.NewReader([]byte("partial")), errReader{boom}))
+	assert.ErrorIs(t, err, boom)
+
+	assert.Empty(t, tmpEntries(t, s), "failed writes leave no temporary files")
+	objs, err := filepath.Glob(s.Path("objects", "*", "*"))
+	require.NoError(t, err)
+	assert.Empty(t, objs, "failed writes leave no objects")
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestStoreConcurrentWriters writes the same object from many goroutines, plus distinct
+// objects, and checks every writer gets the same answer and the store stays intact.
+func TestStoreConcurrentWriters(t *testing.T) {
+	s := newStore(t)
+	payload := make([]byte, 1<<20)
+	_, err := rand.Read(payload)
+	require.NoError(t, err)
+	h := FileHeader{Mode: ModeRegular | 0o644}
+	want := ContentChecksum(h, payload)
+
+	const n = 16
+	var wg sync.WaitGroup
+	sums := make([]Checksum, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sums[i], _, errs[i] = s.WriteContent(context.Background(), h, bytes.NewReader(payload))
+			if errs[i] == nil {
+				// Distinct objects and metadata written at the same time.
+				_, _, errs[i] = s.WriteContent(context.Background(), h, bytes.NewReader([]byte(fmt.Sprint(i))))
+			}
+			if errs[i] == nil {
+				_, errs[i] = s.WriteMetadata(ObjDirMeta, DirMeta{Mode: ModeDir | 0o755}.Marshal())
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		require.NoError(t, errs[i])
+		assert.Equal(t, want, sums[i])
+	}
+	require.NoError(t, s.VerifyContent(want))
+	for i := 0; i < n; i++ {
+		require.NoError(t, s.VerifyContent(ContentChecksum(h, []byte(fmt.Sprint(i)))))
+	}
+	_, err = s.ReadMetadata(ObjDirMeta, mustSum(t, csDirMeta755))
+	require.NoError(t, err)
+	assert.Empty(t, tmpEntries(t, s))
+}
+
+// TestStoreAtomicity watches an object's path while a large object is being written:
+// whenever the path exists it must hold the complete object.
+func TestStoreAtomicity(t *testing.T) {
+	s := newStore(t)
+	h := FileHeader{Mode: ModeRegular | 0o644}
+	const size = 8 << 20
+	sum := ContentChecksum(h, bytes.Repeat([]byte{'z'}, size))
+	path := s.ObjectFile(sum, ObjFile)
+	full := int64(len(ContentPrefix(h)) + size)
+
+	done := make(chan struct{})
+	var seen int
+	var bad []int64
+	go func() {
+		defer close(done)
+		for {
+			st, err := os.Stat(path)
+			if err == nil {
+				seen++
+				if st.Size() != full {
+					bad = append(bad, st.Size())
+				}
+				return
+			}
+		}
+	}()
+	got, _, err := s.WriteContent(context.Background(), h, io.LimitReader(repeatReader('z'), size))
+	require.NoError(t, err)
+	<-done
+	assert.Equal(t, sum, got)
+	assert.Equal(t, 1, seen)
+	assert.Empty(t, bad, "a partially written object was visible")
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+func TestStoreCorruptionDetected(t *testing.T) {
+	s := newStore(t)
+	h := FileHeader{Mode: ModeRegular | 0o644}
+	c, _, err := s.WriteContent(context.Background(), h, bytes.NewReader([]byte("hello\n")))
+	require.NoError(t, err)
+	flipLastByte(t, s.ObjectFile(c, ObjFile))
+	err = s.VerifyContent(c)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), c.String())
+
+	dt := DirTree{Files: []DirTreeFile{{Name: "hello.txt", Checksum: c}}}
+	m, err := s.WriteMetadata(ObjDirTree, dt.Marshal())
+	require.NoError(t, err)
+	got, err := s.ReadMetadata(ObjDirTree, m)
+	require.NoError(t, err)
+	assert.Equal(t, dt.Marshal(), got)
+	flipLastByte(t, s.ObjectFile(m, ObjDirTree))
+	_, err = s.ReadMetadata(ObjDirTree, m)
+	assert.ErrorContains(t, err, "checksum mismatch")
+
+	// A truncated content object is refused when opened.
+	c2, _, err := s.WriteContent(context.Background(), FileHeader{Mode: ModeRegular | 0o644, Xattrs: Xattrs{{"user.a", []byte("x")}}}, nil)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(s.ObjectFile(c2, ObjFile), 12))
+	_, err = s.OpenContent(c2)
+	assert.ErrorContains(t, err, "out of range")
+
+	_, err = s.ReadMetadata(ObjCommit, Checksum{1})
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func flipLastByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	b[len(b)-1] ^= 0xff
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+}
+
+func TestStoreMetadataObjects(t *testing.T) {
+	s := newStore(t)
+	tr := tv1Tree(t, false)
+	rt, rm, err := tr.Finalize(s)
+	require.NoError(t, err)
+	c := Commit{Subject: "test", Timestamp: 1700000000, RootTree: rt, RootMeta: rm}
+	raw, err := c.Marshal()
+	require.NoError(t, err)
+	sum, err := s.WriteMetadata(ObjCommit, raw)
+	require.NoError(t, err)
+	assert.Equal(t, "bb0ddcdbaeade35c988cc39dae6793b3049f133a8a6a88a2cf6e1ea6d6f0aac6", sum.String())
+	for _, d := range []*Dir{tr.Root, tr.Root.Dirs["sub"], tr.Root.Dirs["empty"]} {
+		b, err := s.ReadMetadata(ObjDirTree, d.TreeSum)
+		require.NoError(t, err)
+		_, err = ParseDirTree(b)
+		require.NoError(t, err)
+		assert.True(t, s.Has(d.MetaSum, ObjDirMeta))
+	}
+	// sha256sum of every metadata file equals its name, as in an ostree repo.
+	b, err := os.ReadFile(s.ObjectFile(sum, ObjCommit))
+	require.NoError(t, err)
+	assert.Equal(t, sum, sha256Sum(b))
+
+	md := Metadata{{"k", mustVariant("s", "v")}}
+	mb, err := md.Marshal()
+	require.NoError(t, err)
+	require.NoError(t, s.WriteCommitMeta(sum, mb))
+	got, err := s.ReadMetadata(ObjCommitMeta, sum)
+	require.NoError(t, err)
+	assert.Equal(t, mb, got)
+
+	_, err = s.WriteMetadata(ObjFile, []byte{0})
+	assert.Error(t, err)
+}
+
+func TestOpenStoreRejectsForeignDir(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte("[core]\nmode=bare\n"), 0o644))
+	_, err := OpenStore(dir)
+	assert.ErrorContains(t, err, "not a rechunker store")
+
+	s, err := OpenStore(filepath.Join(t.TempDir(), "new"))
+	require.NoError(t, err)
+	_, err = OpenStore(s.Root())
+	require.NoError(t, err, "reopening a store works")
+}
