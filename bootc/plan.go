@@ -1,0 +1,156 @@
+package bootc
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// maxPlanLabel bounds the decoded plan label we are willing to parse.
+const maxPlanLabel = 64 << 20
+
+// PlanInfo is what can be read from the dev.rechunker.plan label without depending on
+// package rechunk's exact schema: the label is decoded as JSON (plain, or base64 of
+// gzip/plain JSON) and searched for objects with a "components" list and a digest or
+// diff_id.
+type PlanInfo struct {
+	RawBytes int    `json:"raw_bytes"`
+	Parsed   bool   `json:"parsed"`
+	Summary  string `json:"summary"`
+	// Components by layer digest or diff_id, where the plan records them.
+	byDigest map[digest.Digest][]string
+}
+
+// ComponentsFor returns the plan's components for a layer, or nil.
+func (p *PlanInfo) ComponentsFor(d, diffID digest.Digest) []string {
+	if p == nil {
+		return nil
+	}
+	if c, ok := p.byDigest[d]; ok {
+		return c
+	}
+	if c, ok := p.byDigest[diffID]; ok {
+		return c
+	}
+	return nil
+}
+
+// ParsePlanLabel reads the plan label; nil when the label is empty.
+func ParsePlanLabel(raw string) *PlanInfo {
+	if raw == "" {
+		return nil
+	}
+	p := &PlanInfo{RawBytes: len(raw), byDigest: map[digest.Digest][]string{}}
+	v, how, err := decodePlan(raw)
+	if err != nil {
+		p.Summary = "not parseable: " + err.Error()
+		return p
+	}
+	p.Parsed = true
+	p.Summary = how + ", " + describeJSON(v)
+	collectComponents(v, p.byDigest)
+	return p
+}
+
+func decodePlan(raw string) (any, string, error) {
+	var v any
+	if err := json.Unmarshal([]byte(raw), &v); err == nil {
+		return v, "JSON", nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, "", fmt.Errorf("neither JSON nor base64")
+	}
+	how := "base64 JSON"
+	if zr, err := gzip.NewReader(bytes.NewReader(b)); err == nil {
+		b, err = io.ReadAll(io.LimitReader(zr, maxPlanLabel+1))
+		if err != nil {
+			return nil, "", fmt.Errorf("gunzip: %w", err)
+		}
+		if len(b) > maxPlanLabel {
+			return nil, "", fmt.Errorf("decompresses to more than %d bytes", maxPlanLabel)
+		}
+		how = "base64 gzip JSON"
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, "", fmt.Errorf("decoded label is not JSON: %w", err)
+	}
+	return v, how, nil
+}
+
+// describeJSON summarizes the top level: keys, with array lengths.
+func describeJSON(v any) string {
+	switch t := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			switch e := t[k].(type) {
+			case []any:
+				parts = append(parts, fmt.Sprintf("%s[%d]", k, len(e)))
+			case string, float64, bool:
+				s := fmt.Sprint(e)
+				if len(s) > 40 {
+					s = s[:40] + "…"
+				}
+				parts = append(parts, k+"="+s)
+			default:
+				parts = append(parts, k)
+			}
+		}
+		return "object {" + strings.Join(parts, ", ") + "}"
+	case []any:
+		return fmt.Sprintf("array of %d", len(t))
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+func collectComponents(v any, out map[digest.Digest][]string) {
+	switch t := v.(type) {
+	case map[string]any:
+		if comps, ok := stringList(t["components"]); ok {
+			for _, k := range []string{"digest", "diff_id", "diffid", "blob", "layer_digest"} {
+				if s, ok := t[k].(string); ok && digest.Digest(s).Validate() == nil {
+					out[digest.Digest(s)] = comps
+				}
+			}
+		}
+		for _, e := range t {
+			collectComponents(e, out)
+		}
+	case []any:
+		for _, e := range t {
+			collectComponents(e, out)
+		}
+	}
+}
+
+func stringList(v any) ([]string, bool) {
+	switch t := v.(type) {
+	case string:
+		return splitComma(t), true
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, e := range t {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}

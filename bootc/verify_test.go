@@ -1,0 +1,364 @@
+package bootc
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.podman.io/storage/pkg/reexec"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func verifyRef(t *testing.T, ref string, o Options) *Report {
+	t.Helper()
+	o.TempDir = t.TempDir()
+	r, err := Verify(context.Background(), openTest(t, ref), o)
+	require.NoError(t, err)
+	return r
+}
+
+func findEntry(es []tEntry, suffix string) int {
+	for i, e := range es {
+		if strings.HasSuffix(e.Hdr.Name, suffix) {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestVerifyAccepts(t *testing.T) {
+	derived := [][]tEntry{{
+		{Hdr: hdr("etc", tar.TypeDir, 0o755, 0)},
+		{Hdr: hdr("etc/motd", tar.TypeReg, 0o644, 0), Data: []byte("hello\n")},
+		{Hdr: hdr("usr/bin/.wh.ping", tar.TypeReg, 0o644, 0)},
+		{Hdr: hdr("usr/share/doc/.wh..wh..opq", tar.TypeReg, 0o644, 0)},
+		{Hdr: hdr("usr/share/doc/c", tar.TypeReg, 0o644, 0), Data: []byte("new")},
+		{Hdr: hdr("opt/thing", tar.TypeReg, 0o644, 0), Data: []byte("x")},
+		{Hdr: hdr("tmp/junk", tar.TypeReg, 0o644, 0), Data: []byte("x")},
+	}}
+	tests := []struct {
+		name  string
+		img   tImage
+		check func(t *testing.T, r *Report)
+	}{
+		{name: "regular-file xattrs links", img: baseImage()},
+		{name: "hardlinked xattrs objects (older ostree-ext)", img: func() tImage { i := baseImage(); i.HardlinkXattrs = true; return i }()},
+		{name: "with commitmeta", img: func() tImage { i := baseImage(); i.CommitMeta = true; return i }()},
+		{name: "only ostree.bootable", img: func() tImage {
+			i := baseImage()
+			i.Labels = map[string]string{LabelBootc: "", LabelBootable: "true"}
+			return i
+		}(), check: func(t *testing.T, r *Report) {
+			assert.Equal(t, CheckLabels, r.Warnings[0].Check)
+		}},
+		{name: "derived layer on top", img: func() tImage { i := baseImage(); i.Derived = derived; return i }(),
+			check: func(t *testing.T, r *Report) {
+				require.NotNil(t, r.Derived)
+				assert.Equal(t, 1, r.Derived.Layers)
+				assert.Equal(t, []string{"opt", "tmp"}, r.Derived.Filtered)
+				assert.Equal(t, 3, r.Derived.Removed, "ping whited out, doc/a and doc/b hidden by the opaque dir")
+				assert.Equal(t, RoleDerived, r.Layers[4].Role)
+				// /usr/etc/hostname is empty and removed, motd added.
+				assert.Equal(t, 9-1-2+1+1-1, r.Tree.Files+r.Tree.Symlinks)
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.img.build(t)
+			r := verifyRef(t, b.Ref, Options{})
+			require.Nil(t, r.Failure, "%v", r.Failure)
+			assert.True(t, r.OK)
+			assert.Equal(t, b.CommitSum.String(), r.Commit)
+			for _, l := range r.Layers {
+				assert.True(t, l.Checked, "layer %d", l.Index)
+			}
+			assert.Equal(t, RoleCommit, r.Layers[0].Role)
+			assert.Equal(t, RoleChunk, r.Layers[3].Role)
+			assert.Equal(t, []string{"kernel"}, r.Layers[2].Components)
+			for _, w := range r.Warnings {
+				assert.NotEqual(t, CheckKernel, w.Check, w.Message)
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	sums := baseImage().build(t).Sums
+	bash := sums["/usr/bin/bash"]
+	tests := []struct {
+		name    string
+		img     func() tImage
+		corrupt func(t *testing.T, b *built) // change the layout on disk after building
+		check   string
+		layer   int
+		msg     string
+	}{
+		{
+			name: "corrupted blob",
+			img:  baseImage,
+			corrupt: func(t *testing.T, b *built) {
+				p := filepath.Join(b.Dir, "blobs", "sha256", b.Manifest.Layers[2].Digest.Encoded())
+				data, err := os.ReadFile(p)
+				require.NoError(t, err)
+				data[len(data)/2] ^= 0xff
+				require.NoError(t, os.WriteFile(p, data, 0o644))
+			},
+			check: CheckBlob, layer: 2, msg: "blob digest is",
+		},
+		{
+			name: "file content changed",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						k := findEntry(es, bash.String()[2:]+".file")
+						es[k].Data = []byte("#!bash binarY")
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckObject, layer: 1, msg: bash.String() + ".file: content checksum is",
+		},
+		{
+			name: "file mode changed",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						es[findEntry(es, bash.String()[2:]+".file")].Hdr.Mode = 0o700
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckObject, layer: 1, msg: "content checksum is",
+		},
+		{
+			name: "xattrs link missing",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						k := findEntry(es, bash.String()[2:]+".file-xattrs-link")
+						es = append(es[:k], es[k+1:]...)
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckXattrs, layer: 1, msg: "missing xattrs reference for " + bash.String() + " in layer 1",
+		},
+		{
+			name: "xattrs link with wrong xattrs",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						es[findEntry(es, bash.String()[2:]+".file-xattrs-link")].Data = ostree.Xattrs(nil).Marshal()
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckObject, layer: 1, msg: "0 xattrs",
+		},
+		{
+			name: "layer dropped from manifest, config and history",
+			img: func() tImage {
+				i := baseImage()
+				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) {
+					m.Layers = append(m.Layers[:2], m.Layers[3:]...)
+					c.RootFS.DiffIDs = append(c.RootFS.DiffIDs[:2], c.RootFS.DiffIDs[3:]...)
+					c.History = append(c.History[:2], c.History[3:]...)
+				}
+				return i
+			},
+			check: CheckTree, layer: -1, msg: "commit tree incomplete: content object",
+		},
+		{
+			name: "layer dropped from manifest only",
+			img: func() tImage {
+				i := baseImage()
+				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) { m.Layers = m.Layers[:3] }
+				return i
+			},
+			check: CheckManifest, layer: -1, msg: "config lists 4 diff_ids for 3 manifest layers",
+		},
+		{
+			name: "final-diffid points nowhere",
+			img: func() tImage {
+				i := baseImage()
+				i.Labels = map[string]string{LabelFinalDiffID: digest.FromString("nothing").String()}
+				return i
+			},
+			check: CheckLayout, layer: -1, msg: "is not in rootfs.diff_ids",
+		},
+		{
+			name: "short history",
+			img: func() tImage {
+				i := baseImage()
+				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) { c.History = c.History[:3] }
+				return i
+			},
+			check: CheckHistory, layer: -1, msg: "truncated history: 3 history entries for 4 layers",
+		},
+		{
+			name: "no bootable label",
+			img: func() tImage {
+				i := baseImage()
+				i.Labels = map[string]string{LabelBootc: ""}
+				return i
+			},
+			check: CheckBootable, layer: -1, msg: "neither",
+		},
+		{
+			name:  "wrong architecture",
+			img:   func() tImage { i := baseImage(); i.Arch = "riscv64-not"; return i },
+			check: CheckArch, layer: -1, msg: `"riscv64-not"`,
+		},
+		{
+			name: "commit label mismatch",
+			img: func() tImage {
+				i := baseImage()
+				i.Labels = map[string]string{LabelCommit: strings.Repeat("ab", 32)}
+				return i
+			},
+			check: CheckCommit, layer: 0, msg: "label says abab",
+		},
+		{
+			name: "commit not first",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 0 {
+						k := findEntry(es, ".commit")
+						c := es[k]
+						es = append(es[:k], es[k+1:]...)
+						es = append(es, c)
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckCommit, layer: 0, msg: "want the <commit>.commit object",
+		},
+		{
+			name: "metadata object in a chunk layer",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 2 {
+						es = append(es, tEntry{Hdr: hdr(objPath(ostree.Checksum{1}, "dirmeta"), tar.TypeReg, 0o644, 0)})
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckObject, layer: 2, msg: "metadata object",
+		},
+		{
+			name: "duplicate object in a layer",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						k := findEntry(es, bash.String()[2:]+".file-xattrs-link")
+						es = append(es, es[k], es[k+1])
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckObject, layer: 1, msg: "duplicate object " + bash.String() + ".file",
+		},
+		{
+			name: "dangling xattrs link",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						k := findEntry(es, bash.String()[2:]+".file")
+						es = append(es[:k], es[k+1:]...)
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckXattrs, layer: 1, msg: "dangling xattrs reference for " + bash.String(),
+		},
+		{
+			name: "checkout hardlink to the wrong object",
+			img: func() tImage {
+				i := baseImage()
+				i.EditLayer = func(n int, es []tEntry) []tEntry {
+					if n == 1 {
+						es[findEntry(es, "usr/bin/bash")].Hdr.Linkname = objPath(sums["/usr/bin/ping"], "file")
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckContainer, layer: 1, msg: "/usr/bin/bash links to object",
+		},
+		{
+			name: "diff_id mismatch",
+			img: func() tImage {
+				i := baseImage()
+				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) {
+					c.RootFS.DiffIDs[3] = digest.FromString("other")
+					c.Config.Labels[LabelFinalDiffID] = c.RootFS.DiffIDs[3].String()
+				}
+				return i
+			},
+			check: CheckBlob, layer: 3, msg: "config diff_id says",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.img().build(t)
+			if tc.corrupt != nil {
+				tc.corrupt(t, b)
+			}
+			r := verifyRef(t, b.Ref, Options{})
+			require.NotNil(t, r.Failure, "verify passed")
+			assert.False(t, r.OK)
+			assert.Equal(t, tc.check, r.Failure.Check, r.Failure.Error())
+			assert.Equal(t, tc.layer, r.Failure.Layer, r.Failure.Error())
+			assert.Contains(t, r.Failure.Message, tc.msg)
+		})
+	}
+}
+
+func TestVerifyLint(t *testing.T) {
+	img := baseImage()
+	img.Files = append(img.Files[:3:3], img.Files[5:]...) // no kernel
+	img.Files = append(img.Files, tFile{Path: "/var/lib/app/state", Data: "x", Chunk: 3})
+	b := img.build(t)
+	r := verifyRef(t, b.Ref, Options{})
+	require.Nil(t, r.Failure, "%v", r.Failure)
+	checks := map[string]string{}
+	for _, w := range r.Warnings {
+		checks[w.Check] = w.Message
+	}
+	assert.Contains(t, checks[CheckKernel], "no kernel")
+	assert.Contains(t, checks[CheckVar], "/var/lib/app/state")
+}
