@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-
 func fixtureDir(t *testing.T) string {
 	d := "/work/shared/fixtures/bootc"
 	if _, err := os.Stat(filepath.Join(d, "manifest1.json")); err != nil {
