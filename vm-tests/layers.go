@@ -1,7 +1,6 @@
 package vmtests
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -113,47 +112,46 @@ func NewLayers(prev, next Manifest) []LayerRef {
 
 // LayerRef is a layer by blob digest (and size when known).
 type LayerRef struct {
-	Digest string `json:"digest"`
-	Size   int64  `json:"size,omitempty"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size,omitempty"`
+	ReusedBy string `json:"reused_by,omitempty"` // rechunker diff: "digest" or "diff_id"
 }
 
-// UnmarshalJSON accepts either a descriptor-like object or a bare digest string.
-func (l *LayerRef) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, &l.Digest)
-	}
-	type plain LayerRef
-	return json.Unmarshal(b, (*plain)(l))
-}
-
-// LayerDiff is the part of `rechunker diff --json` the tests use: layers of
-// the new image missing from the old one (what a client downloads) and layers
-// that went away.
+// LayerDiff is the part of `rechunker diff --json` (bootc.DiffReport) the
+// tests use: the layers of the new image a client downloads when upgrading
+// from the old one, and those it already has.
 type LayerDiff struct {
-	Added   []LayerRef
-	Removed []LayerRef
+	Fetched   []LayerRef
+	Reused    []LayerRef
+	Removed   []LayerRef
+	SameImage bool
 }
 
-// ParseLayerDiff decodes `rechunker diff --json`. The "added" list is
+// ParseLayerDiff decodes `rechunker diff --json`. The "fetched" list is
 // required: without it the comparison with bootc would prove nothing.
 func ParseLayerDiff(data []byte) (LayerDiff, error) {
 	var raw struct {
-		Added   *[]LayerRef `json:"added"`
-		Removed []LayerRef  `json:"removed"`
+		Fetched       *[]LayerRef `json:"fetched"`
+		Reused        []LayerRef  `json:"reused"`
+		Removed       []LayerRef  `json:"removed"`
+		LayersFetched *int        `json:"layers_fetched"`
+		SameImage     bool        `json:"same_image"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: %w", err)
 	}
-	if raw.Added == nil {
-		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: no \"added\" layer list")
+	if raw.Fetched == nil {
+		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: no \"fetched\" layer list")
 	}
-	for i, l := range *raw.Added {
+	for i, l := range *raw.Fetched {
 		if !strings.HasPrefix(l.Digest, "sha256:") {
-			return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: added[%d] digest %q is not sha256:...", i, l.Digest)
+			return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: fetched[%d] digest %q is not sha256:...", i, l.Digest)
 		}
 	}
-	return LayerDiff{Added: *raw.Added, Removed: raw.Removed}, nil
+	if raw.LayersFetched != nil && *raw.LayersFetched != len(*raw.Fetched) {
+		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: layers_fetched %d but %d fetched layers listed", *raw.LayersFetched, len(*raw.Fetched))
+	}
+	return LayerDiff{Fetched: *raw.Fetched, Reused: raw.Reused, Removed: raw.Removed, SameImage: raw.SameImage}, nil
 }
 
 // Digests lists the layers' digests, sorted.

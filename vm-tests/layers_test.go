@@ -91,17 +91,23 @@ func TestParseManifestRejects(t *testing.T) {
 func TestParseLayerDiff(t *testing.T) {
 	a := "sha256:" + "aa" + "0b5d930ffc92d444b0a7b39beed322945a3038603fbe2a56415a6d02d598"
 	b := "sha256:" + "bb" + "0b5d930ffc92d444b0a7b39beed322945a3038603fbe2a56415a6d02d598"
+	// Shaped like bootc.DiffReport, which `rechunker diff --json` prints.
+	report := `{"layers_total":3,"layers_fetched":2,"bytes_total":15,"bytes_fetched":15,
+		"fetched":[{"index":0,"digest":"` + b + `","size":12,"components":[]},{"index":2,"digest":"` + a + `","size":3,"components":["containers"]}],
+		"reused":[{"index":1,"digest":"sha256:cc","size":9,"components":["bash"],"reused_by":"digest"}],
+		"removed":[{"index":0,"digest":"sha256:dd","size":11,"components":[]}],"same_image":false}`
 	tests := []struct {
 		name    string
 		in      string
-		added   []string
+		fetched []string
+		reused  []string
 		wantErr string
 	}{
-		{name: "descriptors", in: `{"from":"x","to":"y","added":[{"digest":"` + b + `","size":12},{"digest":"` + a + `","size":3}],"removed":[{"digest":"sha256:cc"}],"reused":40}`, added: []string{a, b}},
-		{name: "bare digests", in: `{"added":["` + a + `"],"removed":[]}`, added: []string{a}},
-		{name: "nothing added", in: `{"added":[]}`, added: []string{}},
-		{name: "no added key", in: `{"layers":[]}`, wantErr: `no "added"`},
-		{name: "bad digest", in: `{"added":[{"digest":"abc"}]}`, wantErr: "not sha256"},
+		{name: "report", in: report, fetched: []string{a, b}, reused: []string{"sha256:cc"}},
+		{name: "nothing fetched", in: `{"layers_fetched":0,"fetched":[],"reused":[],"removed":[],"same_image":true}`, fetched: []string{}, reused: []string{}},
+		{name: "no fetched key", in: `{"layers":[]}`, wantErr: `no "fetched"`},
+		{name: "count mismatch", in: `{"layers_fetched":2,"fetched":[{"digest":"` + a + `"}]}`, wantErr: "layers_fetched 2 but 1"},
+		{name: "bad digest", in: `{"fetched":[{"digest":"abc"}]}`, wantErr: "not sha256"},
 		{name: "not JSON", in: `diff: not implemented yet`, wantErr: "parse rechunker diff JSON"},
 	}
 	for _, tc := range tests {
@@ -113,7 +119,8 @@ func TestParseLayerDiff(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tc.added, Digests(d.Added))
+			assert.Equal(t, tc.fetched, Digests(d.Fetched))
+			assert.Equal(t, tc.reused, Digests(d.Reused))
 		})
 	}
 }

@@ -53,7 +53,7 @@ func CheckHost(ctx context.Context, h Host, c Config) []Missing {
 	}
 
 	if _, err := h.LookPath("bcvk"); err != nil {
-		add("bcvk", "not in PATH (need >= "+MinBcvk+")")
+		add("bcvk", "not in PATH; need >= "+MinBcvk)
 	} else if out, err := probe("bcvk", "--version"); err != nil {
 		add("bcvk", "bcvk --version failed: "+err.Error())
 	} else if v, ok := ParseBcvkVersion(out); !ok {

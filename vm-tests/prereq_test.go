@@ -70,7 +70,7 @@ func TestCheckHost(t *testing.T) {
 		reason string   // substring of the first reason
 	}{
 		{name: "complete host", edit: func(*machine, *Config) {}},
-		{name: "no bcvk", edit: func(m *machine, _ *Config) { delete(m.path, "bcvk") }, want: []string{"bcvk"}, reason: "not in PATH (need >= 0.7.0)"},
+		{name: "no bcvk", edit: func(m *machine, _ *Config) { delete(m.path, "bcvk") }, want: []string{"bcvk"}, reason: "not in PATH; need >= 0.7.0"},
 		{name: "old bcvk", edit: func(m *machine, _ *Config) { m.outputs["bcvk --version"] = "bcvk 0.6.0\n" }, want: []string{"bcvk"}, reason: "version 0.6.0, need >= 0.7.0"},
 		{name: "bcvk unreadable version", edit: func(m *machine, _ *Config) { m.outputs["bcvk --version"] = "bcvk\n" }, want: []string{"bcvk"}, reason: "cannot read version"},
 		{name: "libvirt down", edit: func(m *machine, _ *Config) {
@@ -118,8 +118,8 @@ func TestCheckHost(t *testing.T) {
 }
 
 func TestSkipMessage(t *testing.T) {
-	msg := SkipMessage([]Missing{{"bcvk", "not in PATH (need >= 0.7.0)"}, {"libvirt", "virsh not in PATH"}})
-	assert.Equal(t, "vm-tests need a host with podman, bcvk, libvirt and KVM; missing: bcvk (not in PATH (need >= 0.7.0)); libvirt (virsh not in PATH)", msg)
+	msg := SkipMessage([]Missing{{"bcvk", "not in PATH; need >= 0.7.0"}, {"libvirt", "virsh not in PATH"}})
+	assert.Equal(t, "vm-tests need a host with podman, bcvk, libvirt and KVM; missing: bcvk (not in PATH; need >= 0.7.0); libvirt (virsh not in PATH)", msg)
 	assert.NotContains(t, msg, "\n")
 }
 
