@@ -1,0 +1,315 @@
+package exporter
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Compression names accepted by Options.Compression.
+const (
+	CompressionGzip = "gzip"
+	CompressionZstd = "zstd"
+	CompressionNone = "none"
+)
+
+// compressor describes how layer blobs are compressed.
+type compressor struct {
+	name      string
+	level     int
+	mediaType string
+}
+
+func newCompressor(name string, level int) (compressor, error) {
+	switch name {
+	case "", CompressionGzip:
+		if level == 0 {
+			level = 6
+		}
+		if level < 1 || level > 9 {
+			return compressor{}, fmt.Errorf("gzip compression level %d: want 1..9", level)
+		}
+		return compressor{CompressionGzip, level, imgspecv1.MediaTypeImageLayerGzip}, nil
+	case CompressionZstd:
+		if level == 0 {
+			level = 3
+		}
+		if level < 1 || level > 22 {
+			return compressor{}, fmt.Errorf("zstd compression level %d: want 1..22", level)
+		}
+		return compressor{CompressionZstd, level, imgspecv1.MediaTypeImageLayerZstd}, nil
+	case CompressionNone:
+		return compressor{CompressionNone, 0, imgspecv1.MediaTypeImageLayer}, nil
+	}
+	return compressor{}, fmt.Errorf("unknown compression %q (want gzip, zstd or none)", name)
+}
+
+// key names the compressor in the blob cache.
+func (c compressor) key() string { return c.name + "-" + strconv.Itoa(c.level) }
+
+// accepts reports whether a blob of media type mt is compressed the way c asks, so an
+// existing blob can stand in for one we would write.
+func (c compressor) accepts(mt string) bool {
+	switch c.name {
+	case CompressionGzip:
+		return mt == imgspecv1.MediaTypeImageLayerGzip || mt == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	case CompressionZstd:
+		return mt == imgspecv1.MediaTypeImageLayerZstd
+	default:
+		return mt == imgspecv1.MediaTypeImageLayer || mt == "application/vnd.docker.image.rootfs.diff.tar"
+	}
+}
+
+// wrap returns a writer compressing into w. Both encoders are deterministic: gzip with
+// a zero header (no name, mtime 0, OS 255), zstd with one encoder goroutine.
+func (c compressor) wrap(w io.Writer) (io.WriteCloser, error) {
+	switch c.name {
+	case CompressionGzip:
+		return kgzip.NewWriterLevel(w, c.level)
+	case CompressionZstd:
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(c.level)),
+			zstd.WithEncoderConcurrency(1))
+	default:
+		return nopCloser{w}, nil
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// digestWriter counts and hashes what passes through it.
+type digestWriter struct {
+	h hash.Hash
+	n int64
+}
+
+func newDigestWriter() *digestWriter { return &digestWriter{h: sha256.New()} }
+
+func (d *digestWriter) Write(p []byte) (int, error) {
+	d.h.Write(p)
+	d.n += int64(len(p))
+	return len(p), nil
+}
+
+func (d *digestWriter) digest() digest.Digest { return digest.NewDigest(digest.SHA256, d.h) }
+
+// progressWriter reports bytes to a callback in chunks.
+type progressWriter struct {
+	fn      func(int64)
+	pending int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.pending += int64(len(b))
+	if p.pending >= 4<<20 {
+		p.flush()
+	}
+	return len(b), nil
+}
+
+func (p *progressWriter) flush() {
+	if p.pending > 0 && p.fn != nil {
+		p.fn(p.pending)
+	}
+	p.pending = 0
+}
+
+// blobDir is a directory of content-addressed blobs (an OCI layout's blobs/ or the
+// store's blob cache).
+type blobDir string
+
+func (b blobDir) path(d digest.Digest) string {
+	return filepath.Join(string(b), d.Algorithm().String(), d.Encoded())
+}
+
+// has reports whether the blob exists with the given size (-1: any size).
+func (b blobDir) has(d digest.Digest, size int64) bool {
+	st, err := os.Stat(b.path(d))
+	return err == nil && st.Mode().IsRegular() && (size < 0 || st.Size() == size)
+}
+
+// tempFile creates a temporary file next to the blobs, so a rename puts it in place.
+func (b blobDir) tempFile() (*os.File, error) {
+	dir := filepath.Join(string(b), digest.SHA256.String())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(dir, ".tmp-blob-*")
+}
+
+// commit renames a finished temporary file into place as blob d.
+func (b blobDir) commit(tmp string, d digest.Digest) error {
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, b.path(d))
+}
+
+// place makes blob d (found at src) available in b: a hardlink when possible, a copy
+// otherwise. An existing blob of the right size is kept.
+func (b blobDir) place(src string, d digest.Digest, size int64) error {
+	if b.has(d, size) {
+		return nil
+	}
+	dst := b.path(d)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	} else if errors.Is(err, fs.ErrExist) {
+		os.Remove(dst)
+		if os.Link(src, dst) == nil {
+			return nil
+		}
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := b.tempFile()
+	if err != nil {
+		return err
+	}
+	dw := newDigestWriter()
+	if _, err := io.Copy(io.MultiWriter(tmp, dw), in); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if dw.digest() != d {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("blob %s: copy from %s hashes to %s", d, src, dw.digest())
+	}
+	if err := b.commit(tmp.Name(), d); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+// blobCache remembers, per uncompressed diff_id and compressor, the compressed blob we
+// made for it, so a rebuild reuses blobs without compressing again. It lives in the store:
+// blobs/sha256/<hex> holds blobs, blobs/index/<compressor>/<diffid hex> holds
+// "<digest> <size>".
+type blobCache struct {
+	root  string
+	blobs blobDir
+}
+
+func newBlobCache(root string) *blobCache {
+	return &blobCache{root: root, blobs: blobDir(root)}
+}
+
+func (c *blobCache) indexPath(comp compressor, diffID digest.Digest) string {
+	return filepath.Join(c.root, "index", comp.key(), diffID.Encoded())
+}
+
+// lookup returns the cached blob for diffID, if its file is still there.
+func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest, int64, bool) {
+	b, err := os.ReadFile(c.indexPath(comp, diffID))
+	if err != nil {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "", 0, false
+	}
+	d, err := digest.Parse(f[0])
+	if err != nil {
+		return "", 0, false
+	}
+	size, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || !c.blobs.has(d, size) {
+		return "", 0, false
+	}
+	return d, size, true
+}
+
+// record notes that blob d of size is diffID compressed with comp.
+func (c *blobCache) record(comp compressor, diffID, d digest.Digest, size int64) error {
+	p := c.indexPath(comp, diffID)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(tmp, "%s %d\n", d, size)
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+// layerSink is where one pass over a layer's tar stream goes: the uncompressed hash,
+// and optionally a compressor writing a blob file with its own hash.
+type layerSink struct {
+	bw       *bufio.Writer
+	diff     *digestWriter
+	comp     io.WriteCloser
+	compHash *digestWriter
+	file     *os.File
+	fileBuf  *bufio.Writer
+	progress *progressWriter
+}
+
+func newLayerSink(c *compressor, file *os.File, progress func(int64)) (*layerSink, error) {
+	s := &layerSink{diff: newDigestWriter(), progress: &progressWriter{fn: progress}}
+	ws := []io.Writer{s.diff, s.progress}
+	if c != nil {
+		s.file = file
+		s.fileBuf = bufio.NewWriterSize(file, 256<<10)
+		s.compHash = newDigestWriter()
+		cw, err := c.wrap(io.MultiWriter(s.fileBuf, s.compHash))
+		if err != nil {
+			return nil, err
+		}
+		s.comp = cw
+		ws = append(ws, cw)
+	}
+	s.bw = bufio.NewWriterSize(io.MultiWriter(ws...), 256<<10)
+	return s, nil
+}
+
+func (s *layerSink) Write(p []byte) (int, error) { return s.bw.Write(p) }
+
+// close flushes everything; the file itself is left open for the caller.
+func (s *layerSink) close() error {
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	s.progress.flush()
+	if s.comp == nil {
+		return nil
+	}
+	if err := s.comp.Close(); err != nil {
+		return err
+	}
+	return s.fileBuf.Flush()
+}

@@ -1,0 +1,643 @@
+// Package exporter writes an ostree commit, chunked by a rechunk.Plan, as a
+// bootc-compatible OCI image in the ostree-ext "chunked" format: layer 0 holds the commit
+// and the directory structure, each further layer holds the content objects of one
+// planned chunk, hardlinked to their real paths. It builds and compresses layers in
+// parallel, streaming, reproducibly, reuses blobs of previous builds and of its own
+// cache, and hands the result to any containers/image transport. It knows nothing of
+// how the tree was imported or how the plan was made, and it never verifies its own
+// output (bootc/ does, independently).
+//
+// The .file-xattrs-link entries are always written in the regular-file form (the
+// serialized xattrs as file content), never as a hardlink to a shared .file-xattrs blob.
+// Evidence: ostree-ext's importer accepts a regular file there since the commit that
+// introduced the split-xattrs (bare-split-xattrs) stream format itself
+// (ostreedev/ostree-rs-ext c6f33536, "tar/v1: introduce object types for split xattrs",
+// released in ostree-ext v0.6.4, 2022-02-24; same code in bootc-dev/bootc
+// crates/ostree-ext/src/tar/import.rs today). So every importer able to read this format
+// at all accepts the plain file, while the hardlink form puts one link per content object
+// on a single inode (the empty-xattrs blob) and exceeds the 65,000-link limit of ext4 and
+// btrfs when a tool unpacks the layer (coreos/rpm-ostree#5479). ostree-ext's own exporter
+// switched to the plain form in bootc 0e9fd6b0 (2025-09) for that reason.
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/rechunk"
+)
+
+// Label and annotation keys (docs/ostree-ext-format.md §3.3).
+const (
+	LabelCommit      = "ostree.commit"
+	LabelFinalDiffID = "ostree.final-diffid"
+	LabelBootc       = "containers.bootc"
+	LabelBootable    = "ostree.bootable"
+	LabelLinux       = "ostree.linux"
+	LabelVersion     = "org.opencontainers.image.version"
+	LabelInputHash   = "rpmostree.inputhash"
+	AnnComponents    = "ostree.components"
+)
+
+// Input is the commit to export: its tree (finalized), commit object and source config.
+type Input struct {
+	Tree      *ostree.Tree
+	Commit    ostree.Commit
+	CommitSum ostree.Checksum
+	Config    imgspecv1.Image // source image config; Config.Config is carried over
+	Created   time.Time       // source created time
+}
+
+// Options configure an export.
+type Options struct {
+	// Output is the destination, TRANSPORT:REF (oci:DIR[:TAG], oci-archive:, dir:,
+	// containers-storage:, docker://, docker-archive:).
+	Output string
+	// FormatVersion is 1 or 2 (default 2: parent directories in every chunk).
+	FormatVersion int
+	// Compression is gzip (default), zstd or none; Level 0 means the default (6, 3).
+	Compression string
+	Level       int
+	// Labels are extra labels (--label), applied after the computed ones except
+	// ostree.commit and ostree.final-diffid.
+	Labels map[string]string
+	// Bootc adds containers.bootc=1.
+	Bootc bool
+	// Created overrides the image timestamp (e.g. SOURCE_DATE_EPOCH); zero means Input.Created.
+	Created time.Time
+	// Previous builds whose blobs may be reused when a layer's diff_id matches.
+	Previous []PreviousImage
+	// Image configures access to previous images and the output.
+	Image imageio.Options
+	// NoBlobCache disables the store's compressed-blob cache.
+	NoBlobCache bool
+	// Workers bounds parallel layer builds; 0 means GOMAXPROCS.
+	Workers int
+	// Progress receives progress events; nil for none.
+	Progress Progress
+	// Warn receives non-fatal problems; nil discards them.
+	Warn func(string)
+}
+
+// PreviousImage lists the layers of a previous build (from its manifest and config),
+// whose blobs may be copied as they are when a new layer has the same diff_id.
+type PreviousImage struct {
+	Ref    string
+	Layers []PreviousLayer
+}
+
+// PreviousLayer is one layer of a previous build.
+type PreviousLayer struct {
+	Digest string // compressed blob digest
+	DiffID string // uncompressed digest
+	Size   int64
+}
+
+// Progress receives export progress. Calls may come from several goroutines.
+type Progress interface {
+	Start(layers int, bytes int64)
+	Bytes(n int64)
+	LayerDone(l LayerResult)
+	Phase(name string)
+}
+
+// LayerResult describes one layer of the written image.
+type LayerResult struct {
+	Index      int           `json:"index"`
+	Name       string        `json:"name"`
+	Components []string      `json:"components,omitempty"`
+	Digest     digest.Digest `json:"digest"`
+	DiffID     digest.Digest `json:"diff_id"`
+	Size       int64         `json:"size"`
+	TarSize    int64         `json:"uncompressed_size"`
+	MediaType  string        `json:"media_type"`
+	// Reused is "previous-build" or "cache" when no compression was needed.
+	Reused   string        `json:"reused,omitempty"`
+	Objects  int           `json:"objects"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Result describes the written image.
+type Result struct {
+	Output         string            `json:"output"`
+	ManifestDigest digest.Digest     `json:"manifest_digest"`
+	ConfigDigest   digest.Digest     `json:"config_digest"`
+	Commit         string            `json:"commit"`
+	Layers         []LayerResult     `json:"layers"`
+	Labels         map[string]string `json:"labels"`
+	Timings        Timings           `json:"timings"`
+}
+
+// Timings are wall-clock durations of the export phases.
+type Timings struct {
+	Layers time.Duration `json:"layers_ns"`
+	Write  time.Duration `json:"write_ns"`
+	Total  time.Duration `json:"total_ns"`
+}
+
+// Export writes in as a chunked image laid out by plan.
+func Export(ctx context.Context, in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*Result, error) {
+	start := time.Now()
+	e, err := newExport(in, store, plan, o)
+	if err != nil {
+		return nil, err
+	}
+	defer e.cleanup()
+	out, err := parseOutput(o.Output)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.prepareOutput(out); err != nil {
+		return nil, err
+	}
+	if err := e.buildLayers(ctx); err != nil {
+		return nil, err
+	}
+	tLayers := time.Since(start)
+	e.phase("writing image")
+	res, err := e.writeImage(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	res.Timings = Timings{Layers: tLayers, Write: time.Since(start) - tLayers, Total: time.Since(start)}
+	return res, nil
+}
+
+// export is the state of one Export call.
+type export struct {
+	in      *Input
+	store   *ostree.Store
+	plan    *rechunk.Plan
+	o       Options
+	comp    compressor
+	created time.Time
+	cd      *commitData
+
+	specs  []*layerSpec   // manifest order: commit layer, then chunks
+	names  []string       // history created_by per layer
+	comps  [][]string     // components per layer (nil for the commit layer)
+	sizes  []int64        // estimated payload size per layer, for scheduling
+	layers []LayerResult  // filled by buildLayers
+	prev   map[digest.Digest]prevBlob
+
+	cache    *blobCache // nil when disabled
+	outBlobs blobDir    // where the image's blobs end up
+	tmpDir   string     // removed at the end
+	sources  *sourcePool
+}
+
+func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*export, error) {
+	if in == nil || in.Tree == nil || in.Tree.Root == nil {
+		return nil, fmt.Errorf("export: no tree")
+	}
+	if plan == nil {
+		return nil, fmt.Errorf("export: no plan")
+	}
+	switch o.FormatVersion {
+	case 0:
+		o.FormatVersion = 2
+	case 1, 2:
+	default:
+		return nil, fmt.Errorf("export: format version %d: want 1 or 2", o.FormatVersion)
+	}
+	comp, err := newCompressor(o.Compression, o.Level)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	e := &export{in: in, store: store, plan: plan, o: o, comp: comp}
+	e.created = in.Created
+	if !o.Created.IsZero() {
+		e.created = o.Created
+	}
+	e.created = e.created.UTC().Truncate(time.Second)
+
+	if err := e.loadCommit(); err != nil {
+		return nil, err
+	}
+	if err := e.assign(); err != nil {
+		return nil, err
+	}
+	e.prev = indexPrevious(o.Previous)
+	if !o.NoBlobCache {
+		e.cache = newBlobCache(store.Path("blobs"))
+	}
+	e.sources = newSourcePool(o.Image)
+	return e, nil
+}
+
+func (e *export) warn(format string, args ...any) {
+	if e.o.Warn != nil {
+		e.o.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *export) phase(name string) {
+	if e.o.Progress != nil {
+		e.o.Progress.Phase(name)
+	}
+}
+
+func (e *export) cleanup() {
+	e.sources.close()
+	if e.tmpDir != "" {
+		os.RemoveAll(e.tmpDir)
+	}
+}
+
+// loadCommit serializes the commit and reads its detached metadata.
+func (e *export) loadCommit() error {
+	b, err := e.in.Commit.Marshal()
+	if err != nil {
+		return fmt.Errorf("export: serialize commit: %w", err)
+	}
+	sum, _ := e.in.Commit.Checksum()
+	if e.in.CommitSum.IsZero() {
+		e.in.CommitSum = sum
+	}
+	if sum != e.in.CommitSum {
+		return fmt.Errorf("export: commit serializes to %s, not %s", sum, e.in.CommitSum)
+	}
+	rt, rm := e.in.Tree.Root.TreeSum, e.in.Tree.Root.MetaSum
+	if e.in.Commit.RootTree != rt || e.in.Commit.RootMeta != rm {
+		return fmt.Errorf("export: commit %s root (%s, %s) does not match the tree (%s, %s); finalize the tree first",
+			sum, e.in.Commit.RootTree, e.in.Commit.RootMeta, rt, rm)
+	}
+	e.cd = &commitData{sum: sum, commit: b}
+	if e.store.Has(sum, ostree.ObjCommitMeta) {
+		meta, err := e.store.ReadMetadata(ostree.ObjCommitMeta, sum)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		e.cd.commitMeta = meta
+	}
+	return nil
+}
+
+// assign turns the plan into layer specs, checking it against the tree: every planned
+// path must exist with the planned checksum and be planned once; tree paths the plan
+// forgot go into the commit layer, as ostree-ext does with its remainder.
+func (e *export) assign() error {
+	tree := e.in.Tree
+	all := map[string]ostree.Checksum{}
+	sizes := map[ostree.Checksum]int64{}
+	_ = tree.Walk(func(p string, d *ostree.Dir, f *ostree.File) error {
+		if f != nil {
+			all[p] = f.Checksum
+			sizes[f.Checksum] = f.Size
+		}
+		return nil
+	})
+	seen := make(map[string]int, len(all))
+	commitSpec := &layerSpec{commit: true}
+	e.specs = []*layerSpec{commitSpec}
+	e.names = []string{"ostree export of commit " + e.cd.sum.String()}
+	e.comps = [][]string{nil}
+	e.sizes = []int64{0}
+	for i, l := range e.plan.Layers {
+		byObj := map[ostree.Checksum][]string{}
+		for _, f := range l.Files {
+			p := "/" + strings.TrimPrefix(f.Path, "/")
+			sum, ok := all[p]
+			if !ok {
+				return fmt.Errorf("export: plan layer %d (%s): %s is not a file of the tree", i, l.Name, p)
+			}
+			if sum != f.Checksum {
+				return fmt.Errorf("export: plan layer %d (%s): %s has checksum %s in the tree, %s in the plan", i, l.Name, p, sum, f.Checksum)
+			}
+			if prev, dup := seen[p]; dup {
+				return fmt.Errorf("export: plan puts %s in layers %d and %d", p, prev, i)
+			}
+			seen[p] = i
+			byObj[sum] = append(byObj[sum], p)
+		}
+		spec, size := specFrom(byObj, sizes)
+		comps := append([]string(nil), l.Components...)
+		sort.Strings(comps)
+		e.specs = append(e.specs, spec)
+		e.names = append(e.names, l.Name)
+		e.comps = append(e.comps, comps)
+		e.sizes = append(e.sizes, size)
+	}
+	rest := map[ostree.Checksum][]string{}
+	n := 0
+	for p, sum := range all {
+		if _, ok := seen[p]; !ok {
+			rest[sum] = append(rest[sum], p)
+			n++
+		}
+	}
+	if n > 0 {
+		e.warn("plan does not cover %d paths; they go into the commit layer", n)
+		spec, size := specFrom(rest, sizes)
+		commitSpec.objects = spec.objects
+		e.sizes[0] = size
+	}
+	return nil
+}
+
+func specFrom(byObj map[ostree.Checksum][]string, sizes map[ostree.Checksum]int64) (*layerSpec, int64) {
+	spec := &layerSpec{}
+	var size int64
+	for sum, paths := range byObj {
+		sortCheckoutOrder(paths)
+		spec.objects = append(spec.objects, object{sum: sum, paths: paths})
+		size += sizes[sum]
+	}
+	sort.Slice(spec.objects, func(i, j int) bool {
+		return string(spec.objects[i].sum[:]) < string(spec.objects[j].sum[:])
+	})
+	return spec, size
+}
+
+// buildLayers writes every layer blob, in parallel, largest first.
+func (e *export) buildLayers(ctx context.Context) error {
+	n := len(e.specs)
+	e.layers = make([]LayerResult, n)
+	order := make([]int, n)
+	var total int64
+	for i := range order {
+		order[i] = i
+		total += e.sizes[i]
+	}
+	sort.SliceStable(order, func(a, b int) bool { return e.sizes[order[a]] > e.sizes[order[b]] })
+	if e.o.Progress != nil {
+		e.o.Progress.Start(n, total)
+	}
+	workers := e.o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, i := range order {
+		g.Go(func() error {
+			t0 := time.Now()
+			lr, err := e.buildLayer(gctx, i)
+			if err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, e.names[i], err)
+			}
+			lr.Duration = time.Since(t0)
+			e.layers[i] = lr
+			if e.o.Progress != nil {
+				e.o.Progress.LayerDone(lr)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (e *export) progressFn() func(int64) {
+	if e.o.Progress == nil {
+		return nil
+	}
+	return e.o.Progress.Bytes
+}
+
+// buildLayer produces layer i's blob. When a blob could be reused, it first computes
+// the diff_id alone (hashing the tar is many times faster than compressing it) and
+// compresses only when nothing reusable has that diff_id.
+func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
+	lr := LayerResult{Index: i, Name: e.names[i], Components: e.comps[i], MediaType: e.comp.mediaType,
+		Objects: len(e.specs[i].objects)}
+	verified := false
+	if e.cache != nil || len(e.prev) > 0 {
+		diffID, tarSize, err := e.writeTar(ctx, i, nil, nil, true)
+		if err != nil {
+			return lr, err
+		}
+		verified = true
+		lr.DiffID, lr.TarSize = diffID, tarSize
+		if ok, err := e.reuse(ctx, &lr); err != nil || ok {
+			return lr, err
+		}
+	}
+	dst := e.outBlobs
+	if e.cache != nil {
+		dst = e.cache.blobs
+	}
+	tmp, err := dst.tempFile()
+	if err != nil {
+		return lr, err
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	sink, err := newLayerSink(&e.comp, tmp, e.progressFn())
+	if err != nil {
+		return lr, err
+	}
+	if err := writeLayer(ctx, sink, e.in.Tree, e.store, e.cd, e.specs[i], e.o.FormatVersion, !verified); err != nil {
+		return lr, err
+	}
+	if err := sink.close(); err != nil {
+		return lr, err
+	}
+	if err := tmp.Close(); err != nil {
+		return lr, err
+	}
+	diffID := sink.diff.digest()
+	if lr.DiffID != "" && diffID != lr.DiffID {
+		return lr, fmt.Errorf("tar stream not reproducible: %s then %s", lr.DiffID, diffID)
+	}
+	lr.DiffID, lr.TarSize = diffID, sink.diff.n
+	lr.Digest, lr.Size = sink.compHash.digest(), sink.compHash.n
+	if err := dst.commit(tmp.Name(), lr.Digest); err != nil {
+		return lr, err
+	}
+	if e.cache != nil {
+		if err := e.cache.record(e.comp, lr.DiffID, lr.Digest, lr.Size); err != nil {
+			e.warn("blob cache: %v", err)
+		}
+		if err := e.outBlobs.place(e.cache.blobs.path(lr.Digest), lr.Digest, lr.Size); err != nil {
+			return lr, err
+		}
+	}
+	return lr, nil
+}
+
+// writeTar streams layer i through a sink and returns its diff_id and size.
+func (e *export) writeTar(ctx context.Context, i int, c *compressor, f *os.File, verify bool) (digest.Digest, int64, error) {
+	sink, err := newLayerSink(c, f, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := writeLayer(ctx, sink, e.in.Tree, e.store, e.cd, e.specs[i], e.o.FormatVersion, verify); err != nil {
+		return "", 0, err
+	}
+	if err := sink.close(); err != nil {
+		return "", 0, err
+	}
+	return sink.diff.digest(), sink.diff.n, nil
+}
+
+// reuse looks for an existing blob with lr.DiffID: first in previous builds (the bytes
+// clients already have), then in the local cache.
+func (e *export) reuse(ctx context.Context, lr *LayerResult) (bool, error) {
+	if pb, ok := e.prev[lr.DiffID]; ok {
+		err := e.sources.copyBlob(ctx, pb, e.comp, e.outBlobs)
+		if err == nil {
+			lr.Digest, lr.Size, lr.Reused = pb.digest, pb.size, "previous-build"
+			return true, nil
+		}
+		if !errors.Is(err, errOtherCompression) {
+			e.warn("reuse layer %s from %s: %v; building it", pb.digest, pb.ref, err)
+		}
+	}
+	if e.cache != nil {
+		if d, size, ok := e.cache.lookup(e.comp, lr.DiffID); ok {
+			if err := e.outBlobs.place(e.cache.blobs.path(d), d, size); err != nil {
+				return false, err
+			}
+			lr.Digest, lr.Size, lr.Reused = d, size, "cache"
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+var errOtherCompression = errors.New("compressed differently")
+
+// prevBlob is a layer blob of a previous build.
+type prevBlob struct {
+	ref    string
+	index  int // layer index in the previous image
+	digest digest.Digest
+	size   int64
+}
+
+func indexPrevious(prev []PreviousImage) map[digest.Digest]prevBlob {
+	m := map[digest.Digest]prevBlob{}
+	for _, p := range prev {
+		for i, l := range p.Layers {
+			d, err := digest.Parse(l.DiffID)
+			if err != nil || l.Digest == "" {
+				continue
+			}
+			if _, ok := m[d]; ok {
+				continue // the first previous build given wins
+			}
+			m[d] = prevBlob{ref: p.Ref, index: i, digest: digest.Digest(l.Digest), size: l.Size}
+		}
+	}
+	return m
+}
+
+// sourcePool opens previous images lazily and serializes reads from each.
+type sourcePool struct {
+	o    imageio.Options
+	mu   sync.Mutex
+	srcs map[string]*pooledSource
+}
+
+type pooledSource struct {
+	mu  sync.Mutex
+	src *imageio.Source
+	err error
+}
+
+func newSourcePool(o imageio.Options) *sourcePool {
+	return &sourcePool{o: o, srcs: map[string]*pooledSource{}}
+}
+
+func (p *sourcePool) get(ctx context.Context, ref string) *pooledSource {
+	p.mu.Lock()
+	ps, ok := p.srcs[ref]
+	if !ok {
+		ps = &pooledSource{}
+		p.srcs[ref] = ps
+	}
+	p.mu.Unlock()
+	ps.mu.Lock()
+	if !ok {
+		ps.src, ps.err = imageio.Open(ctx, ref, p.o)
+	}
+	return ps // locked
+}
+
+// copyBlob copies a previous build's compressed blob into dst, checking its digest. It
+// refuses blobs compressed differently from what comp asks for.
+func (p *sourcePool) copyBlob(ctx context.Context, pb prevBlob, comp compressor, dst blobDir) error {
+	ps := p.get(ctx, pb.ref)
+	defer ps.mu.Unlock()
+	if ps.err != nil {
+		return ps.err
+	}
+	src := ps.src
+	if pb.index >= len(src.Layers) || src.Layers[pb.index].Digest != pb.digest {
+		return fmt.Errorf("layer %d of %s is not %s", pb.index, pb.ref, pb.digest)
+	}
+	if mt := src.Layers[pb.index].MediaType; !comp.accepts(mt) {
+		return fmt.Errorf("blob is %s, not %s: %w", mt, comp.mediaType, errOtherCompression)
+	}
+	if dst.has(pb.digest, pb.size) {
+		return nil
+	}
+	if src.LayerBlobDigest(pb.index) != pb.digest {
+		// e.g. containers-storage keeps layers uncompressed: the compressed blob is gone.
+		return fmt.Errorf("transport serves %s, not the compressed blob", src.LayerBlobDigest(pb.index))
+	}
+	rc, _, err := src.OpenLayerBlob(ctx, pb.index)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := dst.tempFile()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	dw := newDigestWriter()
+	if _, err := copyCtx(ctx, tmp, dw, rc); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if dw.digest() != pb.digest || (pb.size > 0 && dw.n != pb.size) {
+		return fmt.Errorf("blob hashes to %s (%d bytes)", dw.digest(), dw.n)
+	}
+	return dst.commit(tmp.Name(), pb.digest)
+}
+
+func (p *sourcePool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range p.srcs {
+		if ps.src != nil {
+			ps.src.Close()
+		}
+	}
+}
+
+// tempDir makes a private temporary directory in the store.
+func (e *export) tempDir() (string, error) {
+	if e.tmpDir == "" {
+		d, err := os.MkdirTemp(e.store.Path("tmp"), "export-*")
+		if err != nil {
+			return "", fmt.Errorf("export: %w", err)
+		}
+		e.tmpDir = d
+	}
+	return e.tmpDir, nil
+}
+
+func layoutBlobs(dir string) blobDir { return blobDir(filepath.Join(dir, "blobs")) }
