@@ -187,11 +187,11 @@ type export struct {
 	created time.Time
 	cd      *commitData
 
-	specs  []*layerSpec   // manifest order: commit layer, then chunks
-	names  []string       // history created_by per layer
-	comps  [][]string     // components per layer (nil for the commit layer)
-	sizes  []int64        // estimated payload size per layer, for scheduling
-	layers []LayerResult  // filled by buildLayers
+	specs  []*layerSpec  // manifest order: commit layer, then chunks
+	names  []string      // history created_by per layer
+	comps  [][]string    // components per layer (nil for the commit layer)
+	sizes  []int64       // estimated payload size per layer, for scheduling
+	layers []LayerResult // filled by buildLayers
 	prev   map[digest.Digest]prevBlob
 
 	cache    *blobCache // nil when disabled
