@@ -14,6 +14,8 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rechunker-dev/rechunker/bootc/bootctest"
 )
 
 func fixtureDir(t *testing.T) string {
@@ -27,7 +29,7 @@ func fixtureDir(t *testing.T) string {
 // layoutFromManifest writes an OCI layout holding a real manifest's layer list. The
 // layer blobs are absent and the config is FAKE: its diff_ids are derived from the
 // compressed digests (one distinct value per layer), which is all Diff reads.
-func layoutFromManifest(t *testing.T, file string) *built {
+func layoutFromManifest(t *testing.T, file string) *bootctest.Built {
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	var m imgspecv1.Manifest
@@ -37,14 +39,14 @@ func layoutFromManifest(t *testing.T, file string) *built {
 	for _, l := range m.Layers {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, digest.FromString("fake diff_id of "+l.Digest.String()))
 	}
-	return writeLayout(t, t.TempDir(), nil, m, cfg)
+	return bootctest.WriteLayout(t, t.TempDir(), nil, m, cfg)
 }
 
 func TestDiffFixtureManifests(t *testing.T) {
 	dir := fixtureDir(t)
 	old := layoutFromManifest(t, filepath.Join(dir, "manifest1.json"))
 	new := layoutFromManifest(t, filepath.Join(dir, "manifest2.json"))
-	r := Diff(context.Background(), openTest(t, old.Ref), openTest(t, new.Ref), DiffOptions{})
+	r := Diff(context.Background(), bootctest.Open(t, old.Ref), bootctest.Open(t, new.Ref), DiffOptions{})
 	assert.Equal(t, 51, r.LayersTotal)
 	assert.Equal(t, 4, r.LayersFetched)
 	assert.Len(t, r.Reused, 47)
@@ -75,7 +77,7 @@ func TestDiffFixtureManifests(t *testing.T) {
 	assert.Less(t, r.BytesFetched, r.BytesTotal)
 
 	// Same image: bootc's fast path downloads nothing.
-	same := Diff(context.Background(), openTest(t, new.Ref), openTest(t, new.Ref), DiffOptions{})
+	same := Diff(context.Background(), bootctest.Open(t, new.Ref), bootctest.Open(t, new.Ref), DiffOptions{})
 	assert.True(t, same.SameImage)
 	assert.Zero(t, same.LayersFetched)
 }
@@ -104,7 +106,7 @@ func TestDiffAgreesWithSkopeoJq(t *testing.T) {
 		newJSON).Output()
 	require.NoError(t, err)
 	want := strings.Fields(strings.TrimSpace(string(out)))
-	r := Diff(context.Background(), openTest(t, old.Ref), openTest(t, new.Ref), DiffOptions{NoDiffID: true})
+	r := Diff(context.Background(), bootctest.Open(t, old.Ref), bootctest.Open(t, new.Ref), DiffOptions{NoDiffID: true})
 	var got []string
 	for _, l := range r.Fetched {
 		got = append(got, l.Digest.String(), jsonInt(l.Size))
@@ -117,15 +119,15 @@ func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
 // TestDiffConfigFileChange is the unit-level form of "only a config file changed": the
 // upgrade fetches the commit layer and the one chunk holding /etc.
 func TestDiffConfigFileChange(t *testing.T) {
-	old := baseImage().build(t)
-	img := baseImage()
+	old := bootctest.Base().Build(t)
+	img := bootctest.Base()
 	for i := range img.Files {
 		if img.Files[i].Path == "/usr/etc/os-release" {
 			img.Files[i].Data = "ID=test\nVERSION=2\n"
 		}
 	}
-	new := img.build(t)
-	r := Diff(context.Background(), openTest(t, old.Ref), openTest(t, new.Ref), DiffOptions{})
+	new := img.Build(t)
+	r := Diff(context.Background(), bootctest.Open(t, old.Ref), bootctest.Open(t, new.Ref), DiffOptions{})
 	require.Equal(t, 2, r.LayersFetched, "%+v", r.Fetched)
 	assert.Equal(t, 0, r.Fetched[0].Index, "commit layer")
 	assert.Equal(t, 3, r.Fetched[1].Index)
@@ -136,16 +138,16 @@ func TestDiffConfigFileChange(t *testing.T) {
 // TestDiffDiffIDMatching: a recompressed but identical layer is reused by newer bootc
 // (diff_id match) and fetched by older bootc.
 func TestDiffDiffIDMatching(t *testing.T) {
-	old := baseImage().build(t)
-	img := baseImage()
+	old := bootctest.Base().Build(t)
+	img := bootctest.Base()
 	img.Labels = map[string]string{"version": "2"} // a new config, or bootc's fast path applies
 	img.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) {
 		// Pretend layer 2 was recompressed: new blob digest, same diff_id.
 		m.Layers[2].Digest = digest.FromString("recompressed")
 	}
-	new := img.build(t)
-	newer := Diff(context.Background(), openTest(t, old.Ref), openTest(t, new.Ref), DiffOptions{})
-	older := Diff(context.Background(), openTest(t, old.Ref), openTest(t, new.Ref), DiffOptions{NoDiffID: true})
+	new := img.Build(t)
+	newer := Diff(context.Background(), bootctest.Open(t, old.Ref), bootctest.Open(t, new.Ref), DiffOptions{})
+	older := Diff(context.Background(), bootctest.Open(t, old.Ref), bootctest.Open(t, new.Ref), DiffOptions{NoDiffID: true})
 	assert.Equal(t, 0, newer.LayersFetched)
 	assert.Equal(t, "diff_id", newer.Reused[2].ReusedBy)
 	require.Equal(t, 1, older.LayersFetched)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.podman.io/storage/pkg/reexec"
 
+	"github.com/rechunker-dev/rechunker/bootc/bootctest"
 	"github.com/rechunker-dev/rechunker/ostree"
 )
 
@@ -27,12 +28,12 @@ func TestMain(m *testing.M) {
 func verifyRef(t *testing.T, ref string, o Options) *Report {
 	t.Helper()
 	o.TempDir = t.TempDir()
-	r, err := Verify(context.Background(), openTest(t, ref), o)
+	r, err := Verify(context.Background(), bootctest.Open(t, ref), o)
 	require.NoError(t, err)
 	return r
 }
 
-func findEntry(es []tEntry, suffix string) int {
+func findEntry(es []bootctest.Entry, suffix string) int {
 	for i, e := range es {
 		if strings.HasSuffix(e.Hdr.Name, suffix) {
 			return i
@@ -42,31 +43,31 @@ func findEntry(es []tEntry, suffix string) int {
 }
 
 func TestVerifyAccepts(t *testing.T) {
-	derived := [][]tEntry{{
-		{Hdr: hdr("etc", tar.TypeDir, 0o755, 0)},
-		{Hdr: hdr("etc/motd", tar.TypeReg, 0o644, 0), Data: []byte("hello\n")},
-		{Hdr: hdr("usr/bin/.wh.ping", tar.TypeReg, 0o644, 0)},
-		{Hdr: hdr("usr/share/doc/.wh..wh..opq", tar.TypeReg, 0o644, 0)},
-		{Hdr: hdr("usr/share/doc/c", tar.TypeReg, 0o644, 0), Data: []byte("new")},
-		{Hdr: hdr("opt/thing", tar.TypeReg, 0o644, 0), Data: []byte("x")},
-		{Hdr: hdr("tmp/junk", tar.TypeReg, 0o644, 0), Data: []byte("x")},
+	derived := [][]bootctest.Entry{{
+		{Hdr: bootctest.Hdr("etc", tar.TypeDir, 0o755, 0)},
+		{Hdr: bootctest.Hdr("etc/motd", tar.TypeReg, 0o644, 0), Data: []byte("hello\n")},
+		{Hdr: bootctest.Hdr("usr/bin/.wh.ping", tar.TypeReg, 0o644, 0)},
+		{Hdr: bootctest.Hdr("usr/share/doc/.wh..wh..opq", tar.TypeReg, 0o644, 0)},
+		{Hdr: bootctest.Hdr("usr/share/doc/c", tar.TypeReg, 0o644, 0), Data: []byte("new")},
+		{Hdr: bootctest.Hdr("opt/thing", tar.TypeReg, 0o644, 0), Data: []byte("x")},
+		{Hdr: bootctest.Hdr("tmp/junk", tar.TypeReg, 0o644, 0), Data: []byte("x")},
 	}}
 	tests := []struct {
 		name  string
-		img   tImage
+		img   bootctest.Image
 		check func(t *testing.T, r *Report)
 	}{
-		{name: "regular-file xattrs links", img: baseImage()},
-		{name: "hardlinked xattrs objects (older ostree-ext)", img: func() tImage { i := baseImage(); i.HardlinkXattrs = true; return i }()},
-		{name: "with commitmeta", img: func() tImage { i := baseImage(); i.CommitMeta = true; return i }()},
-		{name: "only ostree.bootable", img: func() tImage {
-			i := baseImage()
+		{name: "regular-file xattrs links", img: bootctest.Base()},
+		{name: "hardlinked xattrs objects (older ostree-ext)", img: func() bootctest.Image { i := bootctest.Base(); i.HardlinkXattrs = true; return i }()},
+		{name: "with commitmeta", img: func() bootctest.Image { i := bootctest.Base(); i.CommitMeta = true; return i }()},
+		{name: "only ostree.bootable", img: func() bootctest.Image {
+			i := bootctest.Base()
 			i.Labels = map[string]string{LabelBootc: "", LabelBootable: "true"}
 			return i
 		}(), check: func(t *testing.T, r *Report) {
 			assert.Equal(t, CheckLabels, r.Warnings[0].Check)
 		}},
-		{name: "derived layer on top", img: func() tImage { i := baseImage(); i.Derived = derived; return i }(),
+		{name: "derived layer on top", img: func() bootctest.Image { i := bootctest.Base(); i.Derived = derived; return i }(),
 			check: func(t *testing.T, r *Report) {
 				require.NotNil(t, r.Derived)
 				assert.Equal(t, 1, r.Derived.Layers)
@@ -79,7 +80,7 @@ func TestVerifyAccepts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := tc.img.build(t)
+			b := tc.img.Build(t)
 			r := verifyRef(t, b.Ref, Options{})
 			require.Nil(t, r.Failure, "%v", r.Failure)
 			assert.True(t, r.OK)
@@ -101,20 +102,20 @@ func TestVerifyAccepts(t *testing.T) {
 }
 
 func TestVerifyRejects(t *testing.T) {
-	sums := baseImage().build(t).Sums
+	sums := bootctest.Base().Build(t).Sums
 	bash := sums["/usr/bin/bash"]
 	tests := []struct {
 		name    string
-		img     func() tImage
-		corrupt func(t *testing.T, b *built) // change the layout on disk after building
+		img     func() bootctest.Image
+		corrupt func(t *testing.T, b *bootctest.Built) // change the layout on disk after building
 		check   string
 		layer   int
 		msg     string
 	}{
 		{
 			name: "corrupted blob",
-			img:  baseImage,
-			corrupt: func(t *testing.T, b *built) {
+			img:  bootctest.Base,
+			corrupt: func(t *testing.T, b *bootctest.Built) {
 				p := filepath.Join(b.Dir, "blobs", "sha256", b.Manifest.Layers[2].Digest.Encoded())
 				data, err := os.ReadFile(p)
 				require.NoError(t, err)
@@ -125,9 +126,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "file content changed",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
 						k := findEntry(es, bash.String()[2:]+".file")
 						es[k].Data = []byte("#!bash binarY")
@@ -140,9 +141,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "file mode changed",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
 						es[findEntry(es, bash.String()[2:]+".file")].Hdr.Mode = 0o700
 					}
@@ -154,9 +155,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "xattrs link missing",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
 						k := findEntry(es, bash.String()[2:]+".file-xattrs-link")
 						es = append(es[:k], es[k+1:]...)
@@ -169,9 +170,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "xattrs link with wrong xattrs",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
 						es[findEntry(es, bash.String()[2:]+".file-xattrs-link")].Data = ostree.Xattrs(nil).Marshal()
 					}
@@ -183,8 +184,8 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "layer dropped from manifest, config and history",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) {
 					m.Layers = append(m.Layers[:2], m.Layers[3:]...)
 					c.RootFS.DiffIDs = append(c.RootFS.DiffIDs[:2], c.RootFS.DiffIDs[3:]...)
@@ -196,8 +197,8 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "layer dropped from manifest only",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) { m.Layers = m.Layers[:3] }
 				return i
 			},
@@ -205,8 +206,8 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "final-diffid points nowhere",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.Labels = map[string]string{LabelFinalDiffID: digest.FromString("nothing").String()}
 				return i
 			},
@@ -214,8 +215,8 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "short history",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) { c.History = c.History[:3] }
 				return i
 			},
@@ -223,8 +224,8 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "no bootable label",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.Labels = map[string]string{LabelBootc: ""}
 				return i
 			},
@@ -232,13 +233,13 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name:  "wrong architecture",
-			img:   func() tImage { i := baseImage(); i.Arch = "riscv64-not"; return i },
+			img:   func() bootctest.Image { i := bootctest.Base(); i.Arch = "riscv64-not"; return i },
 			check: CheckArch, layer: -1, msg: `"riscv64-not"`,
 		},
 		{
 			name: "commit label mismatch",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.Labels = map[string]string{LabelCommit: strings.Repeat("ab", 32)}
 				return i
 			},
@@ -246,9 +247,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "commit not first",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 0 {
 						k := findEntry(es, ".commit")
 						c := es[k]
@@ -263,11 +264,11 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "metadata object in a chunk layer",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 2 {
-						es = append(es, tEntry{Hdr: hdr(objPath(ostree.Checksum{1}, "dirmeta"), tar.TypeReg, 0o644, 0)})
+						es = append(es, bootctest.Entry{Hdr: bootctest.Hdr(bootctest.ObjPath(ostree.Checksum{1}, "dirmeta"), tar.TypeReg, 0o644, 0)})
 					}
 					return es
 				}
@@ -277,9 +278,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "duplicate object in a layer",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
 						k := findEntry(es, bash.String()[2:]+".file-xattrs-link")
 						es = append(es, es[k], es[k+1])
@@ -292,9 +293,9 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "dangling xattrs link",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
 						k := findEntry(es, bash.String()[2:]+".file")
 						es = append(es[:k], es[k+1:]...)
@@ -307,11 +308,11 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "checkout hardlink to the wrong object",
-			img: func() tImage {
-				i := baseImage()
-				i.EditLayer = func(n int, es []tEntry) []tEntry {
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
 					if n == 1 {
-						es[findEntry(es, "usr/bin/bash")].Hdr.Linkname = objPath(sums["/usr/bin/ping"], "file")
+						es[findEntry(es, "usr/bin/bash")].Hdr.Linkname = bootctest.ObjPath(sums["/usr/bin/ping"], "file")
 					}
 					return es
 				}
@@ -321,8 +322,8 @@ func TestVerifyRejects(t *testing.T) {
 		},
 		{
 			name: "diff_id mismatch",
-			img: func() tImage {
-				i := baseImage()
+			img: func() bootctest.Image {
+				i := bootctest.Base()
 				i.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) {
 					c.RootFS.DiffIDs[3] = digest.FromString("other")
 					c.Config.Labels[LabelFinalDiffID] = c.RootFS.DiffIDs[3].String()
@@ -334,7 +335,7 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := tc.img().build(t)
+			b := tc.img().Build(t)
 			if tc.corrupt != nil {
 				tc.corrupt(t, b)
 			}
@@ -349,10 +350,10 @@ func TestVerifyRejects(t *testing.T) {
 }
 
 func TestVerifyLint(t *testing.T) {
-	img := baseImage()
+	img := bootctest.Base()
 	img.Files = append(img.Files[:3:3], img.Files[5:]...) // no kernel
-	img.Files = append(img.Files, tFile{Path: "/var/lib/app/state", Data: "x", Chunk: 3})
-	b := img.build(t)
+	img.Files = append(img.Files, bootctest.File{Path: "/var/lib/app/state", Data: "x", Chunk: 3})
+	b := img.Build(t)
 	r := verifyRef(t, b.Ref, Options{})
 	require.Nil(t, r.Failure, "%v", r.Failure)
 	checks := map[string]string{}

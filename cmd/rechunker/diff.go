@@ -1,15 +1,93 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rechunker-dev/rechunker/bootc"
+	"github.com/rechunker-dev/rechunker/internal/imageio"
 )
 
-// newDiffCmd is a placeholder until the diff command lands.
 func newDiffCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:  "diff",
-		RunE: func(*cobra.Command, []string) error { return errors.New("diff: not implemented yet") },
+	var (
+		img    imageReadFlags
+		asJSON bool
+		o      bootc.DiffOptions
+		arch   string
+	)
+	cmd := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Show what `bootc upgrade` from OLD to NEW downloads",
+		Long: `Diff compares the manifests and configs of two images (no layer blobs are read) and
+lists the layers of NEW that bootc would download when upgrading from OLD: those whose
+compressed digest is not in OLD and, as bootc since 2026-03 does, whose diff_id is not
+either (--no-diffid models older bootc). Components come from the ostree.components
+annotations, or from rechunker's plan label when registries dropped the annotations.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			old, err := imageio.Open(ctx, args[0], img.options(arch))
+			if err != nil {
+				return err
+			}
+			defer old.Close()
+			new, err := imageio.Open(ctx, args[1], img.options(arch))
+			if err != nil {
+				return err
+			}
+			defer new.Close()
+			r := bootc.Diff(ctx, old, new, o)
+			if asJSON {
+				return writeReportJSON(cmd.OutOrStdout(), r)
+			}
+			printDiff(cmd.OutOrStdout(), args[0], args[1], r)
+			return nil
+		},
 	}
+	img.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&o.NoDiffID, "no-diffid", false, "model bootc before diff_id matching (reuse by compressed digest only)")
+	cmd.Flags().StringVar(&arch, "arch", "", "instance to pick from multi-arch indexes (default: host)")
+	return cmd
+}
+
+func printDiff(w io.Writer, oldName, newName string, r *bootc.DiffReport) {
+	fmt.Fprintf(w, "Upgrade %s\n     -> %s\n", oldName, newName)
+	if r.SameImage {
+		fmt.Fprintln(w, "Same image (manifest or config digest unchanged): bootc downloads nothing.")
+		return
+	}
+	pct := 0.0
+	if r.BytesTotal > 0 {
+		pct = 100 * float64(r.BytesFetched) / float64(r.BytesTotal)
+	}
+	fmt.Fprintf(w, "Downloads %d of %d layers, %s of %s (%.1f%%)\n", r.LayersFetched, r.LayersTotal,
+		bootc.HumanSize(r.BytesFetched), bootc.HumanSize(r.BytesTotal), pct)
+	if len(r.Fetched) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "#\tDIGEST\tSIZE\tCHANGED COMPONENTS")
+		for _, l := range r.Fetched {
+			role := bootc.RoleChunk
+			if l.Index == 0 {
+				role = bootc.RoleCommit
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", l.Index, bootc.ShortDigest(l.Digest), bootc.HumanSize(l.Size),
+				bootc.ComponentList(role, l.Components, len(l.Components) > 0 || l.Index > 0, 70))
+		}
+		tw.Flush()
+	}
+	byDigest, byDiffID := 0, 0
+	for _, l := range r.Reused {
+		if l.ReusedBy == "diff_id" {
+			byDiffID++
+		} else {
+			byDigest++
+		}
+	}
+	fmt.Fprintf(w, "\nReused: %d layers (%d by digest, %d by diff_id); %d old layers no longer used.\n",
+		len(r.Reused), byDigest, byDiffID, len(r.Removed))
 }
