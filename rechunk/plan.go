@@ -37,4 +37,32 @@ type Plan struct {
 	Layers []Layer
 	// Labels are config labels the exporter must add (the plan history label).
 	Labels map[string]string
+	// Components describes every component (for `rechunker plan` and reports), sorted
+	// by name.
+	Components []ComponentInfo
+	// FromPrevious names the previous build whose layout was kept, empty for a fresh plan.
+	FromPrevious string
+	// Warnings are the problems the planner worked around (also sent to Options.Warn).
+	Warnings []string
+}
+
+// ComponentInfo summarizes one component of a plan.
+type ComponentInfo struct {
+	Name   string
+	Source string // xattr, rpm, dpkg, pacman, apk, kernel, pkgdb, bigfile, unclaimed
+	// Exclusive components never share a layer with other components.
+	Exclusive bool
+	Files     int
+	Size      int64 // sum of payload sizes of its distinct objects
+	// ChangeProbability is the estimated probability that it changes in one upgrade.
+	ChangeProbability float64
+	// Digest identifies its content: hex of the first 8 bytes of sha256 over its sorted
+	// (path, checksum) list.
+	Digest string
+	// Layers are the indexes into Plan.Layers holding its files.
+	Layers []int
+	// Changed is set when a previous build's plan label had a different digest.
+	Changed bool
+	// New is set when a previous build's plan did not know the component.
+	New bool
 }

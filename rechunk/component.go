@@ -1,0 +1,289 @@
+package rechunk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// Names of the synthetic components.
+const (
+	// UnclaimedComponent is the catch-all for files no source claims.
+	UnclaimedComponent = "rechunker/unclaimed"
+	// PackageDBComponent holds the package databases themselves (rpmdb, dpkg status...).
+	PackageDBComponent = "rechunker/package-database"
+	// KernelComponent holds what no package owns under usr/lib/modules/<kver>: the
+	// initramfs, generated module indexes, and the kernel itself in package-less images.
+	KernelComponent = "initramfs"
+	// bigFilePrefix starts the name of a component made of one big unowned file.
+	bigFilePrefix = "file:"
+)
+
+// dedupMinSize is the smallest object kept in a single shared component when several
+// components contain it.
+const dedupMinSize = 16 << 10
+
+// componentSource is one origin of components. Sources are asked in priority order; the
+// first one that claims a path owns it.
+type componentSource interface {
+	// kind names the source ("rpm", "xattr", ...) in ComponentInfo.Source and warnings.
+	kind() string
+	// claim returns the component owning the file at p (an absolute commit path), or "".
+	claim(p string, f *ostree.File) string
+	// info describes one of the components the source claimed.
+	info(component string) sourceInfo
+}
+
+// delegator is a source that claims paths on behalf of another source's components.
+type delegator interface {
+	delegate(claim string) (componentSource, string)
+}
+
+// sourceInfo is what a source knows about one of its components.
+type sourceInfo struct {
+	// exclusive components get layers of their own (user.component).
+	exclusive bool
+	// packages are the binary packages grouped into the component.
+	packages []string
+	// changesPerYear estimates how often the component changes; negative means unknown.
+	changesPerYear float64
+	// alwaysChanges marks content that changes with every build (catch-all, package db).
+	alwaysChanges bool
+}
+
+// component is one unit of change: every path of the tree belongs to exactly one.
+type component struct {
+	name   string
+	source string
+	info   sourceInfo
+	files  []fileEntry // sorted by path
+	size   int64       // payload bytes of its distinct objects
+	digest [8]byte
+	// p is the probability that the component changes in one upgrade.
+	p float64
+}
+
+// fileEntry is one path of the tree.
+type fileEntry struct {
+	path string
+	file *ostree.File
+}
+
+// treeFiles lists every regular file and symlink of the tree in walk order.
+func treeFiles(t *ostree.Tree) []fileEntry {
+	var out []fileEntry
+	var walk func(p string, d *ostree.Dir)
+	walk = func(p string, d *ostree.Dir) {
+		for _, n := range d.FileNames() {
+			out = append(out, fileEntry{path: joinPath(p, n), file: d.Files[n]})
+		}
+		for _, n := range d.DirNames() {
+			walk(joinPath(p, n), d.Dirs[n])
+		}
+	}
+	walk("/", t.Root)
+	return out
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// sanitizeName makes a component name safe for the comma-joined ostree.components
+// annotation and for the history label.
+func sanitizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ',' || r < 0x20 || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// assign asks the sources in order for every file and builds the components. Paths no
+// source claims go to UnclaimedComponent. A content object used by several shared
+// (non-exclusive) components is kept in one of them only, so it is stored once.
+func assign(files []fileEntry, sources []componentSource) []*component {
+	type owner struct {
+		src  int
+		name string
+	}
+	owners := make([]owner, len(files))
+	unclaimed := len(sources)
+	index := map[componentSource]int{}
+	for si, s := range sources {
+		index[s] = si
+	}
+	for i, fe := range files {
+		owners[i] = owner{src: unclaimed, name: UnclaimedComponent}
+		for si, s := range sources {
+			c := s.claim(fe.path, fe.file)
+			if c == "" {
+				continue
+			}
+			if d, ok := s.(delegator); ok {
+				target, name := d.delegate(c)
+				if ti, ok := index[target]; ok {
+					si, c = ti, name
+				}
+			}
+			owners[i] = owner{src: si, name: sanitizeName(c)}
+			break
+		}
+	}
+	exclusive := func(o owner) bool { return o.src < unclaimed && sources[o.src].info(o.name).exclusive }
+
+	// One owner per big object among shared components: the highest-priority source,
+	// then the smallest name. Stable across builds, and packages win over catch-alls.
+	// Small objects (empty files, symlinks, licenses) are left duplicated: storing them
+	// twice costs little, while moving them would tie unrelated components together.
+	best := map[ostree.Checksum]owner{}
+	for i, fe := range files {
+		o := owners[i]
+		if exclusive(o) || fe.file.Size < dedupMinSize {
+			continue
+		}
+		b, ok := best[fe.file.Checksum]
+		if !ok || o.src < b.src || (o.src == b.src && o.name < b.name) {
+			best[fe.file.Checksum] = o
+		}
+	}
+	for i, fe := range files {
+		if b, ok := best[fe.file.Checksum]; ok && !exclusive(owners[i]) {
+			owners[i] = b
+		}
+	}
+
+	// Two sources may use the same name (an xattr component called "bash" and the bash
+	// package): the lower-priority one is renamed.
+	type key struct {
+		src  int
+		name string
+	}
+	comps := map[key]*component{}
+	nameSrc := map[string]int{}
+	for i, fe := range files {
+		k := key{owners[i].src, owners[i].name}
+		c := comps[k]
+		if c == nil {
+			c = &component{name: k.name}
+			if k.src == unclaimed {
+				c.source = "unclaimed"
+				c.info = sourceInfo{alwaysChanges: true, changesPerYear: -1}
+			} else {
+				c.source = sources[k.src].kind()
+				c.info = sources[k.src].info(k.name)
+			}
+			comps[k] = c
+		}
+		c.files = append(c.files, fe)
+	}
+	keys := make([]key, 0, len(comps))
+	for k := range comps {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].src != keys[j].src {
+			return keys[i].src < keys[j].src
+		}
+		return keys[i].name < keys[j].name
+	})
+	out := make([]*component, 0, len(keys))
+	for _, k := range keys {
+		c := comps[k]
+		if s, taken := nameSrc[c.name]; taken && s != k.src {
+			c.name = c.name + "@" + c.source
+		}
+		nameSrc[c.name] = k.src
+		c.finish()
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// finish sorts the files and computes size and digest.
+func (c *component) finish() {
+	sort.Slice(c.files, func(i, j int) bool { return c.files[i].path < c.files[j].path })
+	seen := make(map[ostree.Checksum]struct{}, len(c.files))
+	h := sha256.New()
+	c.size = 0
+	for _, fe := range c.files {
+		if _, ok := seen[fe.file.Checksum]; !ok {
+			seen[fe.file.Checksum] = struct{}{}
+			c.size += fe.file.Size
+		}
+		io.WriteString(h, fe.path)
+		h.Write([]byte{0})
+		h.Write(fe.file.Checksum[:])
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	copy(c.digest[:], sum[:8])
+}
+
+func (c *component) digestHex() string { return hex.EncodeToString(c.digest[:]) }
+
+// copyOut copies the content of the files at the given commit paths into dir (by base
+// name), so that libraries that want a real file (sqlite, go-rpmdb) can open it. It
+// returns the local path of the first file.
+func copyOut(ctx context.Context, store *ostree.Store, t *ostree.Tree, dir string, paths ...string) (string, error) {
+	var first string
+	for _, p := range paths {
+		f := t.LookupFile(p)
+		if f == nil {
+			continue
+		}
+		if f.Header.IsSymlink() {
+			return "", fmt.Errorf("copy %s: is a symlink", p)
+		}
+		dst := filepath.Join(dir, path.Base(p))
+		if err := copyObject(ctx, store, f.Checksum, dst); err != nil {
+			return "", fmt.Errorf("copy %s: %w", p, err)
+		}
+		if first == "" {
+			first = dst
+		}
+	}
+	return first, nil
+}
+
+func copyObject(ctx context.Context, store *ostree.Store, c ostree.Checksum, dst string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	obj, err := store.OpenContent(c)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, obj); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// openObject opens the payload of the file at commit path p.
+func openObject(store *ostree.Store, f *ostree.File) (io.ReadCloser, error) {
+	if f == nil || f.Header.IsSymlink() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	return store.OpenContent(f.Checksum)
+}

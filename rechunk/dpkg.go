@@ -1,0 +1,264 @@
+package rechunk
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// dpkgDBDirs are where images keep the dpkg database. Some ostree-based Debian builds
+// move it below /usr so that it is part of the image, not of /var.
+var dpkgDBDirs = []string{"/var/lib/dpkg", "/usr/lib/sysimage/dpkg", "/usr/share/dpkg/database"}
+
+// maxChangelogBytes bounds how much of one decompressed changelog is read.
+const maxChangelogBytes = 8 << 20
+
+// dpkgPackage is one paragraph of the dpkg status file.
+type dpkgPackage struct {
+	name, arch, source, status, multiArch string
+}
+
+// parseDpkgStatus parses the status file: RFC 822-style paragraphs separated by blank
+// lines, continuation lines start with a space.
+func parseDpkgStatus(r io.Reader) ([]dpkgPackage, error) {
+	var out []dpkgPackage
+	var cur dpkgPackage
+	flush := func() {
+		if cur.name != "" {
+			out = append(out, cur)
+		}
+		cur = dpkgPackage{}
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			flush()
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // continuation of a multi-line field we do not use
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("malformed line %q", line)
+		}
+		v = strings.TrimSpace(v)
+		switch strings.ToLower(k) {
+		case "package":
+			cur.name = v
+		case "architecture":
+			cur.arch = v
+		case "source":
+			// "Source: glibc (2.36-9)" names the source version when it differs.
+			cur.source, _, _ = strings.Cut(v, " ")
+		case "status":
+			cur.status = v
+		case "multi-arch":
+			cur.multiArch = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	flush()
+	return out, nil
+}
+
+// installed reports whether dpkg considers the package's files present.
+func (p dpkgPackage) installed() bool {
+	f := strings.Fields(p.status)
+	if len(f) != 3 {
+		return false
+	}
+	switch f[2] {
+	case "installed", "half-configured", "unpacked", "triggers-awaited", "triggers-pending", "half-installed":
+		return true
+	}
+	return false
+}
+
+// readLines reads a small text object line by line.
+func readLines(store *ostree.Store, f *ostree.File, fn func(string)) error {
+	rc, err := openObject(store, f)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
+	return sc.Err()
+}
+
+// loadDpkg reads the dpkg database of the tree, if any, as a component source with one
+// component per source package. It returns the database directory.
+func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(string)) (*pkgSource, string, error) {
+	var dir string
+	var status *ostree.File
+	for _, d := range dpkgDBDirs {
+		if rd := r.dir(d, 0); rd != "" {
+			if f := r.lookup(path.Join(rd, "status")); f != nil && !f.Header.IsSymlink() {
+				dir, status = rd, f
+				break
+			}
+		}
+	}
+	if status == nil {
+		return nil, "", nil
+	}
+	rc, err := openObject(store, status)
+	if err != nil {
+		return nil, dir, fmt.Errorf("read %s/status: %w", dir, err)
+	}
+	pkgs, err := parseDpkgStatus(rc)
+	rc.Close()
+	if err != nil {
+		return nil, dir, fmt.Errorf("parse %s/status: %w", dir, err)
+	}
+	var recs []pkgRecord
+	var ref time.Time
+	changelogs := map[string][]time.Time{} // per source package, read once
+	for _, p := range pkgs {
+		if err := ctx.Err(); err != nil {
+			return nil, dir, err
+		}
+		if !p.installed() {
+			continue
+		}
+		group := p.source
+		if group == "" {
+			group = p.name
+		}
+		rec := pkgRecord{name: p.name, group: group}
+		// Multi-arch "same" packages name their list NAME:ARCH.list.
+		list := r.lookup(path.Join(dir, "info", p.name+":"+p.arch+".list"))
+		if list == nil {
+			list = r.lookup(path.Join(dir, "info", p.name+".list"))
+		}
+		if list == nil {
+			warn(fmt.Sprintf("dpkg: package %s has no file list in %s/info", p.name, dir))
+		} else if err := readLines(store, list, func(l string) {
+			if l != "" && l != "/." {
+				rec.files = append(rec.files, l)
+			}
+		}); err != nil {
+			return nil, dir, fmt.Errorf("read file list of %s: %w", p.name, err)
+		}
+		if _, done := changelogs[group]; !done {
+			changelogs[group] = dpkgChangelog(store, r, p.name, warn)
+		}
+		rec.changes = changelogs[group]
+		for _, c := range rec.changes {
+			if c.After(ref) {
+				ref = c
+			}
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, dir, errors.New("dpkg status lists no installed package")
+	}
+	return newPkgSource("dpkg", r, recs, ref), dir, nil
+}
+
+// dpkgChangelog returns the entry dates of a package's Debian changelog, newest first;
+// nil when the image has none (docs are often removed from images).
+func dpkgChangelog(store *ostree.Store, r *resolver, pkg string, warn func(string)) []time.Time {
+	var f *ostree.File
+	for _, name := range []string{"changelog.Debian.gz", "changelog.gz"} {
+		p := r.file("/usr/share/doc/" + pkg + "/" + name)
+		if p == "" {
+			continue
+		}
+		// The file itself may be a symlink into another package's doc dir.
+		for hops := 0; hops < maxSymlinkHops; hops++ {
+			f = r.lookup(p)
+			if f == nil || !f.Header.IsSymlink() {
+				break
+			}
+			t := f.Header.Target
+			if !strings.HasPrefix(t, "/") {
+				t = path.Join(path.Dir(p), t)
+			}
+			p = r.file(t)
+		}
+		if f != nil && !f.Header.IsSymlink() {
+			break
+		}
+		f = nil
+	}
+	if f == nil {
+		return nil
+	}
+	rc, err := openObject(store, f)
+	if err != nil {
+		warn(fmt.Sprintf("dpkg: changelog of %s: %v", pkg, err))
+		return nil
+	}
+	defer rc.Close()
+	dates, err := parseDebianChangelog(rc)
+	if err != nil {
+		warn(fmt.Sprintf("dpkg: changelog of %s: %v", pkg, err))
+	}
+	return dates
+}
+
+// debianChangelogHorizon stops reading a changelog once entries are this much older
+// than its newest one: only the last year counts.
+const debianChangelogHorizon = 2 * 365 * 24 * time.Hour
+
+// parseDebianChangelog reads the trailer lines " -- Name <mail>  Date" of a gzipped
+// Debian changelog. Unparseable dates are skipped.
+func parseDebianChangelog(r io.Reader) ([]time.Time, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	sc := bufio.NewScanner(io.LimitReader(zr, maxChangelogBytes))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var out []time.Time
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, " -- ") {
+			continue
+		}
+		i := strings.LastIndex(line, ">")
+		if i < 0 {
+			continue
+		}
+		t, ok := parseChangelogDate(strings.TrimSpace(line[i+1:]))
+		if !ok {
+			continue
+		}
+		if len(out) > 0 && t.Before(out[0].Add(-debianChangelogHorizon)) {
+			break
+		}
+		out = append(out, t)
+	}
+	if err := sc.Err(); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func parseChangelogDate(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC1123Z, "Mon, _2 Jan 2006 15:04:05 -0700", "Mon,  2 Jan 2006 15:04:05 -0700", "Mon, 2 Jan 2006 15:04:05 -0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}

@@ -1,0 +1,499 @@
+package rechunk
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"strconv"
+)
+
+// MinLayers is the smallest layer budget the planner accepts.
+const MinLayers = 4
+
+// Packing works on plain data (packItem) and returns bins of units; the planner turns
+// them into layers. The objective is the expected number of bytes an upgrade downloads:
+// the sum over layers of size × P(any member changes). Stability comes first, though:
+// a component only moves when it must, so that an unchanged component keeps a layer
+// whose bytes do not change.
+
+// packItem is what the packer knows of a component.
+type packItem struct {
+	name      string
+	size      int64
+	p         float64 // probability of changing in one upgrade
+	exclusive bool
+	// single asks for a layer of its own (kernel/initramfs, package database).
+	single bool
+	// aliases are other names the component may have had in a previous build's
+	// ostree.components annotation (binary package names of a source package group).
+	aliases []string
+	// parts are big files of a large component that may get layers of their own.
+	parts []packPart
+	// changed is set when a previous build showed the component with other content.
+	changed bool
+}
+
+// packPart is one big file of a large component.
+type packPart struct {
+	key  string // file path
+	size int64
+}
+
+// unitRef is the unit packing moves: a component (part "") or one of its big files.
+type unitRef struct {
+	item int
+	part string
+}
+
+type binKind int
+
+const (
+	binExclusive binKind = iota // the main layer of an exclusive component
+	binSpan                     // big files of a large component
+	binSingle                   // one shared component alone
+	binTier                     // shared components of similar change rates
+	binNew                      // components new since the previous build
+	binReserved                 // empty: room for components of the next build
+)
+
+// pbin is a planned layer.
+type pbin struct {
+	kind  binKind
+	tier  int
+	units []unitRef
+	// prev is the layer's 1-based manifest index in the previous build, 0 when new.
+	prev int
+}
+
+// tierBounds split change probabilities per upgrade into tiers. They are fixed, not
+// derived from the data, so that a component only changes tier when its own rate does.
+var tierBounds = []float64{0.02, 0.06, 0.15, 0.35, 0.7}
+
+func tierOf(p float64) int {
+	t := 0
+	for _, b := range tierBounds {
+		if p >= b {
+			t++
+		}
+	}
+	return t
+}
+
+var tierNames = []string{"rarely changing", "seldom changing", "occasionally changing", "regularly changing", "often changing", "nearly always changing"}
+
+// rank is a rendezvous hash: a unit goes to the bin with the highest rank, so adding
+// or removing one bin only moves the units that prefer that bin.
+func rank(name string, salt string, bin int) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(salt))
+	h.Write([]byte{0})
+	h.Write([]byte(strconv.Itoa(bin)))
+	// fnv alone mixes the last bytes poorly; finish with a 64-bit mixer.
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// binStat accumulates a bin's size and the probability that none of it changes.
+type binStat struct {
+	size   float64
+	logQ   float64 // sum of log(1-p) over members with p < 1
+	always int     // members with p >= 1
+}
+
+func (s *binStat) add(size float64, p float64, sign float64) {
+	s.size += sign * size
+	if p >= 1 {
+		s.always += int(sign)
+	} else {
+		s.logQ += sign * math.Log1p(-p)
+	}
+}
+
+func (s binStat) prob() float64 {
+	if s.always > 0 {
+		return 1
+	}
+	return -math.Expm1(s.logQ)
+}
+
+func (s binStat) cost() float64 { return s.size * s.prob() }
+
+// budget splits the layer budget: exclusive main layers, an optional reserved bin, and
+// the rest for shared components and big-file layers.
+type budget struct {
+	total, exclusive, reserved, spare int
+}
+
+func newBudget(items []packItem, maxLayers int) (budget, error) {
+	if maxLayers < MinLayers {
+		return budget{}, fmt.Errorf("at least %d layers are needed, --max-layers is %d", MinLayers, maxLayers)
+	}
+	b := budget{total: maxLayers, reserved: 1}
+	shared := 0
+	for _, it := range items {
+		if it.exclusive {
+			b.exclusive++
+		} else {
+			shared++
+		}
+	}
+	need := b.exclusive
+	if shared > 0 {
+		need++
+	}
+	if need > maxLayers {
+		return budget{}, fmt.Errorf("%d exclusive components (user.component) need %d layers, more than --max-layers %d; raise --max-layers or merge components", b.exclusive, need, maxLayers)
+	}
+	if need+b.reserved > maxLayers {
+		b.reserved = 0
+	}
+	b.spare = maxLayers - b.exclusive - b.reserved
+	return b, nil
+}
+
+// packFresh plans without a previous build. Every decision depends on the component
+// itself (its name, size class and change tier) or on the greedy allocation of spare
+// layers, so a package bump moves nothing but that package in the common case.
+func packFresh(items []packItem, maxLayers int) ([]*pbin, error) {
+	bud, err := newBudget(items, maxLayers)
+	if err != nil {
+		return nil, err
+	}
+	var shared, forced []int
+	for i, it := range items {
+		if !it.exclusive {
+			shared = append(shared, i)
+			if it.single {
+				forced = append(forced, i)
+			}
+		}
+	}
+	spare := bud.spare
+	sharedMin := 0
+	if len(shared) > 0 {
+		sharedMin = 1
+	}
+	// Forced singletons only while one bin is left for the rest.
+	for len(forced) > 0 && spare-len(forced) < sharedMin && len(forced) < len(shared) {
+		forced = forced[:len(forced)-1]
+	}
+	if len(forced) == len(shared) {
+		sharedMin = 0
+	}
+	spans := allocateSpans(items, (spare-len(forced)-sharedMin)/4, spare-len(forced)-sharedMin, len(shared) > len(forced))
+
+	var bins []*pbin
+	// Exclusive components first, by name, each followed by its big-file layers.
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return items[order[a]].name < items[order[b]].name })
+	spanBins := func(i int) {
+		for _, g := range spanGroups(items[i], i, spans[i]) {
+			bins = append(bins, &pbin{kind: binSpan, units: g})
+		}
+	}
+	for _, i := range order {
+		if items[i].exclusive {
+			bins = append(bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
+			spanBins(i)
+		}
+	}
+	used := 0
+	for _, k := range spans {
+		used += k
+	}
+	isForced := map[int]bool{}
+	for _, i := range forced {
+		isForced[i] = true
+	}
+	// Shared components with big-file layers are alone in their main layer as well.
+	for i, k := range spans {
+		if k > 0 && !items[i].exclusive && !isForced[i] {
+			isForced[i] = true
+			forced = append(forced, i)
+		}
+	}
+	var rest []int
+	for _, i := range shared {
+		if !isForced[i] {
+			rest = append(rest, i)
+		}
+	}
+	left := spare - used - len(forced)
+	singles, tiers := packShared(items, rest, left)
+	singles = append(singles, forced...)
+	sort.Slice(singles, func(a, b int) bool { return items[singles[a]].name < items[singles[b]].name })
+	for _, i := range singles {
+		bins = append(bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
+		if !items[i].exclusive {
+			spanBins(i)
+		}
+	}
+	bins = append(bins, tiers...)
+	if bud.reserved > 0 {
+		bins = append(bins, &pbin{kind: binReserved})
+	}
+	if len(bins) > maxLayers {
+		return nil, fmt.Errorf("internal error: planned %d layers for a budget of %d", len(bins), maxLayers)
+	}
+	return bins, nil
+}
+
+// spanMinParts is how many big files a component needs before they get layers of
+// their own, unless other content remains beside them.
+const spanMinParts = 2
+
+// allocateSpans decides how many extra layers each large component's big files get,
+// within a cap: the component with the most big-file bytes per layer gets the next one.
+func allocateSpans(items []packItem, capShared, capAll int, haveShared bool) map[int]int {
+	limit := capShared
+	if !haveShared {
+		limit = capAll
+	}
+	out := map[int]int{}
+	for limit > 0 {
+		best, bestScore := -1, 0.0
+		for i, it := range items {
+			n := len(it.parts)
+			if n == 0 || out[i] >= n {
+				continue
+			}
+			var bytes int64
+			for _, pt := range it.parts {
+				bytes += pt.size
+			}
+			score := float64(bytes) / float64(out[i]+1)
+			if best < 0 || score > bestScore || (score == bestScore && it.name < items[best].name) {
+				best, bestScore = i, score
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out[best]++
+		limit--
+	}
+	return out
+}
+
+// spanGroups groups a component's big files into k layers: each alone when k allows,
+// else by rendezvous hash of the path, so that a file keeps its group across builds.
+func spanGroups(it packItem, item, k int) [][]unitRef {
+	if k <= 0 {
+		return nil
+	}
+	groups := make([][]unitRef, k)
+	parts := append([]packPart(nil), it.parts...)
+	sort.Slice(parts, func(a, b int) bool { return parts[a].key < parts[b].key })
+	for i, pt := range parts {
+		g := i
+		if k < len(parts) {
+			g, best := 0, uint64(0)
+			for j := 0; j < k; j++ {
+				if r := rank(pt.key, it.name, j); r > best {
+					g, best = j, r
+				}
+			}
+			groups[g] = append(groups[g], unitRef{part: pt.key})
+			continue
+		}
+		groups[g] = append(groups[g], unitRef{part: pt.key})
+	}
+	var out [][]unitRef
+	for _, g := range groups {
+		if len(g) > 0 {
+			out = append(out, g)
+		}
+	}
+	for _, g := range out {
+		for i := range g {
+			g[i].item = item
+		}
+	}
+	return out
+}
+
+// packShared packs shared components into at most n bins: a greedy loop spends one
+// layer at a time on whichever saves the most expected bytes, either isolating a
+// component or adding a bin to a change tier (members follow by rendezvous hash).
+func packShared(items []packItem, idx []int, n int) (singles []int, bins []*pbin) {
+	if len(idx) == 0 || n <= 0 {
+		if len(idx) > 0 {
+			return nil, []*pbin{{kind: binTier, tier: 0, units: unitsOf(idx)}}
+		}
+		return nil, nil
+	}
+	type member struct {
+		item int
+		tier int
+		bin  int    // index in tierBins[tier]
+		best uint64 // rank of the current bin
+	}
+	// Tiers present, and the tier each one hashes into when there are fewer bins
+	// than tiers.
+	present := map[int]bool{}
+	for _, i := range idx {
+		present[tierOf(items[i].p)] = true
+	}
+	var tierList []int
+	for t := range present {
+		tierList = append(tierList, t)
+	}
+	sort.Ints(tierList)
+	tierGroup := map[int]int{}
+	for k, t := range tierList {
+		if len(tierList) > n {
+			tierGroup[t] = tierList[k*n/len(tierList)]
+		} else {
+			tierGroup[t] = t
+		}
+	}
+	members := make([]member, 0, len(idx))
+	for _, i := range idx {
+		members = append(members, member{item: i, tier: tierGroup[tierOf(items[i].p)]})
+	}
+	tierCount := map[int]int{} // bins per tier
+	for _, m := range members {
+		tierCount[m.tier] = 1
+	}
+	stats := map[[2]int]*binStat{}
+	stat := func(t, b int) *binStat {
+		k := [2]int{t, b}
+		if stats[k] == nil {
+			stats[k] = &binStat{}
+		}
+		return stats[k]
+	}
+	single := map[int]bool{}
+	for k := range members {
+		m := &members[k]
+		m.best = rank(items[m.item].name, strconv.Itoa(m.tier), 0)
+		stat(m.tier, 0).add(float64(items[m.item].size), items[m.item].p, 1)
+	}
+	used := len(tierCount)
+	for used < n {
+		// Option A: isolate one component.
+		bestGain, bestMember, bestTier := 0.0, -1, -1
+		binSize := map[[2]int]int{}
+		for _, m := range members {
+			if !single[m.item] {
+				binSize[[2]int{m.tier, m.bin}]++
+			}
+		}
+		for k, m := range members {
+			if single[m.item] || binSize[[2]int{m.tier, m.bin}] < 2 {
+				continue
+			}
+			it := items[m.item]
+			s := *stat(m.tier, m.bin)
+			before := s.cost()
+			s.add(float64(it.size), it.p, -1)
+			gain := before - s.cost() - float64(it.size)*it.p
+			if gain > bestGain*(1+1e-12) {
+				bestGain, bestMember = gain, k
+			}
+		}
+		// Option B: one more bin for a tier.
+		for _, t := range tierList {
+			k, ok := tierCount[t]
+			if !ok {
+				continue
+			}
+			gain := 0.0
+			var moved binStat
+			from := make([]*binStat, k)
+			for _, m := range members {
+				if m.tier != t || single[m.item] {
+					continue
+				}
+				it := items[m.item]
+				if rank(it.name, strconv.Itoa(t), k) > m.best {
+					moved.add(float64(it.size), it.p, 1)
+					if from[m.bin] == nil {
+						s := *stat(t, m.bin)
+						from[m.bin] = &s
+					}
+					from[m.bin].add(float64(it.size), it.p, -1)
+				}
+			}
+			if moved.size == 0 && moved.always == 0 && moved.logQ == 0 {
+				continue
+			}
+			for b, s := range from {
+				if s != nil {
+					gain += stat(t, b).cost() - s.cost()
+				}
+			}
+			gain -= moved.cost()
+			if gain > bestGain*(1+1e-12) {
+				bestGain, bestMember, bestTier = gain, -1, t
+			}
+		}
+		if bestGain <= 0 {
+			break
+		}
+		if bestTier >= 0 && bestMember < 0 {
+			t, k := bestTier, tierCount[bestTier]
+			for j := range members {
+				m := &members[j]
+				if m.tier != t || single[m.item] {
+					continue
+				}
+				it := items[m.item]
+				if r := rank(it.name, strconv.Itoa(t), k); r > m.best {
+					stat(t, m.bin).add(float64(it.size), it.p, -1)
+					m.bin, m.best = k, r
+					stat(t, k).add(float64(it.size), it.p, 1)
+				}
+			}
+			tierCount[t] = k + 1
+		} else {
+			m := members[bestMember]
+			single[m.item] = true
+			stat(m.tier, m.bin).add(float64(items[m.item].size), items[m.item].p, -1)
+			singles = append(singles, m.item)
+		}
+		used++
+	}
+	// Emit tier bins, most stable tier first, skipping bins that ended up empty.
+	byBin := map[[2]int][]int{}
+	for _, m := range members {
+		if !single[m.item] {
+			k := [2]int{m.tier, m.bin}
+			byBin[k] = append(byBin[k], m.item)
+		}
+	}
+	keys := make([][2]int, 0, len(byBin))
+	for k := range byBin {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if keys[a][0] != keys[b][0] {
+			return keys[a][0] < keys[b][0]
+		}
+		return keys[a][1] < keys[b][1]
+	})
+	for _, k := range keys {
+		bins = append(bins, &pbin{kind: binTier, tier: k[0], units: unitsOf(byBin[k])})
+	}
+	return singles, bins
+}
+
+func unitsOf(idx []int) []unitRef {
+	out := make([]unitRef, len(idx))
+	for i, v := range idx {
+		out[i] = unitRef{item: v}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].item < out[b].item })
+	return out
+}

@@ -1,0 +1,78 @@
+package rechunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// pacmanDBDir is the pacman local database: one directory per package with desc and
+// files, both made of "%SECTION%" headers followed by one value per line.
+const pacmanDBDir = "/var/lib/pacman/local"
+
+func parsePacmanSections(store *ostree.Store, f *ostree.File) (map[string][]string, error) {
+	out := map[string][]string{}
+	var sect string
+	err := readLines(store, f, func(l string) {
+		switch {
+		case len(l) > 2 && l[0] == '%' && l[len(l)-1] == '%':
+			sect = l
+		case l == "":
+			sect = ""
+		case sect != "":
+			out[sect] = append(out[sect], l)
+		}
+	})
+	return out, err
+}
+
+// loadPacman reads the pacman database, if any: a component per pkgbase (%BASE%).
+// pacman keeps no changelog, so change rates stay unknown (history decides later).
+func loadPacman(ctx context.Context, store *ostree.Store, r *resolver, warn func(string)) (*pkgSource, string, error) {
+	dir := r.dir(pacmanDBDir, 0)
+	d := r.t.LookupDir(dir)
+	if dir == "" || d == nil {
+		return nil, "", nil
+	}
+	var recs []pkgRecord
+	for _, name := range d.DirNames() {
+		if err := ctx.Err(); err != nil {
+			return nil, dir, err
+		}
+		pd := d.Dirs[name]
+		desc, files := pd.Files["desc"], pd.Files["files"]
+		if desc == nil {
+			continue
+		}
+		ds, err := parsePacmanSections(store, desc)
+		if err != nil {
+			return nil, dir, fmt.Errorf("read %s/%s/desc: %w", dir, name, err)
+		}
+		if len(ds["%NAME%"]) == 0 {
+			warn(fmt.Sprintf("pacman: %s/%s/desc has no %%NAME%%", dir, name))
+			continue
+		}
+		rec := pkgRecord{name: ds["%NAME%"][0], group: ds["%NAME%"][0]}
+		if b := ds["%BASE%"]; len(b) > 0 {
+			rec.group = b[0]
+		}
+		if files != nil {
+			fs, err := parsePacmanSections(store, files)
+			if err != nil {
+				return nil, dir, fmt.Errorf("read %s/%s/files: %w", dir, name, err)
+			}
+			for _, f := range fs["%FILES%"] {
+				rec.files = append(rec.files, "/"+strings.TrimSuffix(f, "/"))
+			}
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, dir, errors.New("pacman database lists no package")
+	}
+	return newPkgSource("pacman", r, recs, time.Time{}), dir, nil
+}
