@@ -89,9 +89,15 @@ func RechunkerBuild(bin string, s BuildSpec) Cmd {
 	return Cmd{Name: bin, Args: args}
 }
 
-// RechunkerDiff compares two chunked images layer by layer as JSON.
-func RechunkerDiff(bin, from, to string) Cmd {
-	return Cmd{Name: bin, Args: []string{"diff", "--json", from, to}}
+// RechunkerDiff reports as JSON what `bootc upgrade` from one image to the
+// other downloads. noDiffID models bootc before 1.15.0, which reuses a stored
+// layer only when its compressed blob digest matches.
+func RechunkerDiff(bin, from, to string, noDiffID bool) Cmd {
+	args := []string{"diff", "--json"}
+	if noDiffID {
+		args = append(args, "--no-diffid")
+	}
+	return Cmd{Name: bin, Args: append(args, from, to)}
 }
 
 // SkopeoInspectRaw prints an image's manifest exactly as stored; its sha256
@@ -167,7 +173,8 @@ func BcvkRm(uri, name string) Cmd {
 
 // Guest command lines (argv run through BcvkSSH).
 var (
-	GuestBootcStatus = []string{"bootc", "status", "--json"}
+	GuestBootcStatus  = []string{"bootc", "status", "--json"}
+	GuestBootcVersion = []string{"bootc", "--version"}
 	// systemctl exits non-zero for "degraded"; the state word on stdout is
 	// what the test judges, so the exit code is dropped.
 	GuestSystemState = []string{"sh", "-c", "systemctl is-system-running --wait; exit 0"}

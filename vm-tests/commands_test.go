@@ -36,8 +36,13 @@ func TestCommandLines(t *testing.T) {
 		},
 		{
 			name: "rechunker diff",
-			cmd:  RechunkerDiff("rechunker", "containers-storage:a:v1", "containers-storage:a:v2"),
+			cmd:  RechunkerDiff("rechunker", "containers-storage:a:v1", "containers-storage:a:v2", false),
 			want: []string{"rechunker", "diff", "--json", "containers-storage:a:v1", "containers-storage:a:v2"},
+		},
+		{
+			name: "rechunker diff for bootc before 1.15",
+			cmd:  RechunkerDiff("rechunker", "oci:/x:v1", "oci:/x:v2", true),
+			want: []string{"rechunker", "diff", "--json", "--no-diffid", "oci:/x:v1", "oci:/x:v2"},
 		},
 		{
 			name: "skopeo inspect",

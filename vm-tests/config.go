@@ -24,6 +24,10 @@ const (
 	// MinBcvk is the first bcvk release with `libvirt run --update-from-host`
 	// and `--ssh-wait` (v0.7.0, 2025-11-21).
 	MinBcvk = "0.7.0"
+	// BootcDiffIDReuse is the first bootc release that also reuses a stored
+	// layer whose diff_id matches (bootc-dev/bootc PR #2081, in v1.15.0);
+	// older releases match compressed blob digests only.
+	BootcDiffIDReuse = "1.15.0"
 )
 
 // Config is the suite's settings, from the environment.

@@ -56,7 +56,7 @@ func CheckHost(ctx context.Context, h Host, c Config) []Missing {
 		add("bcvk", "not in PATH; need >= "+MinBcvk)
 	} else if out, err := probe("bcvk", "--version"); err != nil {
 		add("bcvk", "bcvk --version failed: "+err.Error())
-	} else if v, ok := ParseBcvkVersion(out); !ok {
+	} else if v, ok := ParseVersion(out); !ok {
 		add("bcvk", fmt.Sprintf("cannot read version from %q", strings.TrimSpace(string(out))))
 	} else if !VersionAtLeast(v, MinBcvk) {
 		add("bcvk", fmt.Sprintf("version %s, need >= %s", v, MinBcvk))
@@ -121,8 +121,9 @@ func oneLine(s string) string {
 
 var reVersion = regexp.MustCompile(`\b(\d+)\.(\d+)\.(\d+)\b`)
 
-// ParseBcvkVersion reads "bcvk 0.18.0" (clap's --version format).
-func ParseBcvkVersion(out []byte) (string, bool) {
+// ParseVersion reads the first x.y.z in a --version line such as
+// "bcvk 0.18.0" or "bootc 1.4.0" (clap's format).
+func ParseVersion(out []byte) (string, bool) {
 	m := reVersion.FindString(string(out))
 	return m, m != ""
 }

@@ -149,9 +149,14 @@ func TestVersionAtLeast(t *testing.T) {
 	for _, tc := range tests {
 		assert.Equal(t, tc.want, VersionAtLeast(tc.v, tc.min), "%s >= %s", tc.v, tc.min)
 	}
-	v, ok := ParseBcvkVersion([]byte("bcvk 0.18.0\n"))
+	v, ok := ParseVersion([]byte("bcvk 0.18.0\n"))
 	assert.True(t, ok)
 	assert.Equal(t, "0.18.0", v)
+	v, ok = ParseVersion([]byte("bootc 1.15.2\n"))
+	assert.True(t, ok)
+	assert.True(t, VersionAtLeast(v, BootcDiffIDReuse))
+	_, ok = ParseVersion([]byte("bootc\n"))
+	assert.False(t, ok)
 }
 
 func TestConfigFromEnv(t *testing.T) {
