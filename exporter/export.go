@@ -89,7 +89,7 @@ type Options struct {
 	Workers int
 	// Progress receives progress events; nil for none.
 	Progress Progress
-	// Warn receives non-fatal problems; nil discards them.
+	// Warn receives non-fatal problems, one call at a time; nil discards them.
 	Warn func(string)
 }
 
@@ -194,6 +194,7 @@ type export struct {
 	layers []LayerResult // filled by buildLayers
 	prev   map[digest.Digest]prevBlob
 
+	warnMu   sync.Mutex
 	cache    *blobCache // nil when disabled
 	outBlobs blobDir    // where the image's blobs end up
 	tmpDir   string     // removed at the end
@@ -241,6 +242,8 @@ func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*
 
 func (e *export) warn(format string, args ...any) {
 	if e.o.Warn != nil {
+		e.warnMu.Lock()
+		defer e.warnMu.Unlock()
 		e.o.Warn(fmt.Sprintf(format, args...))
 	}
 }

@@ -1,0 +1,152 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func previousOf(ref string, res *Result) PreviousImage {
+	p := PreviousImage{Ref: ref}
+	for _, l := range res.Layers {
+		p.Layers = append(p.Layers, PreviousLayer{Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size})
+	}
+	return p
+}
+
+func TestReproducible(t *testing.T) {
+	for _, comp := range []string{CompressionGzip, CompressionZstd, CompressionNone} {
+		t.Run(comp, func(t *testing.T) {
+			// Separate stores: nothing can be shared but the input.
+			var digests []string
+			for i := 0; i < 2; i++ {
+				store := newStore(t)
+				in := buildInput(t, store, sampleNodes())
+				res, _ := exportOCI(t, in, store, Options{Compression: comp, Bootc: true})
+				digests = append(digests, res.ManifestDigest.String())
+				for _, l := range res.Layers {
+					assert.Empty(t, l.Reused, "fresh store, nothing to reuse")
+				}
+			}
+			assert.Equal(t, digests[0], digests[1])
+		})
+	}
+}
+
+// TestRebuildChangesOnlyAffectedLayers: a new config file changes the commit layer and
+// the chunk holding /usr/etc, and nothing else; unchanged chunks are copied from the
+// previous build without compression.
+func TestRebuildChangesOnlyAffectedLayers(t *testing.T) {
+	store := newStore(t)
+	nodes := sampleNodes()
+	in1 := buildInput(t, store, nodes)
+	res1, dir1 := exportOCI(t, in1, store, Options{NoBlobCache: true})
+
+	nodes2 := append(append([]node(nil), nodes...), node{path: "/usr/etc/new.conf", kind: 'f', mode: 0o644, data: "new=1\n"})
+	in2 := buildInput(t, store, nodes2)
+	res2, _ := exportOCI(t, in2, store, Options{
+		NoBlobCache: true,
+		Previous:    []PreviousImage{previousOf("oci:"+dir1+":latest", res1)},
+	})
+	require.Equal(t, len(res1.Layers), len(res2.Layers))
+	plan := topLevelPlan(in2)
+	for i, l := range res2.Layers {
+		changed := i == 0 || (i > 0 && plan.Layers[i-1].Name == "files of usr")
+		if changed {
+			assert.NotEqual(t, res1.Layers[i].Digest, l.Digest, "layer %d (%s) must change", i, l.Name)
+			assert.Empty(t, l.Reused)
+		} else {
+			assert.Equal(t, res1.Layers[i].Digest, l.Digest, "layer %d (%s) must not change", i, l.Name)
+			assert.Equal(t, "previous-build", l.Reused, "layer %d (%s)", i, l.Name)
+		}
+	}
+}
+
+func TestBlobCacheReuse(t *testing.T) {
+	store := newStore(t)
+	in := buildInput(t, store, sampleNodes())
+	res1, _ := exportOCI(t, in, store, Options{})
+	res2, dir2 := exportOCI(t, in, store, Options{})
+	assert.Equal(t, res1.ManifestDigest, res2.ManifestDigest)
+	for _, l := range res2.Layers {
+		assert.Equal(t, "cache", l.Reused, "layer %d", l.Index)
+		assert.FileExists(t, filepath.Join(dir2, "blobs/sha256", l.Digest.Encoded()))
+	}
+	// Another level is another cache key.
+	res3, _ := exportOCI(t, in, store, Options{Level: 1})
+	assert.NotEqual(t, res1.Layers[1].Digest, res3.Layers[1].Digest)
+	assert.Equal(t, res1.Layers[1].DiffID, res3.Layers[1].DiffID)
+	assert.Empty(t, res3.Layers[1].Reused)
+}
+
+func TestOCIOutputKeepsOtherTags(t *testing.T) {
+	store := newStore(t)
+	in := buildInput(t, store, sampleNodes())
+	dir := filepath.Join(t.TempDir(), "oci")
+	for _, tag := range []string{"a", "b", "a"} {
+		_, err := Export(context.Background(), in, store, topLevelPlan(in), Options{Output: "oci:" + dir + ":" + tag})
+		require.NoError(t, err)
+	}
+	out := run(t, "skopeo", "inspect", "oci:"+dir+":b")
+	assert.Contains(t, out, in.CommitSum.String())
+	idx, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(idx), `"org.opencontainers.image.ref.name":"a"`)
+	assert.Contains(t, string(idx), `"org.opencontainers.image.ref.name":"b"`)
+}
+
+func TestBadInputs(t *testing.T) {
+	store := newStore(t)
+	in := buildInput(t, store, sampleNodes())
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "junk"), []byte("x"), 0o644))
+	cases := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"format", Options{Output: "oci:" + t.TempDir(), FormatVersion: 3}, "format version 3"},
+		{"compression", Options{Output: "oci:" + t.TempDir(), Compression: "xz"}, "unknown compression"},
+		{"level", Options{Output: "oci:" + t.TempDir(), Level: 12}, "level 12"},
+		{"no output", Options{}, "no output"},
+		{"non-oci dir", Options{Output: "oci:" + dir}, "refusing"},
+		{"bad transport", Options{Output: "nope:x"}, "output"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Export(context.Background(), in, store, topLevelPlan(in), c.o)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+	t.Run("plan with unknown path", func(t *testing.T) {
+		plan := topLevelPlan(in)
+		plan.Layers[0].Files[0].Path = "/nonexistent"
+		_, err := Export(context.Background(), in, store, plan, Options{Output: "oci:" + t.TempDir()})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "/nonexistent is not a file of the tree")
+	})
+	t.Run("cancelled leaves no index", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		out := filepath.Join(t.TempDir(), "oci")
+		_, err := Export(ctx, in, store, topLevelPlan(in), Options{Output: "oci:" + out})
+		require.Error(t, err)
+		assert.NoFileExists(t, filepath.Join(out, "index.json"))
+	})
+	t.Run("missing plan paths go to the commit layer", func(t *testing.T) {
+		plan := topLevelPlan(in)
+		plan.Layers = plan.Layers[:1]
+		var warnings []string
+		res, err := Export(context.Background(), in, store, plan, Options{Output: "oci:" + t.TempDir(),
+			Warn: func(s string) { warnings = append(warnings, s) }})
+		require.NoError(t, err)
+		assert.Len(t, res.Layers, 2)
+		assert.Contains(t, fmt.Sprint(warnings), "plan does not cover")
+	})
+}
