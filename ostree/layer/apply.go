@@ -1,0 +1,265 @@
+package layer
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+type opKind byte
+
+// Operation kinds; the values are part of the record format.
+const (
+	opDir      opKind = 1 // create a directory or update an existing one's metadata
+	opFile     opKind = 2 // regular file or symlink whose content object is in the store
+	opLink     opKind = 3 // hardlink: path gets the File at target
+	opWhiteout opKind = 4 // remove path as the lower layers had it
+	opOpaque   opKind = 5 // hide the lower layers' entries under path
+	opSkip     opKind = 6 // special file ostree cannot store: remove path, warn
+	opEnd      opKind = 0x7f
+)
+
+// op is one effect of a layer entry. Paths are cleaned, relative to the root, unresolved
+// ("" is the root); they are resolved against the tree when applied, so a record replays
+// correctly over whatever lower layers it is applied to.
+type op struct {
+	kind   opKind
+	path   string
+	meta   ostree.DirMeta // opDir
+	file   ostree.File    // opFile
+	target string         // opLink: hardlink target path; opSkip: what was skipped
+}
+
+// applier applies ops to a tree with OCI layer semantics.
+type applier struct {
+	t    *ostree.Tree
+	warn func(string)
+	// seen holds the resolved paths this layer created or changed; whiteouts and opaque
+	// markers hide only lower layers' entries, so they leave these alone. under holds the
+	// directories with a seen path below them.
+	seen  map[string]bool
+	under map[string]bool
+	stats Stats
+}
+
+func newApplier(t *ostree.Tree, warn func(string)) *applier {
+	if warn == nil {
+		warn = func(string) {}
+	}
+	return &applier{t: t, warn: warn, seen: map[string]bool{}, under: map[string]bool{}}
+}
+
+func (a *applier) markSeen(p string) {
+	a.seen[p] = true
+	for p != "" {
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			p = ""
+		} else {
+			p = p[:i]
+		}
+		if a.under[p] {
+			return
+		}
+		a.under[p] = true
+	}
+}
+
+func implicitDir() *ostree.Dir {
+	// What container engines create for a missing parent: root-owned, 0755.
+	return ostree.NewDir(ostree.DirMeta{Mode: ostree.ModeDir | 0o755})
+}
+
+// resolveDir walks the directory path p from the root, following symlinks the way an
+// engine unpacking the layer inside the image root would (".." and absolute targets stay
+// inside the root). Missing directories are created when create is set, otherwise dir is
+// nil. It returns the directory and its resolved path.
+func (a *applier) resolveDir(p string, create bool) (*ostree.Dir, string, error) {
+	todo := splitClean(p)
+	stack := []*ostree.Dir{a.t.Root}
+	var names []string
+	hops := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		cur := stack[len(stack)-1]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(names) > 0 {
+				names = names[:len(names)-1]
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if sub := cur.Dirs[c]; sub != nil {
+			stack = append(stack, sub)
+			names = append(names, c)
+			continue
+		}
+		if f := cur.Files[c]; f != nil {
+			if !f.Header.IsSymlink() {
+				return nil, "", fmt.Errorf("%q is not a directory", joinNames(append(names, c)))
+			}
+			if hops++; hops > maxSymlinkHops {
+				return nil, "", fmt.Errorf("too many levels of symbolic links resolving %q", p)
+			}
+			target := f.Header.Target
+			if strings.HasPrefix(target, "/") {
+				stack, names = stack[:1], nil
+			}
+			todo = append(splitClean(target), todo...)
+			continue
+		}
+		if !create {
+			return nil, "", nil
+		}
+		sub := implicitDir()
+		cur.Dirs[c] = sub
+		names = append(names, c)
+		stack = append(stack, sub)
+		a.markSeen(joinNames(names))
+	}
+	return stack[len(stack)-1], joinNames(names), nil
+}
+
+func splitClean(p string) []string {
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+func joinNames(n []string) string { return strings.Join(n, "/") }
+
+// resolveParent resolves the directory holding path p (p != "") and returns it with the
+// entry's name and resolved path.
+func (a *applier) resolveParent(p string, create bool) (*ostree.Dir, string, string, error) {
+	dir, name := "", p
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		dir, name = p[:i], p[i+1:]
+	}
+	d, rp, err := a.resolveDir(dir, create)
+	if err != nil || d == nil {
+		return nil, "", "", err
+	}
+	return d, name, joinPath(rp, name), nil
+}
+
+func (a *applier) apply(o op) error {
+	a.stats.Entries++
+	switch o.kind {
+	case opDir:
+		a.stats.Dirs++
+		if o.path == "" {
+			a.t.Root.Meta = o.meta
+			a.markSeen("")
+			return nil
+		}
+		d, name, rp, err := a.resolveParent(o.path, true)
+		if err != nil {
+			return err
+		}
+		delete(d.Files, name)
+		if sub := d.Dirs[name]; sub != nil {
+			sub.Meta = o.meta // a directory entry over a directory keeps its children
+		} else {
+			d.Dirs[name] = ostree.NewDir(o.meta)
+		}
+		a.markSeen(rp)
+	case opFile:
+		if o.file.Header.IsSymlink() {
+			a.stats.Symlinks++
+		} else {
+			a.stats.Files++
+			a.stats.Bytes += o.file.Size
+		}
+		return a.putFile(o.path, o.file)
+	case opLink:
+		a.stats.Hardlinks++
+		td, tname, _, err := a.resolveParent(o.target, false)
+		if err != nil {
+			return fmt.Errorf("hardlink target %q: %w", o.target, err)
+		}
+		var f *ostree.File
+		if td != nil {
+			if td.Dirs[tname] != nil {
+				return fmt.Errorf("hardlink target %q is a directory", o.target)
+			}
+			f = td.Files[tname]
+		}
+		if f == nil {
+			return fmt.Errorf("hardlink target %q does not exist in this or a lower layer", o.target)
+		}
+		return a.putFile(o.path, *f)
+	case opWhiteout:
+		a.stats.Whiteouts++
+		d, name, rp, err := a.resolveParent(o.path, false)
+		if err != nil || d == nil {
+			return nil // nothing of the lower layers to hide
+		}
+		a.hide(d, name, rp)
+	case opOpaque:
+		a.stats.Opaques++
+		d, rp, err := a.resolveDir(o.path, false)
+		if err != nil || d == nil {
+			return nil
+		}
+		for _, n := range d.FileNames() {
+			a.hide(d, n, joinPath(rp, n))
+		}
+		for _, n := range d.DirNames() {
+			a.hide(d, n, joinPath(rp, n))
+		}
+	case opSkip:
+		a.stats.Skipped++
+		d, name, rp, err := a.resolveParent(o.path, true)
+		if err != nil {
+			return err
+		}
+		delete(d.Files, name)
+		delete(d.Dirs, name)
+		a.markSeen(rp)
+		a.warn(fmt.Sprintf("skipping %s /%s: ostree cannot store it", o.target, o.path))
+	default:
+		return fmt.Errorf("unknown operation %d", o.kind)
+	}
+	return nil
+}
+
+func (a *applier) putFile(p string, f ostree.File) error {
+	d, name, rp, err := a.resolveParent(p, true)
+	if err != nil {
+		return err
+	}
+	delete(d.Dirs, name) // a file replaces a directory and everything below it
+	nf := f
+	d.Files[name] = &nf
+	a.markSeen(rp)
+	return nil
+}
+
+// hide removes the lower layers' entry name (resolved path rp) from d, keeping what this
+// layer created at or below it.
+func (a *applier) hide(d *ostree.Dir, name, rp string) {
+	if a.seen[rp] && d.Files[name] != nil {
+		return
+	}
+	delete(d.Files, name)
+	sub := d.Dirs[name]
+	if sub == nil {
+		return
+	}
+	if !a.seen[rp] && !a.under[rp] {
+		delete(d.Dirs, name)
+		return
+	}
+	for _, n := range sub.FileNames() {
+		a.hide(sub, n, joinPath(rp, n))
+	}
+	for _, n := range sub.DirNames() {
+		a.hide(sub, n, joinPath(rp, n))
+	}
+}
