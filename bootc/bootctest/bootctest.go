@@ -399,3 +399,10 @@ func BaseFiles() []File {
 func Base() Image {
 	return Image{Files: BaseFiles(), Chunks: 3, Components: []string{"bash", "kernel", "rpmostree-unpackaged-content"}}
 }
+
+// WriteLayers writes an image from ready-made layer entries: layer 0 is the commit
+// layer of commit, layers 1..nChunks are chunks, the rest derived. Labels, history and
+// edits are applied as for Build.
+func (ti Image) WriteLayers(t *testing.T, commit ostree.Checksum, layers [][]Entry, nChunks int) *Built {
+	return ti.write(t, &Built{CommitSum: commit, Sums: map[string]ostree.Checksum{}}, layers, nChunks)
+}
