@@ -57,7 +57,9 @@ func Diff(_ context.Context, old, new *imageio.Source, o DiffOptions) *DiffRepor
 	fill := func(ls []DiffLayer, p *PlanInfo) {
 		for i := range ls {
 			if len(ls[i].Components) == 0 && p != nil {
-				if c := p.ComponentsFor(ls[i].Digest, ls[i].DiffID); c != nil {
+				if c := p.ComponentsAt(ls[i].Index); c != nil {
+					ls[i].Components = c
+				} else if c := p.ComponentsFor(ls[i].Digest, ls[i].DiffID); c != nil {
 					ls[i].Components = c
 				}
 			}

@@ -72,7 +72,9 @@ func Inspect(ctx context.Context, src *imageio.Source, o InspectOptions) (*Inspe
 	for i, l := range src.Layers {
 		comps, ok := Components(l)
 		if !ok {
-			comps = r.Plan.ComponentsFor(l.Digest, l.DiffID)
+			if comps = r.Plan.ComponentsAt(i); comps == nil {
+				comps = r.Plan.ComponentsFor(l.Digest, l.DiffID)
+			}
 		}
 		if comps == nil {
 			comps = []string{}

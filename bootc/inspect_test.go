@@ -2,9 +2,13 @@ package bootc
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"testing"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -62,4 +66,38 @@ func TestParsePlanLabel(t *testing.T) {
 	p = ParsePlanLabel(`{"builds":[{"layers":[{"diff_id":"sha256:1111111111111111111111111111111111111111111111111111111111111111","components":"a,b"}]}]}`)
 	assert.True(t, p.Parsed)
 	assert.Equal(t, []string{"a", "b"}, p.ComponentsFor("sha256:nope", "sha256:1111111111111111111111111111111111111111111111111111111111111111"))
+}
+
+// TestPlanLabelV1 feeds a label in rechunker's documented v1 format (base64 of gzip of
+// JSON, rechunk/history.go) written here by hand, and checks that components are found
+// by manifest index, e.g. when a registry dropped the ostree.components annotations.
+func TestPlanLabelV1(t *testing.T) {
+	js := `{"v":1,"n":3,"r":[3],"c":[{"n":"bash","d":"00","l":1,"h":1,"s":2},{"n":"kernel","d":"01","l":2,"p":{"/usr/lib/modules/6.1.0/vmlinuz":2},"s":1},{"n":"glibc","d":"02","l":1}]}`
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write([]byte(js))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	p := ParsePlanLabel(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	require.True(t, p.Parsed, p.Summary)
+	assert.Equal(t, "base64 gzip JSON, rechunker plan v1: 3 chunk layers (1 reserved), 3 components, 2 with change history, 1 changed in this build", p.Summary)
+	assert.Equal(t, []string{"bash", "glibc"}, p.ComponentsAt(1))
+	assert.Equal(t, []string{"kernel"}, p.ComponentsAt(2))
+	assert.Nil(t, p.ComponentsAt(3))
+	assert.Equal(t, []string{"bash"}, p.ChangedThisBuild)
+
+	// Diff falls back to the label when annotations are missing.
+	img := bootctest.Base()
+	img.Labels = map[string]string{LabelPlan: base64.StdEncoding.EncodeToString(buf.Bytes())}
+	img.EditImage = func(m *imgspecv1.Manifest, c *imgspecv1.Image) {
+		for i := range m.Layers {
+			m.Layers[i].Annotations = nil
+		}
+	}
+	old := bootctest.Base().Build(t)
+	b := img.Build(t)
+	r := Diff(context.Background(), bootctest.Open(t, old.Ref), bootctest.Open(t, b.Ref), DiffOptions{NoDiffID: true})
+	require.Len(t, r.Reused, 4, "same blobs, only labels and annotations differ")
+	assert.Equal(t, []string{"bash", "glibc"}, r.Reused[1].Components)
+	assert.Equal(t, []string{"kernel"}, r.Reused[2].Components)
 }

@@ -16,16 +16,30 @@ import (
 // maxPlanLabel bounds the decoded plan label we are willing to parse.
 const maxPlanLabel = 64 << 20
 
-// PlanInfo is what can be read from the dev.rechunker.plan label without depending on
-// package rechunk's exact schema: the label is decoded as JSON (plain, or base64 of
-// gzip/plain JSON) and searched for objects with a "components" list and a digest or
-// diff_id.
+// PlanInfo is what can be read from the dev.rechunker.plan label. The label is decoded
+// as JSON (plain, or base64 of gzip or plain JSON). Version 1 of rechunker's record
+// ({"v":1,"n":layers,"r":[reserved],"c":[{"n":name,"l":index,"p":{path:index},"h":bits,"s":seen}]})
+// is read by its documented fields (rechunk/history.go); anything else is searched
+// generically for objects with a "components" list and a digest or diff_id. Package
+// bootc reads it independently on purpose, like every other part of the image.
 type PlanInfo struct {
 	RawBytes int    `json:"raw_bytes"`
 	Parsed   bool   `json:"parsed"`
 	Summary  string `json:"summary"`
-	// Components by layer digest or diff_id, where the plan records them.
+	// ChangedThisBuild lists components the record marks as changed against the
+	// previous build (bit 0 of their history).
+	ChangedThisBuild []string `json:"changed_this_build,omitempty"`
+	// Components by layer digest or diff_id, or by manifest index (version 1).
 	byDigest map[digest.Digest][]string
+	byIndex  map[int][]string
+}
+
+// ComponentsAt returns the plan's components for manifest layer index i, or nil.
+func (p *PlanInfo) ComponentsAt(i int) []string {
+	if p == nil {
+		return nil
+	}
+	return p.byIndex[i]
 }
 
 // ComponentsFor returns the plan's components for a layer, or nil.
@@ -54,9 +68,71 @@ func ParsePlanLabel(raw string) *PlanInfo {
 		return p
 	}
 	p.Parsed = true
+	if p.readRecordV1(v) {
+		p.Summary = how + ", " + p.Summary
+		return p
+	}
 	p.Summary = how + ", " + describeJSON(v)
 	collectComponents(v, p.byDigest)
 	return p
+}
+
+// readRecordV1 reads rechunker's version 1 plan record.
+func (p *PlanInfo) readRecordV1(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok || m["v"] != float64(1) {
+		return false
+	}
+	comps, ok := m["c"].([]any)
+	if !ok {
+		return false
+	}
+	p.byIndex = map[int][]string{}
+	add := func(idx any, name string) {
+		if f, ok := idx.(float64); ok && f >= 0 && f == float64(int(f)) {
+			p.byIndex[int(f)] = append(p.byIndex[int(f)], name)
+		}
+	}
+	withHistory := 0
+	for _, c := range comps {
+		cm, ok := c.(map[string]any)
+		if !ok {
+			return false
+		}
+		name, _ := cm["n"].(string)
+		add(cm["l"], name)
+		if parts, ok := cm["p"].(map[string]any); ok {
+			for _, idx := range parts {
+				add(idx, name)
+			}
+		}
+		if s, ok := cm["s"].(float64); ok && s > 0 {
+			withHistory++
+			if h, ok := cm["h"].(float64); ok && uint64(h)&1 == 1 {
+				p.ChangedThisBuild = append(p.ChangedThisBuild, name)
+			}
+		}
+	}
+	for i := range p.byIndex {
+		sort.Strings(p.byIndex[i])
+		p.byIndex[i] = dedupSorted(p.byIndex[i])
+	}
+	sort.Strings(p.ChangedThisBuild)
+	layers, _ := m["n"].(float64)
+	reserved, _ := m["r"].([]any)
+	p.Summary = fmt.Sprintf("rechunker plan v1: %d chunk layers (%d reserved), %d components, %d with change history, %d changed in this build",
+		int(layers), len(reserved), len(comps), withHistory, len(p.ChangedThisBuild))
+	return true
+}
+
+func dedupSorted(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func decodePlan(raw string) (any, string, error) {

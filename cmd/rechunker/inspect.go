@@ -100,6 +100,9 @@ func printInspect(w io.Writer, name string, r *bootc.InspectReport) {
 	if p := r.Plan; p != nil {
 		fmt.Fprintf(w, "\nPlan:      %s label, %s\n", bootc.LabelPlan, bootc.HumanSize(int64(p.RawBytes)))
 		fmt.Fprintf(w, "           %s\n", p.Summary)
+		if len(p.ChangedThisBuild) > 0 {
+			fmt.Fprintf(w, "           changed in this build: %s\n", bootc.ComponentList(bootc.RoleChunk, p.ChangedThisBuild, true, 90))
+		}
 	}
 	if r.BoundImages != nil {
 		fmt.Fprintf(w, "\nBound images (%d):\n", len(r.BoundImages))
