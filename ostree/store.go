@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,17 @@ const storeConfig = "[core]\nrepo_version=1\nmode=rechunker-hashed\n"
 // renamed into place, and an object is never rewritten once present.
 type Store struct {
 	root string
+	bufs sync.Pool // *[]byte copy buffers, larger than io.Copy's 32 KiB default
+}
+
+const copyBufSize = 256 << 10
+
+func (s *Store) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBufSize)
+	return &b
 }
 
 func sha256Sum(b []byte) Checksum { return sha256.Sum256(b) }
@@ -166,7 +178,9 @@ func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reade
 	}
 	var n int64
 	if payload != nil {
-		n, err = io.Copy(w, ctxReader{ctx, payload})
+		buf := s.getBuf()
+		n, err = io.CopyBuffer(w, ctxReader{ctx, payload}, *buf)
+		s.bufs.Put(buf)
 		if err != nil {
 			return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,12 +44,14 @@ func ostreeCommit(t *testing.T, dir, subject string, ts int64, ownerRoot bool) (
 	t.Helper()
 	repo := filepath.Join(t.TempDir(), "repo")
 	run(t, "ostree", "--repo="+repo, "init", "--mode=bare-user")
-	args := []string{"--repo=" + repo, "commit", "--no-bindings", "--orphan",
+	args := []string{"--repo=" + repo, "commit", "--no-bindings", "--orphan", "--fsync=false",
 		fmt.Sprintf("--timestamp=@%d", ts), "--subject=" + subject}
 	if ownerRoot {
 		args = append(args, "--owner-uid=0", "--owner-gid=0")
 	}
+	start := time.Now()
 	sum := strings.TrimSpace(run(t, "ostree", append(args, dir)...))
+	t.Logf("ostree commit: %v", time.Since(start).Round(time.Millisecond))
 	return repo, sum
 }
 
@@ -56,10 +59,12 @@ func ostreeCommit(t *testing.T, dir, subject string, ts int64, ownerRoot bool) (
 func ourCommit(t *testing.T, dir, subject string, ts int64) (*ostree.Tree, string) {
 	t.Helper()
 	s := newStore(t)
+	start := time.Now()
 	tr, err := Import(context.Background(), dir, s, Options{})
 	require.NoError(t, err)
 	rt, rm, err := tr.Finalize(s)
 	require.NoError(t, err)
+	t.Logf("rootfs.Import + Finalize: %v", time.Since(start).Round(time.Millisecond))
 	c := ostree.Commit{Subject: subject, Timestamp: uint64(ts), RootTree: rt, RootMeta: rm}
 	raw, err := c.Marshal()
 	require.NoError(t, err)

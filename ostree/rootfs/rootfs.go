@@ -79,8 +79,9 @@ func Import(ctx context.Context, dir string, store *ostree.Store, o Options) (*o
 	})
 	for i := 0; i < workers; i++ {
 		g.Go(func() error {
+			buf := make([]byte, 256<<10)
 			for j := range jobs {
-				if err := im.store1(gctx, j); err != nil {
+				if err := im.store1(gctx, j, buf); err != nil {
 					return err
 				}
 			}
@@ -234,30 +235,64 @@ func (im *importer) fileHeader(p string, st *unix.Stat_t) (ostree.FileHeader, er
 	return h, nil
 }
 
-// store1 streams one file or symlink into the store and records its checksum.
-func (im *importer) store1(ctx context.Context, j job) error {
-	var r io.Reader
-	if !j.file.Header.IsSymlink() {
-		f, err := os.OpenFile(j.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+// store1 streams one file or symlink into the store and records its checksum. A regular
+// file is hashed first and written only when the store lacks it, so importing the same
+// tree again reads it but writes nothing.
+func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
+	h := j.file.Header
+	if h.IsSymlink() {
+		c, _, err := im.store.WriteContent(ctx, h, nil)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", j.rel, err)
 		}
-		defer f.Close()
-		var st unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-			return fmt.Errorf("import %s: %w", j.rel, err)
-		}
-		if (inode{uint64(st.Dev), uint64(st.Ino)}) != j.ino || st.Mode != j.file.Header.Mode {
-			return fmt.Errorf("import %s: file changed while importing", j.rel)
-		}
-		r = f
+		j.file.Checksum = c
+		return nil
 	}
-	c, n, err := im.store.WriteContent(ctx, j.file.Header, r)
+	f, err := os.OpenFile(j.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", j.rel, err)
 	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	if (inode{uint64(st.Dev), uint64(st.Ino)}) != j.ino || st.Mode != h.Mode {
+		return fmt.Errorf("import %s: file changed while importing", j.rel)
+	}
+	sum := ostree.NewContentHash(h)
+	n, err := io.CopyBuffer(sum, ctxReader{ctx, f}, buf)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	var c ostree.Checksum
+	sum.Sum(c[:0])
+	if !im.store.Has(c, ostree.ObjFile) {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("import %s: %w", j.rel, err)
+		}
+		written, wn, err := im.store.WriteContent(ctx, h, f)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", j.rel, err)
+		}
+		if written != c || wn != n {
+			return fmt.Errorf("import %s: file changed while importing", j.rel)
+		}
+	}
 	j.file.Checksum, j.file.Size = c, n
 	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // readXattrs returns a path's xattrs (not following symlinks) as ostree reads them from

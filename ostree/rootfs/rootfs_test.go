@@ -19,8 +19,13 @@ import (
 
 func newStore(t *testing.T) *ostree.Store {
 	t.Helper()
-	s, err := ostree.OpenStore(t.TempDir())
-	require.NoError(t, err)
+	return newStoreAt(t, t.TempDir())
+}
+
+func newStoreAt(tb testing.TB, dir string) *ostree.Store {
+	tb.Helper()
+	s, err := ostree.OpenStore(dir)
+	require.NoError(tb, err)
 	return s
 }
 
