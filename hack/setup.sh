@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 (bookworm) machine for rechunker: installs the tools the demo and
+# the tests drive (ostree, skopeo, umoci, podman, buildah, debootstrap, rpm, ...), writes a
+# containers.conf that makes podman/buildah work in sandboxes, and builds ./bin/rechunker.
+# Run as root: sudo ./hack/setup.sh. Safe to re-run; it only installs what is missing.
+#
+# Environment:
+#   RECHUNKER_CONTAINERS_CONF  where to write the containers.conf (default
+#                              /etc/rechunker-test/containers.conf). Nothing is exported
+#                              globally: tests and the demo point CONTAINERS_CONF at it.
+set -euo pipefail
+
+die() { echo "setup.sh: $*" >&2; exit 1; }
+step() { echo "setup.sh: $*"; }
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$(pwd)
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (sudo ./hack/setup.sh)"
+[[ -r /etc/debian_version ]] || die "expects Debian 12 (bookworm); /etc/debian_version is missing"
+
+# Packages, all from bookworm main. podman's runtime is runc (crun fails on this kind of
+# cgroup set-up, see containers.conf below); netavark/aardvark-dns/catatonit/fuse-overlayfs
+# are what podman normally pulls in as recommends.
+packages=(
+	ostree skopeo umoci podman buildah runc conmon netavark aardvark-dns catatonit
+	fuse-overlayfs uidmap debootstrap debian-archive-keyring gpgv rpm attr jq zstd
+	sqlite3 pigz xz-utils tar git ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if ((${#missing[@]})); then
+	step "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq || die "apt-get update failed"
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+else
+	step "all ${#packages[@]} packages already installed"
+fi
+for tool in ostree skopeo umoci podman buildah runc debootstrap rpm rpmbuild setfattr getfattr jq zstd sqlite3 pigz; do
+	command -v "$tool" >/dev/null || die "$tool not found after installing packages"
+done
+
+# podman/buildah in containers and CI sandboxes: crun rejects hybrid cgroups and the
+# default ulimits (nofile=1048576) exceed what the sandbox may set. runc plus lower
+# limits works. Tests and the demo set CONTAINERS_CONF to this file.
+conf=${RECHUNKER_CONTAINERS_CONF:-/etc/rechunker-test/containers.conf}
+want='[containers]
+default_ulimits=["nofile=1024:1024","nproc=4096:4096"]
+[engine]
+runtime="runc"'
+if [[ ! -f $conf || $(cat "$conf") != "$want" ]]; then
+	step "writing $conf"
+	mkdir -p "$(dirname "$conf")"
+	printf '%s\n' "$want" >"$conf.tmp"
+	mv "$conf.tmp" "$conf"
+fi
+
+# Go: use the one on PATH, else the official tarball location.
+gobin=$(command -v go || true)
+[[ -n $gobin ]] || gobin=/usr/local/go/bin/go
+[[ -x $gobin ]] || die "Go not found (install Go >= 1.26 to /usr/local/go)"
+gov=$("$gobin" env GOVERSION)
+[[ $gov =~ ^go1\.([0-9]+) ]] && ((BASH_REMATCH[1] >= 26)) || die "need Go >= 1.26, found $gov"
+
+# Build as the invoking user when run through sudo, so bin/ and the module cache belong
+# to the user who runs the tests and the demo.
+as_user=()
+if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
+	as_user=(sudo -u "$SUDO_USER" -H)
+fi
+step "building bin/rechunker with $gov"
+"${as_user[@]}" env CGO_ENABLED=0 GOFLAGS="-buildvcs=false -tags=containers_image_openpgp" \
+	"$gobin" build -trimpath -o "$repo/bin/rechunker" ./cmd/rechunker || die "go build failed"
+"$repo/bin/rechunker" --help >/dev/null || die "bin/rechunker does not run"
+step "done: $repo/bin/rechunker; CONTAINERS_CONF for tests: $conf"
