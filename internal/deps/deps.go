@@ -6,6 +6,7 @@ package deps
 
 import (
 	_ "github.com/coreos/go-systemd/v22/unit"
+	_ "github.com/google/go-containerregistry/pkg/registry"
 	_ "github.com/klauspost/compress/gzip"
 	_ "github.com/klauspost/compress/zstd"
 	_ "github.com/klauspost/pgzip"
@@ -15,13 +16,11 @@ import (
 	_ "github.com/spf13/cobra"
 	_ "github.com/stretchr/testify/require"
 	_ "github.com/ulikunitz/xz"
+	_ "github.com/vbauerster/mpb/v8"
 	_ "go.podman.io/image/v5/copy"
 	_ "go.podman.io/image/v5/transports/alltransports"
 	_ "go.podman.io/storage/pkg/reexec"
+	_ "golang.org/x/sync/errgroup"
 	_ "golang.org/x/sys/unix"
 	_ "modernc.org/sqlite"
-	_ "github.com/vbauerster/mpb/v8"
-	_ "golang.org/x/sync/errgroup"
-	_ "github.com/google/go-containerregistry/pkg/registry"
 )
-
