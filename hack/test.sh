@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs rechunker's checks: gofmt, go vet, unit tests, then the end-to-end integration
+# suite (package integration, build tag "integration", which drives the built CLI with
+# debootstrap, umoci, skopeo, rpm and podman; needs root and the tools from
+# hack/setup.sh; tests skip with a message when a tool is missing).
+#
+#   ./hack/test.sh          everything (unit + integration)
+#   ./hack/test.sh -short   gofmt, vet and unit tests only (seconds to a minute)
+#
+# Exits non-zero on any failure. The last line is "test.sh: PASS ..." or "test.sh: FAIL ...".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+short=0
+for arg in "$@"; do
+	case $arg in
+	-short | --short) short=1 ;;
+	-h | --help)
+		sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "test.sh: unknown argument $arg (use -short)" >&2
+		exit 2
+		;;
+	esac
+done
+
+command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
+export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -tags=containers_image_openpgp"
+tags=containers_image_openpgp,integration
+[[ -f /etc/rechunker-test/containers.conf && -z ${CONTAINERS_CONF:-} ]] &&
+	export CONTAINERS_CONF=/etc/rechunker-test/containers.conf
+
+start=$SECONDS
+stage=""
+trap 'rc=$?; if ((rc != 0)); then echo "test.sh: FAIL in ${stage:-setup} after $((SECONDS - start))s"; fi' EXIT
+
+stage="gofmt"
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [[ -n $unformatted ]]; then
+	echo "gofmt needed on:"
+	echo "$unformatted"
+	exit 1
+fi
+
+stage="go vet"
+echo "== go vet"
+go vet ./...
+go vet -tags="$tags" ./integration/...
+
+stage="unit tests"
+echo "== unit tests: go test ./..."
+go test ./...
+
+if ((short)); then
+	echo "test.sh: PASS (gofmt, vet, unit tests; integration skipped with -short) in $((SECONDS - start))s"
+	exit 0
+fi
+
+stage="integration tests"
+echo "== integration tests: go test -tags=$tags ./integration/... -count=1 -timeout 50m -v"
+# -v streams progress (CI logs); the summary lines are repeated at the end.
+log=$(mktemp)
+trap 'rc=$?; rm -f "$log"; if ((rc != 0)); then echo "test.sh: FAIL in ${stage:-setup} after $((SECONDS - start))s"; fi' EXIT
+set +e
+go test -tags="$tags" ./integration/... -count=1 -timeout 50m -v 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "== integration summary"
+grep -E '^(--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$)' "$log" | grep -v '^    ' || true
+skips=$(grep -c -- '--- SKIP' "$log" || true)
+((rc == 0)) || exit "$rc"
+echo "test.sh: PASS (gofmt, vet, unit tests, integration tests; $skips skipped) in $((SECONDS - start))s"
