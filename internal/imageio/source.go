@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -244,3 +245,97 @@ func (c *closeBoth) Close() error {
 
 // LayerBlobDigest returns the digest GetBlob would verify for layer i.
 func (s *Source) LayerBlobDigest(i int) digest.Digest { return s.copyLayers[i].Digest }
+
+// OpenLayerVerified is OpenLayer that also checks what it reads: the raw blob against the
+// digest the transport names it by, and the uncompressed stream against the config's
+// diff_id when the config has one. The checks run when the uncompressed stream reaches
+// EOF, and a mismatch is returned by that Read instead of io.EOF, so read it to the end
+// (tar readers stop early; drain the rest) before trusting it.
+func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, error) {
+	want := s.LayerBlobDigest(i)
+	if err := want.Validate(); err != nil {
+		return nil, fmt.Errorf("layer %d: blob digest %q: %w", i, want, err)
+	}
+	var diffID digest.Digest
+	if i < len(s.Layers) {
+		diffID = s.Layers[i].DiffID
+	}
+	if diffID != "" {
+		if err := diffID.Validate(); err != nil {
+			return nil, fmt.Errorf("layer %d: diff_id %q: %w", i, diffID, err)
+		}
+	}
+	rc, _, err := s.OpenLayerBlob(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	v := &verifiedLayer{index: i, raw: rc, blobWant: want, blobHash: want.Algorithm().Hash()}
+	tee := io.TeeReader(rc, v.blobHash)
+	dec, _, err := compression.AutoDecompress(tee)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, want, err)
+	}
+	v.dec, v.rawTee = dec, tee
+	v.r = dec
+	if diffID != "" {
+		v.diffWant, v.diffHash = diffID, diffID.Algorithm().Hash()
+		v.r = io.TeeReader(dec, v.diffHash)
+	}
+	return v, nil
+}
+
+type verifiedLayer struct {
+	index    int
+	raw      io.ReadCloser
+	rawTee   io.Reader
+	dec      io.ReadCloser
+	r        io.Reader
+	blobWant digest.Digest
+	blobHash hash.Hash
+	diffWant digest.Digest
+	diffHash hash.Hash
+	err      error
+}
+
+func (v *verifiedLayer) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	if err == io.EOF {
+		if verr := v.verify(); verr != nil {
+			v.err = verr
+			return n, verr
+		}
+	} else if err != nil {
+		v.err = err // the caller names the layer
+		return n, err
+	}
+	return n, err
+}
+
+func (v *verifiedLayer) verify() error {
+	// The decompressor may stop before the end of the blob (trailing data after the
+	// compressed stream); the blob digest covers every byte.
+	if _, err := io.Copy(io.Discard, v.rawTee); err != nil {
+		return fmt.Errorf("read layer %d (%s): %w", v.index, v.blobWant, err)
+	}
+	if got := digest.NewDigest(v.blobWant.Algorithm(), v.blobHash); got != v.blobWant {
+		return fmt.Errorf("layer %d blob digest mismatch: expected %s, read %s", v.index, v.blobWant, got)
+	}
+	if v.diffHash != nil {
+		if got := digest.NewDigest(v.diffWant.Algorithm(), v.diffHash); got != v.diffWant {
+			return fmt.Errorf("layer %d diff_id mismatch: the config says %s, the uncompressed content is %s", v.index, v.diffWant, got)
+		}
+	}
+	return nil
+}
+
+func (v *verifiedLayer) Close() error {
+	err := v.dec.Close()
+	if e := v.raw.Close(); err == nil {
+		err = e
+	}
+	return err
+}

@@ -1,0 +1,204 @@
+// Package source loads a build input (a container image or a root filesystem directory)
+// into the object store and an in-memory tree, and turns it into the ostree commit
+// rpm-ostree would make of it (`rpm-ostree compose build-chunked-oci`): /sysroot emptied,
+// /etc moved to /usr/etc, root directory owned by root, no parent, empty subject and body,
+// the image's creation time as timestamp.
+//
+// Image layers are applied with ostree/layer. Each layer's effect is cached in the store
+// (layers/<digest>) so that importing an image again, or a new image sharing layers with an
+// old one, skips reading those layers.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/ostree/layer"
+	"github.com/rechunker-dev/rechunker/ostree/rootfs"
+)
+
+// Options configure Load.
+type Options struct {
+	Store *ostree.Store
+	Image imageio.Options
+	// Warn receives non-fatal messages (skipped special files, fallbacks); nil discards them.
+	Warn func(string)
+	// NoCache neither replays nor writes layer records.
+	NoCache bool
+	// Progress, when set, is called after each layer is applied.
+	Progress func(LayerResult)
+}
+
+// LayerResult describes how one image layer was applied.
+type LayerResult struct {
+	Index  int
+	Digest digest.Digest // blob digest as the transport serves it
+	DiffID digest.Digest // from the config; may be empty
+	Cached bool          // replayed from the store's layer record, the blob was not read
+	Stats  layer.Stats
+}
+
+// Input is a loaded build input.
+type Input struct {
+	Tree      *ostree.Tree // finalized, after rpm-ostree-style postprocessing
+	Commit    ostree.Commit
+	CommitSum ostree.Checksum
+	Config    imgspecv1.Image // source config; synthesized for a rootfs directory
+	Created   time.Time       // commit timestamp (seconds precision, UTC)
+	Ref       string          // what was loaded
+	Layers    []LayerResult   // image layers in order; empty for a rootfs directory
+}
+
+// sourceDateEpoch is the reproducible-builds variable used when an image has no created time.
+const sourceDateEpoch = "SOURCE_DATE_EPOCH"
+
+// Load reads exactly one of from (an image reference, TRANSPORT:REF) or rootfs (a
+// directory) into o.Store, postprocesses the tree, and writes its dirtree, dirmeta and
+// commit objects.
+func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error) {
+	if (from == "") == (rootfsDir == "") {
+		return nil, errors.New("load source: give exactly one of an image reference and a rootfs directory")
+	}
+	if o.Store == nil {
+		return nil, errors.New("load source: no store")
+	}
+	if o.Warn == nil {
+		o.Warn = func(string) {}
+	}
+	var in *Input
+	var err error
+	if from != "" {
+		in, err = loadImage(ctx, from, o)
+	} else {
+		in, err = loadRootfs(ctx, rootfsDir, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := Postprocess(in.Tree); err != nil {
+		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
+	}
+	rootTree, rootMeta, err := in.Tree.Finalize(o.Store)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: write tree: %w", in.Ref, err)
+	}
+	in.Commit = ostree.Commit{Timestamp: uint64(in.Created.Unix()), RootTree: rootTree, RootMeta: rootMeta}
+	raw, err := in.Commit.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("load %s: encode commit: %w", in.Ref, err)
+	}
+	if in.CommitSum, err = o.Store.WriteMetadata(ostree.ObjCommit, raw); err != nil {
+		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
+	}
+	return in, nil
+}
+
+func loadImage(ctx context.Context, ref string, o Options) (*Input, error) {
+	src, err := imageio.Open(ctx, ref, o.Image)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	in := &Input{Tree: ostree.NewTree(), Config: src.Config, Ref: ref}
+	for i := range src.Layers {
+		res, err := applyLayer(ctx, src, i, in.Tree, o)
+		if err != nil {
+			return nil, err
+		}
+		in.Layers = append(in.Layers, res)
+		if o.Progress != nil {
+			o.Progress(res)
+		}
+	}
+	in.Created, err = imageCreated(src.Config, o.Warn)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", ref, err)
+	}
+	return in, nil
+}
+
+// imageCreated picks the commit timestamp: the config's created time, else
+// SOURCE_DATE_EPOCH, else now (with a warning: the commit is then not reproducible).
+func imageCreated(cfg imgspecv1.Image, warn func(string)) (time.Time, error) {
+	if cfg.Created != nil && !cfg.Created.IsZero() {
+		return cfg.Created.UTC().Truncate(time.Second), nil
+	}
+	if v, ok := os.LookupEnv(sourceDateEpoch); ok {
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || sec < 0 {
+			return time.Time{}, fmt.Errorf("%s=%q is not a number of seconds", sourceDateEpoch, v)
+		}
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	warn("the image config has no created time and " + sourceDateEpoch + " is unset; using the current time")
+	return time.Now().UTC().Truncate(time.Second), nil
+}
+
+func loadRootfs(ctx context.Context, dir string, o Options) (*Input, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load rootfs: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("load rootfs: %s is not a directory", dir)
+	}
+	tree, err := rootfs.Import(ctx, dir, o.Store, rootfs.Options{SkipSpecial: true, Warn: o.Warn})
+	if err != nil {
+		return nil, fmt.Errorf("load rootfs %s: %w", dir, err)
+	}
+	// rpm-ostree's default config for --rootfs: created is the top directory's mtime.
+	created := st.ModTime().UTC().Truncate(time.Second)
+	cfg := imgspecv1.Image{
+		Created:  &created,
+		Platform: imgspecv1.Platform{Architecture: ociArch(runtime.GOARCH), OS: "linux"},
+		RootFS:   imgspecv1.RootFS{Type: "layers"},
+	}
+	return &Input{Tree: tree, Config: cfg, Created: created, Ref: dir}, nil
+}
+
+// ociArch maps a Go architecture to the OCI platform name. The OCI image spec adopted
+// GOARCH values, so this is the identity for every Linux architecture bootc supports.
+func ociArch(goarch string) string { return goarch }
+
+// Postprocess makes t what rpm-ostree commits from a root filesystem: the contents of
+// /sysroot dropped (the directory stays), /etc moved to /usr/etc, and the root directory
+// owned by root with no xattrs but its SELinux label.
+func Postprocess(t *ostree.Tree) error {
+	root := t.Root
+	if d := root.Dirs["sysroot"]; d != nil {
+		d.Files = map[string]*ostree.File{}
+		d.Dirs = map[string]*ostree.Dir{}
+	}
+	if etc := root.Dirs["etc"]; etc != nil {
+		usr := root.Dirs["usr"]
+		if usr == nil {
+			if root.Files["usr"] != nil {
+				return errors.New("cannot move /etc to /usr/etc: /usr is not a directory")
+			}
+			usr = ostree.NewDir(ostree.DirMeta{Mode: ostree.ModeDir | 0o755})
+			root.Dirs["usr"] = usr
+		}
+		if usr.Dirs["etc"] != nil || usr.Files["etc"] != nil {
+			return errors.New("found both /etc and /usr/etc")
+		}
+		usr.Dirs["etc"] = etc
+		delete(root.Dirs, "etc")
+	}
+	root.Meta.UID, root.Meta.GID = 0, 0
+	var x ostree.Xattrs
+	if v, ok := root.Meta.Xattrs.Get("security.selinux"); ok {
+		x = ostree.Xattrs{{Name: "security.selinux", Value: v}}
+	}
+	root.Meta.Xattrs = x
+	return nil
+}
