@@ -340,8 +340,11 @@ func TestPostprocess(t *testing.T) {
 			},
 		},
 		{
-			name:  "usr/etc alone is kept",
-			build: func(r *ostree.Dir) { r.Dirs["usr"] = ostree.NewDir(dm(0o755)); r.Dirs["usr"].Dirs["etc"] = ostree.NewDir(dm(0o755)) },
+			name: "usr/etc alone is kept",
+			build: func(r *ostree.Dir) {
+				r.Dirs["usr"] = ostree.NewDir(dm(0o755))
+				r.Dirs["usr"].Dirs["etc"] = ostree.NewDir(dm(0o755))
+			},
 			check: func(t *testing.T, tr *ostree.Tree) { assert.NotNil(t, tr.LookupDir("/usr/etc")) },
 		},
 		{
