@@ -37,10 +37,10 @@ func wantUnitPath(p string) bool {
 
 func (c *capture) wantPath(p string) bool { return wantUnitPath(p) }
 
-// addWanted walks the commit's dirtrees (already in the store after layer 0) and marks
+// addWanted walks the commit's dirtrees (all read once layer 0 is done) and marks
 // the content objects of unit-like paths.
-func (c *capture) addWanted(s *ostree.Store, p string, tree ostree.Checksum) {
-	b, err := s.ReadMetadata(ostree.ObjDirTree, tree)
+func (c *capture) addWanted(s *metaStore, p string, tree ostree.Checksum) {
+	b, err := s.get(ostree.ObjDirTree, tree)
 	if err != nil {
 		return // completeness is reported by the tree check
 	}

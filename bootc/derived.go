@@ -32,10 +32,11 @@ type derivedState struct {
 	layers  int
 	sum     DerivedSummary
 	filter  map[string]bool
+	buf     []byte
 }
 
 func newDerivedState(t *ostree.Tree, o Options, c *capture) *derivedState {
-	return &derivedState{tree: t, o: o, capture: c, filter: map[string]bool{}}
+	return &derivedState{tree: t, o: o, capture: c, filter: map[string]bool{}, buf: make([]byte, 128<<10)}
 }
 
 // mapDerivedPath returns the commit path for a derived-layer tar path, or "" when bootc
@@ -244,7 +245,7 @@ func (ds *derivedState) hashFile(i int, p string, hdr *tar.Header, r io.Reader, 
 		kept = &limitedBuffer{limit: captureLimit}
 		r = io.TeeReader(r, kept)
 	}
-	n, err := io.Copy(hash, r)
+	n, err := io.CopyBuffer(hash, r, ds.buf)
 	if err != nil {
 		return nil, problemf(CheckTar, i, "read %s: %v", p, err)
 	}

@@ -227,7 +227,7 @@ func (im *importer) metadataObject(i int, sum ostree.Checksum, t ostree.ObjectTy
 			return problemf(CheckObject, i, "%s: mode %#o is not a directory", name, m.Mode)
 		}
 	}
-	if _, err := im.store.WriteMetadata(t, data); err != nil {
+	if err := im.meta.put(t, sum, data); err != nil {
 		return fmt.Errorf("layer %d: store %s: %w", i, name, err)
 	}
 	return nil
@@ -311,7 +311,7 @@ func (im *importer) contentObject(i int, sum ostree.Checksum, x ostree.Xattrs, h
 		kept = &limitedBuffer{limit: captureLimit}
 		r = io.TeeReader(r, kept)
 	}
-	n, err := io.Copy(hash, r)
+	n, err := io.CopyBuffer(hash, r, im.buf)
 	if err != nil {
 		return problemf(CheckTar, i, "read %s: %v", name, err)
 	}

@@ -44,7 +44,7 @@ type importer struct {
 	r      *Report
 
 	tmp        string
-	store      *ostree.Store
+	meta       *metaStore
 	commit     ostree.Commit
 	commitSum  ostree.Checksum
 	objects    map[ostree.Checksum]objInfo
@@ -53,6 +53,7 @@ type importer struct {
 	tree       *ostree.Tree
 	derived    *derivedState
 	capture    *capture
+	buf        []byte // copy buffer shared by all objects
 }
 
 // Verify reads every layer of src once, streaming, and checks it the way bootc's
@@ -80,13 +81,8 @@ func newImporter(src *imageio.Source, o Options) (*importer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: temp dir: %w", err)
 	}
-	store, err := ostree.OpenStore(tmp)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("verify: %w", err)
-	}
 	return &importer{
-		src: src, o: o, tmp: tmp, store: store,
+		src: src, o: o, tmp: tmp, meta: newMetaStore(tmp, metaBudget),
 		r: &Report{
 			Image: src.Ref.StringWithinTransport(), ManifestDigest: src.Digest,
 			ConfigDigest: src.ConfigDigest, Architecture: src.Config.Architecture, Warnings: []Problem{},
@@ -94,6 +90,7 @@ func newImporter(src *imageio.Source, o Options) (*importer, error) {
 		objects:    map[ostree.Checksum]objInfo{},
 		xattrBlobs: map[ostree.Checksum]ostree.Xattrs{},
 		checkout:   map[string]checkoutEntry{},
+		buf:        make([]byte, 128<<10),
 	}, nil
 }
 
@@ -118,7 +115,7 @@ func (im *importer) run(ctx context.Context) error {
 			return fail(err)
 		}
 		if i == 0 && im.layout.Ostree && im.capture != nil {
-			im.capture.addWanted(im.store, "/", im.commit.RootTree)
+			im.capture.addWanted(im.meta, "/", im.commit.RootTree)
 		}
 		if im.layout.Ostree && i == im.layout.Final {
 			if err := im.finishOstree(); err != nil {
@@ -257,13 +254,13 @@ func (im *importer) finishOstree() error {
 // loadDir rebuilds a directory of the commit from the metadata objects of layer 0 and
 // the content objects every layer delivered.
 func (im *importer) loadDir(p string, treeSum, metaSum ostree.Checksum) (*ostree.Dir, error) {
-	if !im.store.Has(metaSum, ostree.ObjDirMeta) {
+	if !im.meta.has(ostree.ObjDirMeta, metaSum) {
 		return nil, problemf(CheckTree, -1, "commit tree incomplete: dirmeta %s of %s is in no layer", metaSum, p)
 	}
-	if !im.store.Has(treeSum, ostree.ObjDirTree) {
+	if !im.meta.has(ostree.ObjDirTree, treeSum) {
 		return nil, problemf(CheckTree, -1, "commit tree incomplete: dirtree %s of %s is in no layer", treeSum, p)
 	}
-	mb, err := im.store.ReadMetadata(ostree.ObjDirMeta, metaSum)
+	mb, err := im.meta.get(ostree.ObjDirMeta, metaSum)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +268,7 @@ func (im *importer) loadDir(p string, treeSum, metaSum ostree.Checksum) (*ostree
 	if err != nil {
 		return nil, problemf(CheckObject, 0, "dirmeta %s: %v", metaSum, err)
 	}
-	tb, err := im.store.ReadMetadata(ostree.ObjDirTree, treeSum)
+	tb, err := im.meta.get(ostree.ObjDirTree, treeSum)
 	if err != nil {
 		return nil, err
 	}

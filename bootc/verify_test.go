@@ -363,3 +363,18 @@ func TestVerifyLint(t *testing.T) {
 	assert.Contains(t, checks[CheckKernel], "no kernel")
 	assert.Contains(t, checks[CheckVar], "/var/lib/app/state")
 }
+
+// TestVerifyMetadataSpill runs with no memory budget for metadata objects, so every
+// dirtree and dirmeta goes through the temporary on-disk store.
+func TestVerifyMetadataSpill(t *testing.T) {
+	b := bootctest.Base().Build(t)
+	im, err := newImporter(bootctest.Open(t, b.Ref), Options{TempDir: t.TempDir()})
+	require.NoError(t, err)
+	defer im.close()
+	im.meta = newMetaStore(im.tmp, 0)
+	require.NoError(t, im.run(context.Background()))
+	require.Nil(t, im.r.Failure, "%v", im.r.Failure)
+	require.NotNil(t, im.meta.store, "objects spilled to disk")
+	assert.Empty(t, im.meta.mem)
+	assert.Equal(t, b.CommitSum.String(), im.r.Commit)
+}

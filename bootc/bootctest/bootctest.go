@@ -116,7 +116,7 @@ func checkoutPath(p string) string {
 	return p
 }
 
-func (ti Image) Build(t *testing.T) *Built {
+func (ti Image) Build(t testing.TB) *Built {
 	t.Helper()
 	tree := ostree.NewTree()
 	mkdir := func(p string) *ostree.Dir {
@@ -264,7 +264,7 @@ func (ti Image) Build(t *testing.T) *Built {
 	return ti.write(t, b, layers, nChunks)
 }
 
-func tarBytes(t *testing.T, es []Entry) []byte {
+func tarBytes(t testing.TB, es []Entry) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range es {
@@ -280,7 +280,7 @@ func tarBytes(t *testing.T, es []Entry) []byte {
 	return buf.Bytes()
 }
 
-func gzipBytes(t *testing.T, b []byte) []byte {
+func gzipBytes(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	_, err := zw.Write(b)
@@ -289,7 +289,7 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func writeBlob(t *testing.T, dir string, data []byte) digest.Digest {
+func writeBlob(t testing.TB, dir string, data []byte) digest.Digest {
 	d := digest.FromBytes(data)
 	p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
 	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -297,7 +297,7 @@ func writeBlob(t *testing.T, dir string, data []byte) digest.Digest {
 	return d
 }
 
-func (ti Image) write(t *testing.T, b *Built, layers [][]Entry, nChunks int) *Built {
+func (ti Image) write(t testing.TB, b *Built, layers [][]Entry, nChunks int) *Built {
 	dir := t.TempDir()
 	arch := ti.Arch
 	if arch == "" {
@@ -352,7 +352,7 @@ func (ti Image) write(t *testing.T, b *Built, layers [][]Entry, nChunks int) *Bu
 }
 
 // writeLayout writes config, manifest and index of an OCI layout (blobs already there).
-func WriteLayout(t *testing.T, dir string, b *Built, m imgspecv1.Manifest, cfg imgspecv1.Image) *Built {
+func WriteLayout(t testing.TB, dir string, b *Built, m imgspecv1.Manifest, cfg imgspecv1.Image) *Built {
 	cb, err := json.Marshal(cfg)
 	require.NoError(t, err)
 	m.Config = imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageConfig, Digest: writeBlob(t, dir, cb), Size: int64(len(cb))}
@@ -372,7 +372,7 @@ func WriteLayout(t *testing.T, dir string, b *Built, m imgspecv1.Manifest, cfg i
 	return b
 }
 
-func Open(t *testing.T, ref string) *imageio.Source {
+func Open(t testing.TB, ref string) *imageio.Source {
 	t.Helper()
 	src, err := imageio.Open(context.Background(), ref, imageio.Options{CacheDir: t.TempDir()})
 	require.NoError(t, err)
@@ -403,6 +403,6 @@ func Base() Image {
 // WriteLayers writes an image from ready-made layer entries: layer 0 is the commit
 // layer of commit, layers 1..nChunks are chunks, the rest derived. Labels, history and
 // edits are applied as for Build.
-func (ti Image) WriteLayers(t *testing.T, commit ostree.Checksum, layers [][]Entry, nChunks int) *Built {
+func (ti Image) WriteLayers(t testing.TB, commit ostree.Checksum, layers [][]Entry, nChunks int) *Built {
 	return ti.write(t, &Built{CommitSum: commit, Sums: map[string]ostree.Checksum{}}, layers, nChunks)
 }
