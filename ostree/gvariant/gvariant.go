@@ -7,6 +7,10 @@
 //	y byte, b bool, n int16, q uint16, i/h int32, u uint32, x int64, t uint64, d float64,
 //	s/o/g string, ay []byte, aT []any, mT nil or the value, (…) and {KV} []any, v Variant.
 //
+// Strings (s, o, g) must be valid UTF-8 without NUL bytes, and o and g must be a valid
+// object path and signature, on encode and on decode, as GVariant requires. A nested maybe
+// holding Nothing (Just Nothing) decodes to nil, the same as Nothing; ostree never uses it.
+//
 // Integers are written little-endian, as GVariant does on x86-64 and arm64; ostree stores
 // its own fixed fields big-endian by byte-swapping before serializing, and callers do the
 // same. Normal form matters because ostree hashes the serialized bytes.
