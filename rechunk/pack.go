@@ -497,3 +497,5 @@ func unitsOf(idx []int) []unitRef {
 	sort.Slice(out, func(a, b int) bool { return out[a].item < out[b].item })
 	return out
 }
+
+func log1m(p float64) float64 { return math.Log1p(-p) }

@@ -62,7 +62,7 @@ type simLayer struct {
 }
 
 type simResult struct {
-	layers             int
+	layers              int
 	expected, simulated float64 // bytes per upgrade
 }
 

@@ -1,0 +1,234 @@
+package rechunk
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Previous is one previous build, read from its manifest and config only.
+type Previous struct {
+	Ref     string
+	Created time.Time       // config created time; orders several previous builds
+	Layers  []PreviousLayer // manifest order, layer 0 (the commit layer) included
+	Labels  map[string]string
+}
+
+// PreviousLayer is one manifest layer of a previous build.
+type PreviousLayer struct {
+	Digest, DiffID string
+	Size           int64
+	Annotations    map[string]string
+}
+
+// ComponentsAnnotation lists a chunk layer's component names, sorted and comma-joined,
+// as rpm-ostree writes it.
+const ComponentsAnnotation = "ostree.components"
+
+// PlanLabel is the config label that records a plan for the next build.
+//
+// Its value is base64 (standard alphabet, padded) of gzip of this JSON document:
+//
+//	{
+//	  "v": 1,                  // format version
+//	  "n": 64,                 // number of chunk layers (manifest layers 1..n)
+//	  "r": [64],               // manifest indexes of reserved (empty) layers
+//	  "c": [                   // one entry per component, sorted by name
+//	    {"n": "bash",          // component name, as in ostree.components
+//	     "d": "0123abcd...",   // 16 hex: first 8 bytes of sha256 over the component's
+//	                           // sorted "path NUL checksum-bytes" list
+//	     "l": 12,              // manifest index of the layer holding the component
+//	                           // (its small files when its big files are split out)
+//	     "p": {"/usr/big": 13},// big files with layers of their own: path -> index
+//	     "h": 5, "s": 9}       // change history: bit i of h = changed i+1 builds ago
+//	                           // (bit 0: this build vs. the previous one), s = how
+//	                           // many of those bits were observed (at most 64)
+//	  ]
+//	}
+//
+// Layer annotations alone also describe the layout, but `podman push` may drop them
+// and they carry no digests; the label lets the next build see what really changed.
+// A 1,000-component image needs about 25 KiB.
+const PlanLabel = "dev.rechunker.plan"
+
+// planRecordVersion is the current "v" of PlanLabel.
+const planRecordVersion = 1
+
+// maxPlanLabel bounds the decoded label we accept.
+const maxPlanLabel = 4 << 20
+
+type planRecord struct {
+	Version    int               `json:"v"`
+	Layers     int               `json:"n"`
+	Reserved   []int             `json:"r,omitempty"`
+	Components []componentRecord `json:"c"`
+}
+
+type componentRecord struct {
+	Name    string         `json:"n"`
+	Digest  string         `json:"d"`
+	Layer   int            `json:"l"`
+	Parts   map[string]int `json:"p,omitempty"`
+	History uint64         `json:"h,omitempty"`
+	Seen    int            `json:"s,omitempty"`
+}
+
+func encodePlanRecord(r *planRecord) (string, error) {
+	sort.Slice(r.Components, func(i, j int) bool { return r.Components[i].Name < r.Components[j].Name })
+	js, err := json.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return "", err
+	}
+	if _, err := zw.Write(js); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+func decodePlanRecord(s string) (*planRecord, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s label: %w", PlanLabel, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s label: %w", PlanLabel, err)
+	}
+	js, err := io.ReadAll(io.LimitReader(zr, maxPlanLabel+1))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s label: %w", PlanLabel, err)
+	}
+	if len(js) > maxPlanLabel {
+		return nil, fmt.Errorf("decode %s label: larger than %d bytes", PlanLabel, maxPlanLabel)
+	}
+	var r planRecord
+	if err := json.Unmarshal(js, &r); err != nil {
+		return nil, fmt.Errorf("decode %s label: %w", PlanLabel, err)
+	}
+	if r.Version != planRecordVersion {
+		return nil, fmt.Errorf("decode %s label: version %d, this rechunker reads version %d", PlanLabel, r.Version, planRecordVersion)
+	}
+	if r.Layers < 0 || r.Layers > 10000 {
+		return nil, fmt.Errorf("decode %s label: %d layers", PlanLabel, r.Layers)
+	}
+	return &r, nil
+}
+
+// priorLayout is a previous build's layout as the packer needs it.
+type priorLayout struct {
+	ref    string
+	layers int           // chunk layers, manifest indexes 1..layers
+	names  map[string]int // component (or binary package) name -> manifest index
+	// multi lists names seen in several layers (annotation-only priors): name -> indexes.
+	parts    map[string]map[string]int // component -> big file path -> manifest index
+	reserved map[int]bool
+	digests  map[string]string // from the label only
+	history  map[string]componentRecord
+	// fromLabel is set when the layout came from PlanLabel (else from annotations).
+	fromLabel bool
+}
+
+// readPrior interprets a previous build: the plan label when present and consistent
+// with the manifest, else the ostree.components annotations. It returns nil when the
+// build carries neither (not a chunked image).
+func readPrior(p Previous, warn func(string)) *priorLayout {
+	chunks := len(p.Layers) - 1
+	if v, ok := p.Labels[PlanLabel]; ok {
+		r, err := decodePlanRecord(v)
+		switch {
+		case err != nil:
+			warn(fmt.Sprintf("previous build %s: %v; using its layer annotations", p.Ref, err))
+		case r.Layers > chunks:
+			warn(fmt.Sprintf("previous build %s: %s describes %d chunk layers but the manifest has %d; using its layer annotations", p.Ref, PlanLabel, r.Layers, chunks))
+		default:
+			l := &priorLayout{ref: p.Ref, layers: r.Layers, names: map[string]int{}, parts: map[string]map[string]int{},
+				reserved: map[int]bool{}, digests: map[string]string{}, history: map[string]componentRecord{}, fromLabel: true}
+			for _, i := range r.Reserved {
+				if i >= 1 && i <= r.Layers {
+					l.reserved[i] = true
+				}
+			}
+			for _, c := range r.Components {
+				if c.Layer < 1 || c.Layer > r.Layers {
+					continue
+				}
+				l.names[c.Name] = c.Layer
+				l.digests[c.Name] = c.Digest
+				l.history[c.Name] = c
+				for path, idx := range c.Parts {
+					if idx >= 1 && idx <= r.Layers {
+						if l.parts[c.Name] == nil {
+							l.parts[c.Name] = map[string]int{}
+						}
+						l.parts[c.Name][path] = idx
+					}
+				}
+			}
+			return l
+		}
+	}
+	if chunks < 1 {
+		return nil
+	}
+	l := &priorLayout{ref: p.Ref, layers: chunks, names: map[string]int{}, parts: map[string]map[string]int{},
+		reserved: map[int]bool{}, digests: map[string]string{}, history: map[string]componentRecord{}}
+	for i := 1; i <= chunks; i++ {
+		v, ok := p.Layers[i].Annotations[ComponentsAnnotation]
+		if !ok {
+			// Layers past the chunked part (derived layers) have no annotation.
+			l.layers = i - 1
+			break
+		}
+		if v == "" {
+			l.reserved[i] = true
+			continue
+		}
+		for _, n := range strings.Split(v, ",") {
+			if _, dup := l.names[n]; !dup { // multilib duplicates: the first layer wins
+				l.names[n] = i
+			}
+		}
+	}
+	if l.layers < 1 {
+		return nil
+	}
+	return l
+}
+
+// historyBits is how many builds the rolling change history keeps.
+const historyBits = 64
+
+// observedRate estimates a component's change probability per build from its history,
+// pulling it towards prior (the changelog-based estimate) when few builds were seen.
+func observedRate(changes, seen int, prior float64) float64 {
+	const weight = 4 // pseudo-observations of the prior
+	return (float64(changes) + prior*weight) / (float64(seen) + weight)
+}
+
+func popcount(x uint64, n int) int {
+	if n < historyBits {
+		x &= 1<<uint(n) - 1
+	}
+	c := 0
+	for ; x != 0; x &= x - 1 {
+		c++
+	}
+	return c
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

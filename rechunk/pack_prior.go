@@ -1,0 +1,359 @@
+package rechunk
+
+import (
+	"fmt"
+	"sort"
+)
+
+// packWithPrior keeps a previous build's layout: every component stays in the layer it
+// had; removed components leave; new components go to layers of their own when the
+// fresh plan would isolate them, else to the previous reserved bin (a layer that is new
+// anyway, so they cost nothing extra now). A new reserved bin is added when there is
+// room. Over budget (e.g. --max-layers was lowered), the two shared layers whose merge
+// costs the fewest expected bytes are merged; with spare room, components that changed
+// anyway leave bins that grew far beyond their share.
+func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin, error) {
+	if _, err := newBudget(items, maxLayers); err != nil {
+		return nil, err
+	}
+	fresh, err := packFresh(items, maxLayers)
+	if err != nil {
+		return nil, err
+	}
+	freshAlone := map[int]bool{}
+	freshSpans := map[int][][]unitRef{}
+	for _, b := range fresh {
+		switch b.kind {
+		case binSingle, binExclusive:
+			freshAlone[b.units[0].item] = true
+		case binSpan:
+			i := b.units[0].item
+			freshSpans[i] = append(freshSpans[i], b.units)
+		}
+	}
+
+	// 1. Where was each unit?
+	layerUnits := map[int][]unitRef{}
+	var newMain []int
+	hasPrior := make([]bool, len(items))
+	placedPart := map[unitRef]bool{}
+	for i, it := range items {
+		idx := prior.names[it.name]
+		if idx == 0 && len(it.aliases) > 0 {
+			votes := map[int]int{}
+			for _, a := range it.aliases {
+				if j := prior.names[a]; j > 0 {
+					votes[j]++
+				}
+			}
+			for j, v := range votes {
+				if idx == 0 || v > votes[idx] || (v == votes[idx] && j < idx) {
+					idx = j
+				}
+			}
+		}
+		if idx == 0 {
+			newMain = append(newMain, i)
+		} else {
+			hasPrior[i] = true
+			layerUnits[idx] = append(layerUnits[idx], unitRef{item: i})
+		}
+		for _, pt := range it.parts {
+			if j := prior.parts[it.name][pt.key]; j > 0 {
+				u := unitRef{item: i, part: pt.key}
+				layerUnits[j] = append(layerUnits[j], u)
+				placedPart[u] = true
+			}
+		}
+	}
+	// 2. Exclusive content never shares a layer with another component.
+	for idx, us := range layerUnits {
+		owners := map[int]bool{}
+		for _, u := range us {
+			owners[u.item] = true
+		}
+		if len(owners) < 2 {
+			continue
+		}
+		kept := us[:0]
+		for _, u := range us {
+			switch {
+			case u.part != "":
+				delete(placedPart, u) // its file rejoins the component's main layer
+			case items[u.item].exclusive:
+				hasPrior[u.item] = false
+				newMain = append(newMain, u.item)
+			default:
+				kept = append(kept, u)
+			}
+		}
+		layerUnits[idx] = kept
+	}
+	// A part only keeps its own layer while the component has a main layer elsewhere.
+	for idx, us := range layerUnits {
+		kept := us[:0]
+		for _, u := range us {
+			if u.part != "" && !hasPrior[u.item] {
+				delete(placedPart, u)
+				continue
+			}
+			kept = append(kept, u)
+		}
+		layerUnits[idx] = kept
+	}
+
+	// 3. Previous layers, in their order.
+	var bins []*pbin
+	var reserved *pbin
+	for idx := 1; idx <= prior.layers; idx++ {
+		us := layerUnits[idx]
+		if len(us) == 0 {
+			if prior.reserved[idx] && reserved == nil {
+				reserved = &pbin{kind: binReserved, prev: idx}
+				bins = append(bins, reserved)
+			}
+			continue
+		}
+		sortUnits(us)
+		bins = append(bins, &pbin{kind: kindOf(items, us), units: us, prev: idx})
+	}
+
+	// 4. New components.
+	sort.Slice(newMain, func(a, b int) bool { return items[newMain[a]].name < items[newMain[b]].name })
+	var newBin *pbin
+	for _, i := range newMain {
+		it := items[i]
+		switch {
+		case it.exclusive:
+			bins = append(bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
+		case freshAlone[i] || it.single:
+			bins = append(bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
+		default:
+			if newBin == nil {
+				if reserved != nil {
+					newBin, reserved = reserved, nil
+					newBin.kind = binNew
+				} else {
+					newBin = &pbin{kind: binNew}
+					bins = append(bins, newBin)
+				}
+			}
+			newBin.units = append(newBin.units, unitRef{item: i})
+		}
+	}
+	// Big files the fresh plan would split out and that have no layer yet.
+	for i := range items {
+		for _, g := range freshSpans[i] {
+			var us []unitRef
+			for _, u := range g {
+				if !placedPart[u] {
+					us = append(us, u)
+				}
+			}
+			if len(us) > 0 {
+				bins = append(bins, &pbin{kind: binSpan, units: us})
+			}
+		}
+	}
+	if reserved == nil && len(bins) < maxLayers {
+		reserved = &pbin{kind: binReserved}
+		bins = append(bins, reserved)
+	}
+
+	// 5. Over budget: drop the reserved bin, then merge.
+	for len(bins) > maxLayers {
+		if reserved != nil {
+			bins = removeBin(bins, reserved)
+			reserved = nil
+			continue
+		}
+		if mergeCheapest(items, &bins) {
+			continue
+		}
+		if foldSpan(&bins) {
+			continue
+		}
+		return nil, fmt.Errorf("previous layout of %s cannot be reduced to %d layers", prior.ref, maxLayers)
+	}
+
+	// 6. Spare room: let changed components leave oversized shared bins.
+	splitOversized(items, &bins, maxLayers)
+	for _, b := range bins {
+		sortUnits(b.units)
+	}
+	// Reserved last.
+	if reserved != nil {
+		bins = append(removeBin(bins, reserved), reserved)
+	}
+	return bins, nil
+}
+
+func sortUnits(us []unitRef) {
+	sort.Slice(us, func(a, b int) bool {
+		if us[a].item != us[b].item {
+			return us[a].item < us[b].item
+		}
+		return us[a].part < us[b].part
+	})
+}
+
+func kindOf(items []packItem, us []unitRef) binKind {
+	owners := map[int]bool{}
+	main := false
+	for _, u := range us {
+		owners[u.item] = true
+		if u.part == "" {
+			main = true
+		}
+	}
+	switch {
+	case !main:
+		return binSpan
+	case len(owners) > 1:
+		return binTier
+	case items[us[0].item].exclusive:
+		return binExclusive
+	default:
+		return binSingle
+	}
+}
+
+func removeBin(bins []*pbin, b *pbin) []*pbin {
+	out := bins[:0]
+	for _, x := range bins {
+		if x != b {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// binStatOf computes a bin's size and change probability (parts count their own size,
+// the main unit the rest of the component).
+func binStatOf(items []packItem, b *pbin) binStat {
+	var s binStat
+	seen := map[int]bool{}
+	for _, u := range b.units {
+		it := items[u.item]
+		size := it.size
+		if u.part != "" {
+			for _, pt := range it.parts {
+				if pt.key == u.part {
+					size = pt.size
+				}
+			}
+		}
+		s.size += float64(size)
+		if !seen[u.item] {
+			seen[u.item] = true
+			if it.p >= 1 {
+				s.always++
+			} else {
+				s.logQ += log1m(it.p)
+			}
+		}
+	}
+	return s
+}
+
+func shareable(items []packItem, b *pbin) bool {
+	if b.kind == binReserved || b.kind == binSpan {
+		return false
+	}
+	for _, u := range b.units {
+		if items[u.item].exclusive || u.part != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeCheapest merges the two shared bins whose union adds the fewest expected bytes;
+// the merged bin keeps the position of the first.
+func mergeCheapest(items []packItem, bins *[]*pbin) bool {
+	bs := *bins
+	best, bi, bj := 0.0, -1, -1
+	stats := make([]binStat, len(bs))
+	for i, b := range bs {
+		stats[i] = binStatOf(items, b)
+	}
+	for i := range bs {
+		if !shareable(items, bs[i]) {
+			continue
+		}
+		for j := i + 1; j < len(bs); j++ {
+			if !shareable(items, bs[j]) {
+				continue
+			}
+			m := stats[i]
+			m.size += stats[j].size
+			m.logQ += stats[j].logQ
+			m.always += stats[j].always
+			c := m.cost() - stats[i].cost() - stats[j].cost()
+			if bi < 0 || c < best {
+				best, bi, bj = c, i, j
+			}
+		}
+	}
+	if bi < 0 {
+		return false
+	}
+	bs[bi].units = append(bs[bi].units, bs[bj].units...)
+	bs[bi].kind = binTier
+	*bins = append(bs[:bj], bs[bj+1:]...)
+	return true
+}
+
+// foldSpan moves the smallest big-file layer back into its component's main layer.
+func foldSpan(bins *[]*pbin) bool {
+	bs := *bins
+	si := -1
+	for i, b := range bs {
+		if b.kind == binSpan && (si < 0 || len(b.units) < len(bs[si].units)) {
+			si = i
+		}
+	}
+	if si < 0 {
+		return false
+	}
+	*bins = append(bs[:si], bs[si+1:]...)
+	return true
+}
+
+// splitOversized moves changed components out of shared bins that grew to more than
+// oversizeFactor times the average shared bin, while layers are left. Unchanged
+// components never move, so no unchanged layer changes.
+func splitOversized(items []packItem, bins *[]*pbin, maxLayers int) {
+	const oversizeFactor = 4
+	var total float64
+	n := 0
+	for _, b := range *bins {
+		if shareable(items, b) && b.kind != binReserved {
+			total += binStatOf(items, b).size
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	avg := total / float64(n)
+	for _, b := range append([]*pbin(nil), (*bins)...) {
+		if !shareable(items, b) || len(b.units) < 2 {
+			continue
+		}
+		for binStatOf(items, b).size > oversizeFactor*avg && len(*bins) < maxLayers {
+			pick := -1
+			for k, u := range b.units {
+				if items[u.item].changed && (pick < 0 || items[u.item].size > items[b.units[pick].item].size) {
+					pick = k
+				}
+			}
+			if pick < 0 || len(b.units) < 2 {
+				break
+			}
+			u := b.units[pick]
+			b.units = append(b.units[:pick], b.units[pick+1:]...)
+			*bins = append(*bins, &pbin{kind: binSingle, units: []unitRef{u}})
+		}
+	}
+}

@@ -1,0 +1,464 @@
+package rechunk
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxLayers = 64
+	// DefaultSpanFileSize is the size from which a file of a large component may get a
+	// layer of its own.
+	DefaultSpanFileSize = 16 << 20
+	// DefaultUpdateInterval is the assumed time between two upgrades a user installs.
+	DefaultUpdateInterval = 7 * 24 * time.Hour
+	// defaultChangesPerYear is assumed for components without any change signal.
+	defaultChangesPerYear = 6
+	// minChangesPerYear keeps packages without recent changelog entries from looking
+	// frozen forever.
+	minChangesPerYear = 0.25
+)
+
+// Options configure NewPlan.
+type Options struct {
+	// MaxLayers bounds the chunk layers; the commit layer comes in addition.
+	MaxLayers int
+	// Previous are earlier builds of the same image (any order). The newest one with a
+	// readable layout is kept; all with a plan label feed the change history.
+	Previous []Previous
+	// Warn receives problems the planner works around; nil discards them.
+	Warn func(string)
+	// BigFileSize makes unowned files at least this big components of their own.
+	BigFileSize int64
+	// SpanFileSize lets files at least this big inside large components get layers of
+	// their own.
+	SpanFileSize int64
+	// UpdateInterval is the expected time between two upgrades.
+	UpdateInterval time.Duration
+}
+
+// NewPlan assigns every file of the finalized tree t to a component and packs the
+// components into at most o.MaxLayers layers. store holds t's content (package
+// databases and changelogs are read from it).
+func NewPlan(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options) (*Plan, error) {
+	if o.MaxLayers == 0 {
+		o.MaxLayers = DefaultMaxLayers
+	}
+	if o.MaxLayers < MinLayers {
+		return nil, fmt.Errorf("plan: at least %d layers are needed, --max-layers is %d", MinLayers, o.MaxLayers)
+	}
+	if o.BigFileSize <= 0 {
+		o.BigFileSize = DefaultBigFileSize
+	}
+	if o.SpanFileSize <= 0 {
+		o.SpanFileSize = DefaultSpanFileSize
+	}
+	if o.UpdateInterval <= 0 {
+		o.UpdateInterval = DefaultUpdateInterval
+	}
+	plan := &Plan{Labels: map[string]string{}}
+	warn := func(s string) {
+		plan.Warnings = append(plan.Warnings, s)
+		if o.Warn != nil {
+			o.Warn(s)
+		}
+	}
+
+	comps, err := components(ctx, t, store, o, warn)
+	if err != nil {
+		return nil, err
+	}
+	prior, history := readHistory(o.Previous, comps, warn)
+	items := packItems(comps, o, prior, history)
+
+	var bins []*pbin
+	if prior != nil {
+		bins, err = packWithPrior(items, o.MaxLayers, prior)
+		if err == nil {
+			plan.FromPrevious = prior.ref
+		} else {
+			warn(fmt.Sprintf("previous build %s: %v; planning afresh", prior.ref, err))
+		}
+	}
+	if bins == nil {
+		if bins, err = packFresh(items, o.MaxLayers); err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+	}
+	if err := buildLayers(plan, comps, items, bins, prior, history); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// components runs the component sources over the tree.
+func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options, warn func(string)) ([]*component, error) {
+	r := newResolver(t)
+	sources := []componentSource{newXattrSource(t, warn)}
+	var pkgs []*pkgSource
+	var dbDirs []string
+	loaders := []struct {
+		name string
+		load func() (*pkgSource, string, error)
+	}{
+		{"rpm", func() (*pkgSource, string, error) { return loadRPM(ctx, store, t, r) }},
+		{"dpkg", func() (*pkgSource, string, error) { return loadDpkg(ctx, store, r, warn) }},
+		{"pacman", func() (*pkgSource, string, error) { return loadPacman(ctx, store, r, warn) }},
+		{"apk", func() (*pkgSource, string, error) { return loadAPK(ctx, store, r) }},
+	}
+	for _, l := range loaders {
+		s, dir, err := l.load()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			warn(fmt.Sprintf("%s database %s is unreadable, its packages' files are planned without it: %v", l.name, dir, err))
+		}
+		if dir != "" {
+			dbDirs = append(dbDirs, strings.TrimSuffix(dir, "/")+"/")
+		}
+		if s != nil {
+			sources = append(sources, s)
+			pkgs = append(pkgs, s)
+		}
+	}
+	// rpm-ostree keeps a hardlinked copy of the base rpmdb.
+	if d := r.dir("/usr/lib/sysimage/rpm-ostree-base-db", 0); d != "" {
+		dbDirs = append(dbDirs, d+"/")
+	}
+	sources = append(sources,
+		newKernelSource(t),
+		&pkgDBSource{dirs: dbDirs},
+		&dirOwnerSource{pkgs: pkgs, maxSize: o.BigFileSize},
+		&bigFileSource{min: o.BigFileSize},
+	)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	comps := assign(treeFiles(t), sources)
+	years := o.UpdateInterval.Hours() / (365 * 24)
+	for _, c := range comps {
+		rate := c.info.changesPerYear
+		switch {
+		case c.info.alwaysChanges:
+			c.p = 1
+			continue
+		case rate < 0:
+			rate = defaultChangesPerYear
+		case rate < minChangesPerYear:
+			rate = minChangesPerYear
+		}
+		c.p = -math.Expm1(-rate * years)
+	}
+	return comps, nil
+}
+
+// componentHistory is what previous builds say about one component.
+type componentHistory struct {
+	known   bool // a previous plan label knew the component
+	changed bool // its digest differs from the newest label's
+	bits    uint64
+	seen    int
+}
+
+// readHistory picks the layout to keep (the newest previous build that has one) and
+// reconstructs per-component change history from the plan labels.
+func readHistory(prev []Previous, comps []*component, warn func(string)) (*priorLayout, map[string]componentHistory) {
+	sorted := append([]Previous(nil), prev...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Created.After(sorted[j].Created) })
+	var layouts []*priorLayout
+	for _, p := range sorted {
+		if l := readPrior(p, warn); l != nil {
+			layouts = append(layouts, l)
+		} else {
+			warn(fmt.Sprintf("previous build %s is not chunked (no %s label, no %s annotations); ignored", p.Ref, PlanLabel, ComponentsAnnotation))
+		}
+	}
+	hist := map[string]componentHistory{}
+	if len(layouts) == 0 {
+		return nil, hist
+	}
+	// Chain of labelled builds, oldest first, then this build.
+	var labelled []*priorLayout
+	for i := len(layouts) - 1; i >= 0; i-- {
+		if layouts[i].fromLabel {
+			labelled = append(labelled, layouts[i])
+		}
+	}
+	if len(labelled) > 0 {
+		newest := labelled[len(labelled)-1]
+		for _, c := range comps {
+			h := componentHistory{}
+			// Pairwise comparisons between the given builds.
+			for k := 1; k < len(labelled); k++ {
+				a, okA := labelled[k-1].digests[c.name]
+				b, okB := labelled[k].digests[c.name]
+				if okA && okB {
+					h.bits = h.bits<<1 | uint64(boolBit(a != b))
+					h.seen++
+				}
+			}
+			// The newest label's rolling record reaches further back when it has more.
+			if rec, ok := newest.history[c.name]; ok && rec.Seen > h.seen {
+				h.bits, h.seen = rec.History, rec.Seen
+			}
+			if d, ok := newest.digests[c.name]; ok {
+				h.known = true
+				h.changed = d != c.digestHex()
+				h.bits = h.bits<<1 | uint64(boolBit(h.changed))
+				h.seen = min(h.seen+1, historyBits)
+			}
+			hist[c.name] = h
+		}
+	}
+	return layouts[0], hist
+}
+
+func boolBit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// packItems turns components into what the packer sees.
+func packItems(comps []*component, o Options, prior *priorLayout, hist map[string]componentHistory) []packItem {
+	items := make([]packItem, len(comps))
+	for i, c := range comps {
+		p := c.p
+		if h := hist[c.name]; h.seen > 0 {
+			p = observedRate(popcount(h.bits, h.seen), h.seen, c.p)
+		}
+		it := packItem{
+			name: c.name, size: c.size, p: p, exclusive: c.info.exclusive,
+			single:  c.name == KernelComponent || c.name == PackageDBComponent,
+			aliases: c.info.packages, changed: hist[c.name].changed,
+		}
+		it.parts = spanParts(c, o.SpanFileSize)
+		items[i] = it
+	}
+	return items
+}
+
+// spanParts lists the big files of a large component (one path per object).
+func spanParts(c *component, min int64) []packPart {
+	if c.size < 2*min {
+		return nil
+	}
+	var parts []packPart
+	var rest int64
+	seen := map[ostree.Checksum]bool{}
+	for _, fe := range c.files {
+		if seen[fe.file.Checksum] {
+			continue
+		}
+		seen[fe.file.Checksum] = true
+		if fe.file.Size >= min && !fe.file.Header.IsSymlink() {
+			parts = append(parts, packPart{key: fe.path, size: fe.file.Size})
+		} else {
+			rest += fe.file.Size
+		}
+	}
+	if len(parts) < spanMinParts && !(len(parts) == 1 && rest >= min) {
+		return nil
+	}
+	return parts
+}
+
+// buildLayers turns bins into layers with their files, names and the history label.
+func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin, prior *priorLayout, hist map[string]componentHistory) error {
+	mainBin := make([]int, len(items))
+	for i := range mainBin {
+		mainBin[i] = -1
+	}
+	// Big-file parts placed in their own bins, by object.
+	partBin := make([]map[ostree.Checksum]int, len(items))
+	partKeyBin := make([]map[string]int, len(items))
+	for bi, b := range bins {
+		for _, u := range b.units {
+			if u.part == "" {
+				mainBin[u.item] = bi
+				continue
+			}
+			if partKeyBin[u.item] == nil {
+				partKeyBin[u.item] = map[string]int{}
+				partBin[u.item] = map[ostree.Checksum]int{}
+			}
+			partKeyBin[u.item][u.part] = bi
+		}
+	}
+	for i, c := range comps {
+		if mainBin[i] < 0 {
+			return fmt.Errorf("plan: internal error: component %s has no layer", c.name)
+		}
+		for _, fe := range c.files {
+			if bi, ok := partKeyBin[i][fe.path]; ok {
+				partBin[i][fe.file.Checksum] = bi
+			}
+		}
+	}
+	layers := make([]Layer, len(bins))
+	comps4 := make([][]int, len(bins)) // components per bin
+	for i, c := range comps {
+		present := map[int]bool{}
+		for _, fe := range c.files {
+			bi := mainBin[i]
+			if pb, ok := partBin[i][fe.file.Checksum]; ok {
+				bi = pb
+			}
+			layers[bi].Files = append(layers[bi].Files, FileRef{Path: fe.path, Checksum: fe.file.Checksum})
+			present[bi] = true
+		}
+		present[mainBin[i]] = true
+		for bi := range present {
+			comps4[bi] = append(comps4[bi], i)
+		}
+	}
+	for bi, b := range bins {
+		l := &layers[bi]
+		sort.Slice(l.Files, func(a, c int) bool { return l.Files[a].Path < l.Files[c].Path })
+		sort.Ints(comps4[bi])
+		q := 1.0
+		for _, i := range comps4[bi] {
+			l.Components = append(l.Components, comps[i].name)
+			q *= 1 - items[i].p
+		}
+		sort.Strings(l.Components)
+		l.ChangeProbability = 1 - q
+		l.Name, l.Why = describe(b, comps, items, comps4[bi], prior)
+	}
+	// Sizes: distinct objects per layer.
+	sizeOf := map[ostree.Checksum]int64{}
+	for _, c := range comps {
+		for _, fe := range c.files {
+			sizeOf[fe.file.Checksum] = fe.file.Size
+		}
+	}
+	for bi := range layers {
+		seen := map[ostree.Checksum]bool{}
+		for _, f := range layers[bi].Files {
+			if !seen[f.Checksum] {
+				seen[f.Checksum] = true
+				layers[bi].Size += sizeOf[f.Checksum]
+			}
+		}
+	}
+	plan.Layers = layers
+
+	// Component summaries and the history label.
+	rec := &planRecord{Version: planRecordVersion, Layers: len(bins)}
+	for bi, b := range bins {
+		if b.kind == binReserved {
+			rec.Reserved = append(rec.Reserved, bi+1)
+		}
+	}
+	compLayers := make([][]int, len(comps))
+	for bi := range comps4 {
+		for _, i := range comps4[bi] {
+			compLayers[i] = append(compLayers[i], bi)
+		}
+	}
+	for i, c := range comps {
+		h := hist[c.name]
+		cr := componentRecord{Name: c.name, Digest: c.digestHex(), Layer: mainBin[i] + 1, History: h.bits, Seen: h.seen}
+		for key, bi := range partKeyBin[i] {
+			if cr.Parts == nil {
+				cr.Parts = map[string]int{}
+			}
+			cr.Parts[key] = bi + 1
+		}
+		rec.Components = append(rec.Components, cr)
+		plan.Components = append(plan.Components, ComponentInfo{
+			Name: c.name, Source: c.source, Exclusive: c.info.exclusive, Files: len(c.files), Size: c.size,
+			ChangeProbability: items[i].p, Digest: c.digestHex(), Layers: compLayers[i],
+			Changed: h.changed, New: prior != nil && prior.fromLabel && !h.known,
+		})
+	}
+	label, err := encodePlanRecord(rec)
+	if err != nil {
+		return fmt.Errorf("plan: encode %s: %w", PlanLabel, err)
+	}
+	plan.Labels[PlanLabel] = label
+	return nil
+}
+
+// describe names a layer and says why it holds what it holds.
+func describe(b *pbin, comps []*component, items []packItem, members []int, prior *priorLayout) (string, string) {
+	kept := ""
+	if b.prev > 0 && prior != nil {
+		kept = fmt.Sprintf("kept from %s layer %d; ", prior.ref, b.prev)
+	}
+	names := make([]string, 0, len(members))
+	for _, i := range members {
+		names = append(names, comps[i].name)
+	}
+	sort.Strings(names)
+	switch b.kind {
+	case binReserved:
+		return "Reserved for new packages", kept + "empty: room for components added by the next build"
+	case binSpan:
+		var files []string
+		for _, u := range b.units {
+			files = append(files, path.Base(u.part))
+		}
+		sort.Strings(files)
+		return fmt.Sprintf("%s: %s", names[0], joinNames(files)), kept + "big files of a large component in a layer of their own: an unchanged file keeps an unchanged layer"
+	case binExclusive:
+		return names[0], kept + "exclusive component (user.component)"
+	case binSingle:
+		c := comps[members[0]]
+		why := fmt.Sprintf("large component (%s): alone, so other changes never re-download it", humanSize(c.size))
+		switch c.name {
+		case KernelComponent:
+			why = "kernel and initramfs: changes with every kernel update, kept away from other content"
+		case PackageDBComponent:
+			why = "package database: changes whenever any package does"
+		}
+		return c.name, kept + why
+	case binNew:
+		return joinNames(names), kept + "components new since the previous build (cost nothing extra: this layer is new anyway)"
+	default:
+		t := tierOf(items[members[0]].p)
+		why := fmt.Sprintf("%d small components %s together", len(members), tierNames[t])
+		if b.prev > 0 {
+			why = fmt.Sprintf("%d components", len(members))
+		}
+		return joinNames(names), kept + why
+	}
+}
+
+// joinNames makes a short human list: "a", "a and b", "a, b and c", "12 components (a, b, c, ...)".
+func joinNames(n []string) string {
+	switch {
+	case len(n) == 0:
+		return "(empty)"
+	case len(n) == 1:
+		return n[0]
+	case len(n) <= 5:
+		return strings.Join(n[:len(n)-1], ", ") + " and " + n[len(n)-1]
+	default:
+		return fmt.Sprintf("%d components (%s, ...)", len(n), strings.Join(n[:3], ", "))
+	}
+}
+
+// humanSize formats bytes with binary units.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,303 @@
+package rechunk
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// releasePackages is a small distribution: three big packages, many small ones.
+func releasePackages(bumped string) []dpkgPkg {
+	var pkgs []dpkgPkg
+	add := func(name, source string, sizes ...int) {
+		files := map[string]int{}
+		for i, s := range sizes {
+			files[fmt.Sprintf("/usr/lib/%s/f%d", name, i)] = s
+		}
+		files["/usr/share/doc/"+name+"/copyright"] = 300
+		v := "1.0"
+		if name == bumped {
+			v = "1.1"
+		}
+		pkgs = append(pkgs, dpkgPkg{name: name, source: source, files: files, version: v})
+	}
+	add("firmware", "", 30<<20, 5<<20)
+	add("kernel-modules", "linux", 20<<20)
+	add("llvm", "", 12<<20, 3<<20)
+	for i := 0; i < 60; i++ {
+		add(fmt.Sprintf("pkg%02d", i), "", 20<<10+i*3000, 2<<10)
+	}
+	// Two binary packages of one source package: one component.
+	add("libfoo1", "foo", 100<<10)
+	add("foo-bin", "foo", 50<<10)
+	pkgs[len(pkgs)-1].files["/etc/foo.conf"] = 100
+	return pkgs
+}
+
+func releaseTree(t *testing.T, store *ostree.Store, bumped string) *ostree.Tree {
+	b := newTestTree(t, store)
+	b.addDpkg(releasePackages(bumped))
+	b.sized("/usr/lib/modules/6.1.0/vmlinuz", 8<<20, "kernel")
+	b.sized("/usr/lib/modules/6.1.0/initramfs.img", 20<<20, "initramfs")
+	b.sized("/usr/share/big-unowned.dat", 3<<20, "big")
+	b.file("/usr/etc/hostname", []byte("box\n"))
+	b.file("/usr/etc/machine-info", []byte("x\n"))
+	b.symlink("/bin", "usr/bin")
+	return b.finalize()
+}
+
+func TestPlanOwnership(t *testing.T) {
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	tree := releaseTree(t, store, "")
+	var warnings []string
+	p, err := NewPlan(context.Background(), tree, store, Options{MaxLayers: 16, Warn: func(s string) { warnings = append(warnings, s) }})
+	require.NoError(t, err)
+	checkPlan(t, tree, p, 16)
+	tests := []struct{ path, component string }{
+		{"/usr/lib/firmware/f0", "firmware"},
+		{"/usr/lib/kernel-modules/f0", "linux"},         // grouped by source package
+		{"/usr/lib/libfoo1/f0", "foo"},                  // two binaries, one source
+		{"/usr/lib/foo-bin/f0", "foo"},                  //
+		{"/usr/etc/foo.conf", "foo"},                    // /etc paths live in /usr/etc
+		{"/usr/lib/modules/6.1.0/initramfs.img", KernelComponent},
+		{"/usr/lib/modules/6.1.0/vmlinuz", KernelComponent},
+		{"/var/lib/dpkg/status", PackageDBComponent},
+		{"/usr/share/big-unowned.dat", bigFilePrefix + "/usr/share/big-unowned.dat"},
+		{"/usr/etc/hostname", UnclaimedComponent},
+	}
+	for _, tc := range tests {
+		l, ok := ownerOf(p, tc.path)
+		require.True(t, ok, tc.path)
+		assert.Contains(t, l.Components, tc.component, "owner of %s (layer %q)", tc.path, l.Name)
+	}
+	// The kernel, the package database and big components each have a layer alone.
+	for _, c := range []string{KernelComponent, PackageDBComponent, "firmware", "linux"} {
+		ci := componentOf(p, c)
+		require.NotNil(t, ci, c)
+		require.Len(t, ci.Layers, 1, c)
+		assert.Equal(t, []string{c}, p.Layers[ci.Layers[0]].Components, "%s alone", c)
+	}
+	assert.Equal(t, "Reserved for new packages", p.Layers[len(p.Layers)-1].Name)
+	assert.Empty(t, p.Layers[len(p.Layers)-1].Components)
+	assert.Empty(t, warnings)
+	label := p.Labels[PlanLabel]
+	require.NotEmpty(t, label)
+	rec, err := decodePlanRecord(label)
+	require.NoError(t, err)
+	assert.Equal(t, len(p.Layers), rec.Layers)
+	assert.Len(t, rec.Components, len(p.Components))
+}
+
+// TestTwoReleases: one package changes between two builds.
+func TestTwoReleases(t *testing.T) {
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	const maxLayers = 16
+	v1 := releaseTree(t, store, "")
+	p1, err := NewPlan(ctx, v1, store, Options{MaxLayers: maxLayers})
+	require.NoError(t, err)
+	v2 := releaseTree(t, store, "pkg07")
+
+	pkgLayer := func(p *Plan) string {
+		l, ok := ownerOf(p, "/usr/lib/pkg07/f0")
+		require.True(t, ok)
+		return layerKey(l)
+	}
+	names := func(ls []Layer) []string {
+		var out []string
+		for _, l := range ls {
+			out = append(out, strings.Join(l.Components, ","))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name         string
+		label, annot bool
+	}{
+		{"label and annotations", true, true},
+		{"label only (annotations lost on push)", true, false},
+		{"annotations only (rpm-ostree style)", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p2, err := NewPlan(ctx, v2, store, Options{MaxLayers: maxLayers, Previous: []Previous{asPrevious("v1", p1, tc.label, tc.annot)}})
+			require.NoError(t, err)
+			checkPlan(t, v2, p2, maxLayers)
+			assert.Equal(t, "v1", p2.FromPrevious)
+			changed := changedLayers(p1, p2)
+			require.Len(t, names(changed), 2, "changed layers")
+			keys := []string{layerKey(changed[0]), layerKey(changed[1])}
+			assert.Contains(t, keys, pkgLayer(p2), "the bumped package's layer changed")
+			l, _ := ownerOf(p2, "/var/lib/dpkg/status")
+			assert.Contains(t, keys, layerKey(l), "the package database changed")
+			// Same layer order: position of every unchanged layer is kept.
+			for i := range p1.Layers {
+				if i < len(p2.Layers) && layerKey(p1.Layers[i]) != layerKey(p2.Layers[i]) {
+					k := layerKey(p2.Layers[i])
+					assert.Contains(t, keys, k, "layer %d moved", i)
+				}
+			}
+			if tc.label {
+				ci := componentOf(p2, "pkg07")
+				require.NotNil(t, ci)
+				assert.True(t, ci.Changed, "history sees pkg07 changed")
+				assert.False(t, componentOf(p2, "firmware").Changed)
+			}
+		})
+	}
+	t.Run("no previous build", func(t *testing.T) {
+		p2, err := NewPlan(ctx, v2, store, Options{MaxLayers: maxLayers})
+		require.NoError(t, err)
+		changed := changedLayers(p1, p2)
+		for _, l := range changed {
+			for _, c := range []string{"firmware", "linux", "llvm", KernelComponent} {
+				assert.NotContains(t, l.Components, c, "untouched large component %s keeps its layer", c)
+			}
+		}
+		assert.LessOrEqual(t, len(changed), 3, "changed layers: %v", names(changed))
+	})
+}
+
+// TestIssue9 embeds container images (one file per blob) in an exclusive component;
+// replacing one blob changes only its layer and the component's small-files layer.
+func TestIssue9(t *testing.T) {
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	build := func(replaced bool) *ostree.Tree {
+		b := newTestTree(t, store)
+		b.addDpkg(releasePackages("")[:10])
+		root := "/usr/lib/containers/images"
+		b.dir(root).Meta.Xattrs = ostree.Xattrs{{Name: XattrComponent, Value: []byte("containers")}}
+		for img := 0; img < 2; img++ {
+			var manifest strings.Builder
+			for blob := 0; blob < 3; blob++ {
+				seed := fmt.Sprintf("img%d-blob%d", img, blob)
+				if replaced && img == 0 && blob == 1 {
+					seed += "-v2"
+				}
+				data := pseudoRandom(20<<20+blob<<20, seed)
+				name := fmt.Sprintf("%x", sha256.Sum256(data))
+				b.file(fmt.Sprintf("%s/img%d/%s", root, img, name), data)
+				fmt.Fprintln(&manifest, name)
+			}
+			b.file(fmt.Sprintf("%s/img%d/manifest.json", root, img), []byte(manifest.String()))
+			b.file(fmt.Sprintf("%s/img%d/version", root, img), []byte("Directory Transport Version: 1.1\n"))
+		}
+		return b.finalize()
+	}
+	v1, v2 := build(false), build(true)
+	p1, err := NewPlan(ctx, v1, store, Options{})
+	require.NoError(t, err)
+	checkPlan(t, v1, p1, DefaultMaxLayers)
+	ci := componentOf(p1, "containers")
+	require.NotNil(t, ci)
+	require.True(t, ci.Exclusive)
+	require.Len(t, ci.Layers, 7, "six blob layers and one small-files layer")
+	for _, li := range ci.Layers {
+		assert.Equal(t, []string{"containers"}, p1.Layers[li].Components)
+	}
+	for _, tc := range []struct {
+		name string
+		prev []Previous
+	}{
+		{"with previous build", []Previous{asPrevious("v1", p1, true, true)}},
+		{"without previous build", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p2, err := NewPlan(ctx, v2, store, Options{Previous: tc.prev})
+			require.NoError(t, err)
+			checkPlan(t, v2, p2, DefaultMaxLayers)
+			changed := changedLayers(p1, p2)
+			var cn []string
+			for _, l := range changed {
+				cn = append(cn, l.Name)
+			}
+			require.Len(t, cn, 2, "new blob layer and small-files layer")
+			var sawBlob, sawSmall bool
+			for _, l := range changed {
+				assert.Equal(t, []string{"containers"}, l.Components)
+				for _, f := range l.Files {
+					if strings.HasSuffix(f.Path, "manifest.json") {
+						sawSmall = true
+					}
+				}
+				if len(l.Files) == 1 && l.Size >= 20<<20 {
+					sawBlob = true
+				}
+			}
+			assert.True(t, sawBlob && sawSmall, "changed: %v", cn)
+		})
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	ctx := context.Background()
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	b := newTestTree(t, store)
+	for i := 0; i < 6; i++ {
+		b.file(fmt.Sprintf("/opt/c%d/file", i), []byte{byte(i)}, ostree.Xattr{Name: XattrComponent, Value: []byte(fmt.Sprintf("c%d", i))})
+	}
+	b.file("/usr/bin/tool", []byte("x"))
+	tree := b.finalize()
+
+	_, err = NewPlan(ctx, tree, store, Options{MaxLayers: 3})
+	require.ErrorContains(t, err, "at least 4 layers")
+	_, err = NewPlan(ctx, tree, store, Options{MaxLayers: 5})
+	require.ErrorContains(t, err, "6 exclusive components")
+	p, err := NewPlan(ctx, tree, store, Options{MaxLayers: 7})
+	require.NoError(t, err, "6 exclusive + 1 shared layer fit without a reserved bin")
+	checkPlan(t, tree, p, 7)
+
+	empty := newTestTree(t, store).finalize()
+	p, err = NewPlan(ctx, empty, store, Options{})
+	require.NoError(t, err, "an empty tree plans")
+	checkPlan(t, empty, p, DefaultMaxLayers)
+}
+
+func TestXattrComponents(t *testing.T) {
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	b := newTestTree(t, store)
+	b.dir("/opt/app").Meta.Xattrs = ostree.Xattrs{{Name: XattrComponent, Value: []byte("app")}, {Name: XattrUpdateInterval, Value: []byte("daily")}}
+	b.file("/opt/app/bin/app", []byte("app"))
+	b.file("/opt/app/data/big.db", []byte("db"), ostree.Xattr{Name: XattrComponent, Value: []byte("app-data")})
+	b.dir("/opt/app/plugins").Meta.Xattrs = ostree.Xattrs{{Name: XattrComponent, Value: []byte("plugins,extra")}}
+	b.file("/opt/app/plugins/p.so", []byte("p"))
+	// Same content in two exclusive components is kept in each.
+	b.file("/opt/app/LICENSE", []byte("same"))
+	b.file("/usr/share/LICENSE", []byte("same"))
+	tree := b.finalize()
+	p, err := NewPlan(context.Background(), tree, store, Options{})
+	require.NoError(t, err)
+	checkPlan(t, tree, p, DefaultMaxLayers)
+	for path, want := range map[string]string{
+		"/opt/app/bin/app": "app", "/opt/app/data/big.db": "app-data", "/opt/app/plugins/p.so": "plugins_extra",
+		"/opt/app/LICENSE": "app", "/usr/share/LICENSE": UnclaimedComponent,
+	} {
+		l, ok := ownerOf(p, path)
+		require.True(t, ok)
+		assert.Equal(t, []string{want}, l.Components, path)
+	}
+	app := componentOf(p, "app")
+	assert.InDelta(t, 1-0.00091188, app.ChangeProbability, 0.01, "daily updates: changes in nearly every weekly upgrade")
+
+	for v, want := range map[string]float64{"weekly": 52, "monthly": 12, "14": 365.0 / 14, "30d": 365.0 / 30} {
+		got, err := parseUpdateInterval(v)
+		require.NoError(t, err, v)
+		assert.InDelta(t, want, got, 1e-9, v)
+	}
+	for _, v := range []string{"", "sometimes", "-3", "NaN", "0"} {
+		_, err := parseUpdateInterval(v)
+		assert.Error(t, err, v)
+	}
+}
