@@ -224,6 +224,18 @@ func (c *blobCache) indexPath(comp compressor, diffID digest.Digest) string {
 	return filepath.Join(c.root, "index", comp.key(), diffID.Encoded())
 }
 
+// hasEntries reports whether anything was ever cached for comp; when not, a cold build
+// skips the diff_id pre-pass.
+func (c *blobCache) hasEntries(comp compressor) bool {
+	f, err := os.Open(filepath.Join(c.root, "index", comp.key()))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) > 0
+}
+
 // lookup returns the cached blob for diffID, if its file is still there.
 func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest, int64, bool) {
 	b, err := os.ReadFile(c.indexPath(comp, diffID))
@@ -245,9 +257,43 @@ func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest
 	return d, size, true
 }
 
+func (c *blobCache) keyPath(key string) string {
+	return filepath.Join(c.root, "layers", key[:2], key[2:])
+}
+
+// lookupKey returns the diff_id and tar size remembered for a layer key.
+func (c *blobCache) lookupKey(key string) (digest.Digest, int64, bool) {
+	b, err := os.ReadFile(c.keyPath(key))
+	if err != nil {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "", 0, false
+	}
+	d, err := digest.Parse(f[0])
+	if err != nil {
+		return "", 0, false
+	}
+	size, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return d, size, true
+}
+
+// recordKey remembers the diff_id and tar size of a layer key.
+func (c *blobCache) recordKey(key string, diffID digest.Digest, tarSize int64) error {
+	return writeSmall(c.keyPath(key), fmt.Sprintf("%s %d\n", diffID, tarSize))
+}
+
 // record notes that blob d of size is diffID compressed with comp.
 func (c *blobCache) record(comp compressor, diffID, d digest.Digest, size int64) error {
-	p := c.indexPath(comp, diffID)
+	return writeSmall(c.indexPath(comp, diffID), fmt.Sprintf("%s %d\n", d, size))
+}
+
+// writeSmall replaces a small file atomically.
+func writeSmall(p, content string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
@@ -255,8 +301,13 @@ func (c *blobCache) record(comp compressor, diffID, d digest.Digest, size int64)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tmp, "%s %d\n", d, size)
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
 	if err := tmp.Close(); err != nil {
+
 		os.Remove(tmp.Name())
 		return err
 	}

@@ -22,9 +22,12 @@ package exporter
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -194,8 +197,9 @@ type export struct {
 	layers []LayerResult // filled by buildLayers
 	prev   map[digest.Digest]prevBlob
 
-	warnMu   sync.Mutex
-	cache    *blobCache // nil when disabled
+	warnMu      sync.Mutex
+	cache       *blobCache // nil when disabled
+	cacheMayHit bool       // the cache has entries for this compressor
 	outBlobs blobDir    // where the image's blobs end up
 	tmpDir   string     // removed at the end
 	sources  *sourcePool
@@ -235,6 +239,7 @@ func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*
 	e.prev = indexPrevious(o.Previous)
 	if !o.NoBlobCache {
 		e.cache = newBlobCache(store.Path("blobs"))
+		e.cacheMayHit = e.cache.hasEntries(comp)
 	}
 	e.sources = newSourcePool(o.Image)
 	return e, nil
@@ -417,15 +422,29 @@ func (e *export) progressFn() func(int64) {
 func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 	lr := LayerResult{Index: i, Name: e.names[i], Components: e.comps[i], MediaType: e.comp.mediaType,
 		Objects: len(e.specs[i].objects)}
-	verified := false
-	if e.cache != nil || len(e.prev) > 0 {
-		diffID, tarSize, err := e.writeTar(ctx, i, nil, nil, true)
+	key := e.layerKey(i)
+	if e.cache != nil {
+		// The tar stream is a pure function of the layer key, so a remembered diff_id
+		// lets a rebuild skip reading the layer's content at all.
+		if diffID, tarSize, ok := e.cache.lookupKey(key); ok {
+			lr.DiffID, lr.TarSize = diffID, tarSize
+			if ok, err := e.reuse(ctx, &lr); err != nil || ok {
+				return lr, err
+			}
+			lr.DiffID, lr.TarSize = "", 0
+		}
+	}
+	if e.cacheMayHit || len(e.prev) > 0 {
+		// Hashing the tar is many times faster than compressing it.
+		diffID, tarSize, err := e.writeTar(ctx, i, nil, nil, false)
 		if err != nil {
 			return lr, err
 		}
-		verified = true
 		lr.DiffID, lr.TarSize = diffID, tarSize
 		if ok, err := e.reuse(ctx, &lr); err != nil || ok {
+			if ok {
+				e.rememberKey(key, lr)
+			}
 			return lr, err
 		}
 	}
@@ -445,7 +464,7 @@ func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 	if err != nil {
 		return lr, err
 	}
-	if err := writeLayer(ctx, sink, e.in.Tree, e.store, e.cd, e.specs[i], e.o.FormatVersion, !verified); err != nil {
+	if err := writeLayer(ctx, sink, e.in.Tree, e.store, e.cd, e.specs[i], e.o.FormatVersion, true); err != nil {
 		return lr, err
 	}
 	if err := sink.close(); err != nil {
@@ -470,9 +489,55 @@ func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 		if err := e.outBlobs.place(e.cache.blobs.path(lr.Digest), lr.Digest, lr.Size); err != nil {
 			return lr, err
 		}
+		e.rememberKey(key, lr)
 	}
 	return lr, nil
 }
+
+func (e *export) rememberKey(key string, lr LayerResult) {
+	if e.cache == nil {
+		return
+	}
+	if err := e.cache.recordKey(key, lr.DiffID, lr.TarSize); err != nil {
+		e.warn("blob cache: %v", err)
+	}
+}
+
+// layerWriterVersion changes whenever the tar writer's output for the same input would
+// change, invalidating remembered layer keys.
+const layerWriterVersion = "rechunker-layer-1"
+
+// layerKey identifies the exact tar stream of layer i: the writer version, the format
+// version, the objects (content checksums determine header and data) with their paths,
+// the metadata of every directory format 2 emits, and for the commit layer the commit
+// (which covers the whole directory structure).
+func (e *export) layerKey(i int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\nformat %d\n", layerWriterVersion, e.o.FormatVersion)
+	spec := e.specs[i]
+	if spec.commit {
+		fmt.Fprintf(h, "commit %s %d\n", e.cd.sum, len(e.cd.commitMeta))
+		h.Write(e.cd.commitMeta)
+	}
+	dirs := map[string]bool{}
+	for _, o := range spec.objects {
+		fmt.Fprintf(h, "object %s\n", o.sum)
+		for _, p := range o.paths {
+			fmt.Fprintf(h, "path %q\n", p)
+			if e.o.FormatVersion < 2 {
+				continue
+			}
+			for d := path.Dir(p); d != "/" && !dirs[d]; d = path.Dir(d) {
+				dirs[d] = true
+				if dm := e.in.Tree.LookupDir(d); dm != nil {
+					fmt.Fprintf(h, "dir %q %s\n", d, dm.MetaSum)
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 
 // writeTar streams layer i through a sink and returns its diff_id and size.
 func (e *export) writeTar(ctx context.Context, i int, c *compressor, f *os.File, verify bool) (digest.Digest, int64, error) {
