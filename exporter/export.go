@@ -200,9 +200,9 @@ type export struct {
 	warnMu      sync.Mutex
 	cache       *blobCache // nil when disabled
 	cacheMayHit bool       // the cache has entries for this compressor
-	outBlobs blobDir    // where the image's blobs end up
-	tmpDir   string     // removed at the end
-	sources  *sourcePool
+	outBlobs    blobDir    // where the image's blobs end up
+	tmpDir      string     // removed at the end
+	sources     *sourcePool
 }
 
 func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*export, error) {
@@ -537,7 +537,6 @@ func (e *export) layerKey(i int) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
-
 
 // writeTar streams layer i through a sink and returns its diff_id and size.
 func (e *export) writeTar(ctx context.Context, i int, c *compressor, f *os.File, verify bool) (digest.Digest, int64, error) {
