@@ -25,7 +25,7 @@ repo=$(pwd)
 packages=(
 	ostree skopeo umoci podman buildah runc conmon netavark aardvark-dns catatonit
 	fuse-overlayfs uidmap debootstrap debian-archive-keyring gpgv rpm attr jq zstd
-	sqlite3 pigz xz-utils tar git ca-certificates
+	sqlite3 pigz xz-utils tar git ca-certificates time bc
 )
 missing=()
 for p in "${packages[@]}"; do
