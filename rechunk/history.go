@@ -132,7 +132,7 @@ func decodePlanRecord(s string) (*planRecord, error) {
 // priorLayout is a previous build's layout as the packer needs it.
 type priorLayout struct {
 	ref    string
-	layers int           // chunk layers, manifest indexes 1..layers
+	layers int            // chunk layers, manifest indexes 1..layers
 	names  map[string]int // component (or binary package) name -> manifest index
 	// multi lists names seen in several layers (annotation-only priors): name -> indexes.
 	parts    map[string]map[string]int // component -> big file path -> manifest index

@@ -63,10 +63,10 @@ func TestPlanOwnership(t *testing.T) {
 	checkPlan(t, tree, p, 16)
 	tests := []struct{ path, component string }{
 		{"/usr/lib/firmware/f0", "firmware"},
-		{"/usr/lib/kernel-modules/f0", "linux"},         // grouped by source package
-		{"/usr/lib/libfoo1/f0", "foo"},                  // two binaries, one source
-		{"/usr/lib/foo-bin/f0", "foo"},                  //
-		{"/usr/etc/foo.conf", "foo"},                    // /etc paths live in /usr/etc
+		{"/usr/lib/kernel-modules/f0", "linux"}, // grouped by source package
+		{"/usr/lib/libfoo1/f0", "foo"},          // two binaries, one source
+		{"/usr/lib/foo-bin/f0", "foo"},          //
+		{"/usr/etc/foo.conf", "foo"},            // /etc paths live in /usr/etc
 		{"/usr/lib/modules/6.1.0/initramfs.img", KernelComponent},
 		{"/usr/lib/modules/6.1.0/vmlinuz", KernelComponent},
 		{"/var/lib/dpkg/status", PackageDBComponent},

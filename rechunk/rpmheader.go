@@ -54,6 +54,9 @@ type rpmHeader struct {
 	BuildTime                               time.Time
 	ChangelogTimes                          []time.Time
 	Files                                   []string // installed paths only
+	// AllFiles counts the header's paths before dropping those rpm did not install
+	// (excluded languages, docs, other colors).
+	AllFiles int
 }
 
 // NEVRA formats the package like rpm-ostree's identifiers.
@@ -135,11 +138,11 @@ func parseRPMHeader(blob []byte) (*rpmHeader, error) {
 	if h.Name == "" {
 		return nil, errors.New("rpm header: no package name")
 	}
-	files, err := r.files()
+	files, all, err := r.files()
 	if err != nil {
 		return nil, fmt.Errorf("rpm header of %s: %w", h.Name, err)
 	}
-	h.Files = files
+	h.Files, h.AllFiles = files, all
 	return h, nil
 }
 
@@ -229,21 +232,21 @@ func (r *rpmReader) bytes(tag uint32) []byte {
 
 // files returns the installed file paths (dirnames[dirindexes[i]] + basenames[i], or
 // the old flat file name list), skipping files rpm did not install.
-func (r *rpmReader) files() ([]string, error) {
+func (r *rpmReader) files() ([]string, int, error) {
 	var paths []string
 	if base := r.strings(rpmTagBasenames); base != nil {
 		dirs := r.strings(rpmTagDirnames)
 		idx := r.int32s(rpmTagDirIndexes)
 		if r.err != nil {
-			return nil, r.err
+			return nil, 0, r.err
 		}
 		if len(idx) != len(base) {
-			return nil, fmt.Errorf("%d dir indexes for %d base names", len(idx), len(base))
+			return nil, 0, fmt.Errorf("%d dir indexes for %d base names", len(idx), len(base))
 		}
 		paths = make([]string, len(base))
 		for i, b := range base {
 			if idx[i] < 0 || int(idx[i]) >= len(dirs) {
-				return nil, fmt.Errorf("dir index %d out of range (%d dirs)", idx[i], len(dirs))
+				return nil, 0, fmt.Errorf("dir index %d out of range (%d dirs)", idx[i], len(dirs))
 			}
 			paths[i] = dirs[idx[i]] + b
 		}
@@ -252,8 +255,9 @@ func (r *rpmReader) files() ([]string, error) {
 	}
 	states := r.bytes(rpmTagFileStates)
 	if r.err != nil {
-		return nil, r.err
+		return nil, 0, r.err
 	}
+	all := len(paths)
 	out := paths[:0]
 	for i, p := range paths {
 		if i < len(states) && (states[i] == rpmFileStateNotInstalled || states[i] == rpmFileStateWrongColor) {
@@ -261,5 +265,5 @@ func (r *rpmReader) files() ([]string, error) {
 		}
 		out = append(out, path.Clean("/"+p))
 	}
-	return out, nil
+	return out, all, nil
 }
