@@ -65,5 +65,16 @@ func ComponentList(role Role, comps []string, annotated bool, width int) string 
 		}
 		out, shown = next, i+1
 	}
+	if shown == len(comps) {
+		return ellipsis(out, width)
+	}
 	return fmt.Sprintf("%s (+%d more)", out, len(comps)-shown)
+}
+
+func ellipsis(s string, width int) string {
+	r := []rune(s)
+	if len(r) <= width {
+		return s
+	}
+	return string(r[:width-1]) + "…"
 }

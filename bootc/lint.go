@@ -82,8 +82,8 @@ func Kernels(t *ostree.Tree) []string {
 	return out
 }
 
-// varContent lists files and symlinks under /var, except /var/tmp which ostree-ext
-// synthesizes.
+// varContent lists regular files under /var, except /var/tmp which ostree-ext
+// synthesizes (symlinks such as /var/run -> /run are what tmpfiles.d would create anyway).
 func varContent(t *ostree.Tree) []string {
 	v := t.LookupDir("/var")
 	if v == nil {
@@ -91,7 +91,7 @@ func varContent(t *ostree.Tree) []string {
 	}
 	var out []string
 	_ = (&ostree.Tree{Root: v}).Walk(func(p string, d *ostree.Dir, f *ostree.File) error {
-		if f != nil && !strings.HasPrefix(p, "/tmp/") {
+		if f != nil && !f.Header.IsSymlink() && !strings.HasPrefix(p, "/tmp/") {
 			out = append(out, "/var"+p)
 		}
 		return nil
