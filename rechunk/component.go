@@ -26,6 +26,8 @@ const (
 	KernelComponent = "initramfs"
 	// bigFilePrefix starts the name of a component made of one big unowned file.
 	bigFilePrefix = "file:"
+	// dirPrefix starts the name of a component made of a state directory.
+	dirPrefix = "dir:"
 )
 
 // dedupMinSize is the smallest object kept in a single shared component when several

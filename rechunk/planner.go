@@ -139,6 +139,7 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 		&pkgDBSource{dirs: dbDirs},
 		&dirOwnerSource{pkgs: pkgs, maxSize: o.BigFileSize},
 		&bigFileSource{min: o.BigFileSize},
+		stateDirSource{},
 	)
 	if err := ctx.Err(); err != nil {
 		return nil, err
