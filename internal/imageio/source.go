@@ -271,14 +271,15 @@ func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, e
 	}
 	v := &verifiedLayer{index: i, raw: rc, blobWant: want, blobHash: want.Algorithm().Hash()}
 	tee := io.TeeReader(rc, v.blobHash)
-	dec, _, err := compression.AutoDecompress(tee)
+	dec, compressed, err := compression.AutoDecompress(tee)
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, want, err)
 	}
 	v.dec, v.rawTee = dec, tee
 	v.r = dec
-	if diffID != "" {
+	// An uncompressed blob named by its diff_id is checked once, by the blob digest.
+	if diffID != "" && (compressed || diffID != want) {
 		v.diffWant, v.diffHash = diffID, diffID.Algorithm().Hash()
 		v.r = io.TeeReader(dec, v.diffHash)
 	}
