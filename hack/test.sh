@@ -5,7 +5,7 @@
 # hack/setup.sh; tests skip with a message when a tool is missing).
 #
 #   ./hack/test.sh          everything (unit + integration)
-#   ./hack/test.sh -short   gofmt, vet and unit tests only (seconds to a minute)
+#   ./hack/test.sh -short   gofmt, vet and unit tests with go test -short (no integration)
 #
 # Exits non-zero on any failure. The last line is "test.sh: PASS ..." or "test.sh: FAIL ...".
 set -euo pipefail
@@ -38,7 +38,7 @@ trap 'rc=$?; if ((rc != 0)); then echo "test.sh: FAIL in ${stage:-setup} after $
 
 stage="gofmt"
 echo "== gofmt"
-unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
 if [[ -n $unformatted ]]; then
 	echo "gofmt needed on:"
 	echo "$unformatted"
@@ -51,8 +51,14 @@ go vet ./...
 go vet -tags="$tags" ./integration/...
 
 stage="unit tests"
-echo "== unit tests: go test ./..."
-go test ./...
+if ((short)); then
+	# -short also skips the slower in-package tests that check testing.Short().
+	echo "== unit tests: go test -short ./..."
+	go test -short ./...
+else
+	echo "== unit tests: go test ./..."
+	go test ./...
+fi
 
 if ((short)); then
 	echo "test.sh: PASS (gofmt, vet, unit tests; integration skipped with -short) in $((SECONDS - start))s"
