@@ -544,6 +544,14 @@ func installRPMs(t testing.TB, root string, rpms ...string) {
 	run(t, "rpm", args...)
 }
 
+// upgradeRPMs upgrades packages in root (rpm -U) using the database at rpmDBPath.
+func upgradeRPMs(t testing.TB, root string, rpms ...string) {
+	t.Helper()
+	requireTools(t, "rpm")
+	args := append([]string{"--root", root, "--dbpath", rpmDBPath, "-U", "--nodeps", "--noscripts"}, rpms...)
+	run(t, "rpm", args...)
+}
+
 // ---- the CLI under test ----
 
 // cli runs the rechunker binary with its store and caches in a private directory.
