@@ -7,7 +7,8 @@
 //	go test -tags=containers_image_openpgp,integration ./integration/... -v
 //
 // They need root (debootstrap, umoci unpack with real ownership). Each test skips with a
-// message when a tool it needs is missing. Slow inputs (the debootstrap rootfs) are cached
+// message when a tool it needs is missing, except under CI=true (.ci/run installs every
+// tool first), where that is a failure. Slow inputs (the debootstrap rootfs) are cached
 // under $RECHUNKER_TEST_CACHE (default ~/.cache/rechunker-test); set RECHUNKER_BIN to test
 // a prebuilt binary instead of building ./cmd/rechunker.
 package integration

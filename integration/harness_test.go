@@ -38,8 +38,18 @@ func requireTools(t testing.TB, tools ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Skipf("needs %s on PATH (install with sudo ./hack/setup.sh)", strings.Join(missing, ", "))
+		skipOrFailInCI(t, "needs %s on PATH (install with sudo ./hack/setup.sh)", strings.Join(missing, ", "))
 	}
+}
+
+// skipOrFailInCI skips t, except under CI (CI=true), where hack/setup.sh has installed
+// every tool, so a missing one is a failure rather than a silently skipped test.
+func skipOrFailInCI(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: "+format, args...)
+	}
+	t.Skipf(format, args...)
 }
 
 // requireRoot skips t unless it runs as root: debootstrap, and umoci unpack keeping real
@@ -47,7 +57,7 @@ func requireTools(t testing.TB, tools ...string) {
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (debootstrap, umoci unpack with real ownership)")
+		skipOrFailInCI(t, "needs root (debootstrap, umoci unpack with real ownership)")
 	}
 }
 
