@@ -3,9 +3,12 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,5 +72,40 @@ func FuzzApply(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, wantRoot, gotRoot)
 		require.Equal(t, wantMeta, gotMeta)
+	})
+}
+
+// FuzzReplay feeds arbitrary bytes as a layer record: no panic, and a record that is not
+// usable leaves the tree untouched.
+func FuzzReplay(f *testing.F) {
+	s := newStore(f)
+	var rec bytes.Buffer
+	_, err := Apply(context.Background(), ostree.NewTree(), s, bytes.NewReader(mkTar(f,
+		dir("d"), file("d/a", "a"), hardlink("d/b", "d/a"), symlink("l", "d"), file("l/c", "c"),
+		file("d/.wh.a", ""), file("d/.wh..wh..opq", ""), ent{name: "n", typ: tar.TypeChar},
+		ent{name: "x", body: "x", xattrs: map[string]string{"user.a": "1"}})), Options{Record: &rec})
+	require.NoError(f, err)
+	// The corpus is the uncompressed record body, so that mutations reach the decoder
+	// instead of failing gzip's CRC.
+	zr, err := gzip.NewReader(&rec)
+	require.NoError(f, err)
+	body, err := io.ReadAll(zr)
+	require.NoError(f, err)
+	f.Add(body)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(data)
+		require.NoError(t, zw.Close())
+		tree := ostree.NewTree()
+		_, err := Replay(context.Background(), tree, s, bytes.NewReader(z.Bytes()), Options{})
+		if errors.Is(err, ErrRecordUnusable) {
+			require.Empty(t, tree.Root.Files)
+			require.Empty(t, tree.Root.Dirs)
+		}
+		if err == nil {
+			_, _, err := tree.Finalize(nil)
+			require.NoError(t, err)
+		}
 	})
 }
