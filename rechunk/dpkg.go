@@ -2,11 +2,14 @@ package rechunk
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -89,17 +92,41 @@ func (p dpkgPackage) installed() bool {
 
 // readLines reads a small text object line by line.
 func readLines(store *ostree.Store, f *ostree.File, fn func(string)) error {
-	rc, err := openObject(store, f)
+	data, err := readSmallObject(store, f, 64<<20)
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fn(sc.Text())
+	for len(data) > 0 {
+		line, rest, _ := bytes.Cut(data, []byte{'\n'})
+		fn(string(line))
+		data = rest
 	}
-	return sc.Err()
+	return nil
+}
+
+// readSmallObject returns the payload of a regular file's content object. Package
+// database files are small and numerous, so it reads the object file in one go (the
+// store keeps exactly the hashed bytes: BE32 header length, 4 zero bytes, header,
+// payload) instead of streaming it through a 64 KiB buffer each.
+func readSmallObject(store *ostree.Store, f *ostree.File, max int64) ([]byte, error) {
+	if f == nil || f.Header.IsSymlink() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	if f.Size > max {
+		return nil, fmt.Errorf("%d bytes, more than %d", f.Size, max)
+	}
+	raw, err := os.ReadFile(store.ObjectFile(f.Checksum, ostree.ObjFile))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < 8 {
+		return nil, fmt.Errorf("content object %s: truncated", f.Checksum)
+	}
+	hlen := int64(binary.BigEndian.Uint32(raw[:4]))
+	if 8+hlen > int64(len(raw)) || int64(len(raw))-8-hlen != f.Size {
+		return nil, fmt.Errorf("content object %s: header length %d does not match its size", f.Checksum, hlen)
+	}
+	return raw[8+hlen:], nil
 }
 
 // loadDpkg reads the dpkg database of the tree, if any, as a component source with one

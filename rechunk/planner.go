@@ -308,13 +308,25 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 	}
 	layers := make([]Layer, len(bins))
 	comps4 := make([][]int, len(bins)) // components per bin
+	binOf := func(i int, fe fileEntry) int {
+		if pb, ok := partBin[i][fe.file.Checksum]; ok {
+			return pb
+		}
+		return mainBin[i]
+	}
+	counts := make([]int, len(bins))
+	for i, c := range comps {
+		for _, fe := range c.files {
+			counts[binOf(i, fe)]++
+		}
+	}
+	for bi := range layers {
+		layers[bi].Files = make([]FileRef, 0, counts[bi])
+	}
 	for i, c := range comps {
 		present := map[int]bool{}
 		for _, fe := range c.files {
-			bi := mainBin[i]
-			if pb, ok := partBin[i][fe.file.Checksum]; ok {
-				bi = pb
-			}
+			bi := binOf(i, fe)
 			layers[bi].Files = append(layers[bi].Files, FileRef{Path: fe.path, Checksum: fe.file.Checksum})
 			present[bi] = true
 		}
@@ -337,14 +349,14 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 		l.Name, l.Why = describe(b, comps, items, comps4[bi], prior)
 	}
 	// Sizes: distinct objects per layer.
-	sizeOf := map[ostree.Checksum]int64{}
+	sizeOf := make(map[ostree.Checksum]int64, 1024)
 	for _, c := range comps {
 		for _, fe := range c.files {
 			sizeOf[fe.file.Checksum] = fe.file.Size
 		}
 	}
 	for bi := range layers {
-		seen := map[ostree.Checksum]bool{}
+		seen := make(map[ostree.Checksum]bool, len(layers[bi].Files))
 		for _, f := range layers[bi].Files {
 			if !seen[f.Checksum] {
 				seen[f.Checksum] = true
