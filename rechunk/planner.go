@@ -441,6 +441,9 @@ func describe(b *pbin, comps []*component, items []packItem, members []int, prio
 	default:
 		t := tierOf(items[members[0]].p)
 		why := fmt.Sprintf("%d small components %s together", len(members), tierNames[t])
+		if len(members) == 1 {
+			why = fmt.Sprintf("a small component %s; its tier's other components hash elsewhere", tierNames[t])
+		}
 		if b.prev > 0 {
 			why = fmt.Sprintf("%d components", len(members))
 		}

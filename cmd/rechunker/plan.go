@@ -1,15 +1,171 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rechunker-dev/rechunker/bootc"
+	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
-// newPlanCmd is a placeholder until the plan command lands.
 func newPlanCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:  "plan",
-		RunE: func(*cobra.Command, []string) error { return errors.New("plan: not implemented yet") },
+	var f inputFlags
+	var previous []string
+	var maxLayers int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "plan [SOURCE] [--rootfs DIR] [--previous-build IMAGE]... [--max-layers N] [--json] [--store DIR]",
+		Short: "Show how the image's files would be split into layers",
+		Long: `Plan loads the input (an image or --rootfs DIR), assigns every file to a component
+(user.component xattr, rpm/dpkg/pacman/apk package grouped by source package, kernel and
+initramfs, package database, big unowned file, state directory, catch-all) and packs the
+components into at most --max-layers chunk layers (the commit layer comes in addition),
+minimising the bytes an upgrade downloads. With --previous-build, components stay in the
+layers they had there. Nothing is written but the store.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			from := ""
+			if len(args) == 1 {
+				from = args[0]
+			}
+			ctx := cmd.Context()
+			opts := imageio.Options{InsecureSkipTLSVerify: f.insecure}
+			var prev []rechunk.Previous
+			for _, ref := range previous {
+				p, chunked, err := loadPrevious(ctx, ref, opts)
+				if err != nil {
+					return err
+				}
+				if !chunked {
+					fmt.Fprintf(os.Stderr, "rechunker: warning: previous build %s is not a chunked image; ignored\n", ref)
+					continue
+				}
+				prev = append(prev, p)
+			}
+			in, store, err := f.load(ctx, from)
+			if err != nil {
+				return err
+			}
+			plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{
+				MaxLayers: maxLayers,
+				Previous:  prev,
+				Warn:      func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writePlanJSON(cmd.OutOrStdout(), plan)
+			}
+			printPlan(cmd.OutOrStdout(), plan)
+			return nil
+		},
 	}
+	f.register(cmd.Flags())
+	cmd.Flags().StringArrayVar(&previous, "previous-build", nil, "a previous build of this image (TRANSPORT:REF) whose layout to keep; repeat for more change history")
+	cmd.Flags().IntVar(&maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	return cmd
+}
+
+// loadPrevious reads a previous build's manifest and config (no layer blobs). chunked
+// reports whether it is a chunked image: every layer but the first carries an
+// ostree.components annotation, or the config has our plan label.
+func loadPrevious(ctx context.Context, ref string, o imageio.Options) (rechunk.Previous, bool, error) {
+	src, err := imageio.Open(ctx, ref, o)
+	if err != nil {
+		return rechunk.Previous{}, false, fmt.Errorf("read previous build: %w", err)
+	}
+	defer src.Close()
+	p := rechunk.Previous{Ref: ref, Labels: src.Labels()}
+	if src.Config.Created != nil {
+		p.Created = *src.Config.Created
+	}
+	annotated := len(src.Layers) > 1
+	for i, l := range src.Layers {
+		p.Layers = append(p.Layers, rechunk.PreviousLayer{
+			Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size, Annotations: l.Annotations,
+		})
+		if i > 0 {
+			if _, ok := l.Annotations[rechunk.ComponentsAnnotation]; !ok {
+				annotated = false
+			}
+		}
+	}
+	_, labelled := p.Labels[rechunk.PlanLabel]
+	return p, annotated || labelled, nil
+}
+
+// planJSON is the --json output.
+type planJSON struct {
+	FromPrevious string                  `json:"from_previous,omitempty"`
+	Layers       []planLayerJSON         `json:"layers"`
+	Components   []rechunk.ComponentInfo `json:"components"`
+	Labels       map[string]string       `json:"labels"`
+	Warnings     []string                `json:"warnings,omitempty"`
+	// ExpectedBytesPerUpgrade is the sum over layers of size × change probability.
+	ExpectedBytesPerUpgrade int64 `json:"expected_bytes_per_upgrade"`
+	TotalBytes              int64 `json:"total_bytes"`
+}
+
+type planLayerJSON struct {
+	Index             int      `json:"index"` // manifest index (the commit layer is 0)
+	Name              string   `json:"name"`
+	Components        []string `json:"components"`
+	Files             []string `json:"files"`
+	Size              int64    `json:"size"`
+	ChangeProbability float64  `json:"change_probability"`
+	Why               string   `json:"why"`
+}
+
+func writePlanJSON(w io.Writer, p *rechunk.Plan) error {
+	out := planJSON{FromPrevious: p.FromPrevious, Components: p.Components, Labels: p.Labels, Warnings: p.Warnings}
+	for i, l := range p.Layers {
+		files := make([]string, len(l.Files))
+		for k, f := range l.Files {
+			files[k] = f.Path
+		}
+		comps := l.Components
+		if comps == nil {
+			comps = []string{}
+		}
+		out.Layers = append(out.Layers, planLayerJSON{Index: i + 1, Name: l.Name, Components: comps, Files: files,
+			Size: l.Size, ChangeProbability: l.ChangeProbability, Why: l.Why})
+		out.TotalBytes += l.Size
+		out.ExpectedBytesPerUpgrade += int64(float64(l.Size) * l.ChangeProbability)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func printPlan(w io.Writer, p *rechunk.Plan) {
+	var total, expected float64
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tSIZE\tFILES\tP(CHANGE)\tCOMPONENTS\tWHY")
+	for i, l := range p.Layers {
+		comps := strings.Join(l.Components, ",")
+		if comps == "" {
+			comps = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%s\t%s\n", i+1, bootc.HumanSize(l.Size), len(l.Files), l.ChangeProbability,
+			ellipsize(comps, 48), ellipsize(l.Why, 72))
+		total += float64(l.Size)
+		expected += float64(l.Size) * l.ChangeProbability
+	}
+	tw.Flush()
+	from := "fresh layout"
+	if p.FromPrevious != "" {
+		from = "layout kept from " + p.FromPrevious
+	}
+	fmt.Fprintf(w, "\n%d chunk layers (+1 commit layer), %d components, %s total, %s; expected download per upgrade: %s\n",
+		len(p.Layers), len(p.Components), bootc.HumanSize(int64(total)), from, bootc.HumanSize(int64(expected)))
 }
