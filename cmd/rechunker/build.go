@@ -1,15 +1,339 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/sys/unix"
+
+	"github.com/rechunker-dev/rechunker/exporter"
+	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/internal/source"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
-// newBuildCmd is a placeholder until the build command lands.
-func newBuildCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:  "build",
-		RunE: func(*cobra.Command, []string) error { return errors.New("build: not implemented yet") },
+// buildFlags are the flags of `build` and `compose build-chunked-oci`: rpm-ostree's
+// build-chunked-oci flags plus ours.
+type buildFlags struct {
+	in            inputFlags
+	from          string
+	output        string
+	bootc         bool
+	formatVersion int
+	maxLayers     int
+	previous      []string
+	labels        []string
+	reference     string
+	signCommit    []string
+	compression   string
+	level         int
+	noBlobCache   bool
+	asJSON        bool
+	quiet         bool
+}
+
+func (f *buildFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	f.in.register(fs)
+	fs.StringVar(&f.from, "from", "", "source image (TRANSPORT:REF; a bare name means containers-storage:NAME)")
+	fs.StringVar(&f.output, "output", "", "where to write the image, TRANSPORT:REF (oci:DIR[:TAG], oci-archive:, containers-storage:, docker://, dir:, docker-archive:)")
+	fs.BoolVar(&f.bootc, "bootc", false, "add the label containers.bootc=1")
+	fs.IntVar(&f.formatVersion, "format-version", 2, "chunk format: 1 (sparse) or 2 (parent directories in every chunk, reproducible unpacking)")
+	fs.IntVar(&f.maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
+	fs.StringArrayVar(&f.previous, "previous-build", nil, "a previous build (TRANSPORT:REF) whose layout and blobs to reuse; repeatable; default: --output if it is a chunked image")
+	fs.StringArrayVarP(&f.labels, "label", "l", nil, "add a config label KEY=VALUE; repeatable")
+	fs.StringVar(&f.reference, "reference", "latest", "accepted for rpm-ostree compatibility and ignored (rpm-ostree ignores it too)")
+	fs.StringArrayVar(&f.signCommit, "sign-commit", nil, "sign the commit (KEYTYPE=PATH); not supported yet")
+	fs.StringVar(&f.compression, "compression", exporter.CompressionGzip, "layer compression: gzip, zstd or none")
+	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: gzip 6, zstd 3)")
+	fs.BoolVar(&f.noBlobCache, "no-blob-cache", false, "neither use nor fill the store's compressed-blob cache")
+	fs.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display and no summary")
+}
+
+func usageErr(format string, args ...any) error {
+	return exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// validate checks the flags before any work is done.
+func (f *buildFlags) validate() (map[string]string, error) {
+	if f.output == "" {
+		return nil, usageErr("--output is required")
 	}
+	if (f.from == "") == (f.in.rootfs == "") {
+		return nil, usageErr("give exactly one of --from IMAGE and --rootfs DIR")
+	}
+	if f.formatVersion != 1 && f.formatVersion != 2 {
+		return nil, usageErr("--format-version %d: only 1 and 2 exist", f.formatVersion)
+	}
+	if f.maxLayers < 1 {
+		return nil, usageErr("--max-layers %d: must be at least 1", f.maxLayers)
+	}
+	if len(f.signCommit) > 0 {
+		return nil, usageErr("--sign-commit is not supported yet")
+	}
+	switch f.compression {
+	case exporter.CompressionGzip, exporter.CompressionZstd, exporter.CompressionNone:
+	default:
+		return nil, usageErr("--compression %q: want gzip, zstd or none", f.compression)
+	}
+	labels := map[string]string{}
+	for _, l := range f.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, usageErr("--label %q: want KEY=VALUE", l)
+		}
+		labels[k] = v
+	}
+	return labels, nil
+}
+
+// fromRef accepts rpm-ostree's --from NAME (an image in containers-storage) as well as
+// any TRANSPORT:REF.
+func fromRef(s string) string {
+	if s == "" {
+		return ""
+	}
+	if _, err := imageio.ParseReference(s); err == nil {
+		return s
+	}
+	return "containers-storage:" + s
+}
+
+func newBuildCmd() *cobra.Command {
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build (--from IMAGE | --rootfs DIR) --output IMAGE [flags]",
+		Short: "Rewrite an image as a chunked, bootc-compatible ostree image",
+		Long: `Build loads the source (an image or a root filesystem directory) into the store as an
+ostree commit, plans its files into at most --max-layers chunk layers (keeping the layout
+of --previous-build, or of --output when that already is a chunked image), and writes the
+ostree-ext chunked image (format version 1 or 2) to --output. Layers are built and
+compressed in parallel; a layer whose content did not change reuses the previous build's
+blob (same digest) or the store's blob cache. It accepts the flags of
+'rpm-ostree compose build-chunked-oci'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, f) },
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// buildSummary is the --json output.
+type buildSummary struct {
+	*exporter.Result
+	Source       string         `json:"source"`
+	FromPrevious string         `json:"from_previous,omitempty"`
+	Reused       int            `json:"reused_layers"`
+	Bytes        int64          `json:"compressed_bytes"`
+	TarBytes     int64          `json:"uncompressed_bytes"`
+	Phases       map[string]int `json:"phase_ms"`
+}
+
+func runBuild(cmd *cobra.Command, f *buildFlags) error {
+	err := build(cmd, f)
+	var ee exitError
+	if errors.As(err, &ee) {
+		// main exits with the code without printing; say what was wrong.
+		fmt.Fprintln(os.Stderr, "rechunker:", ee.err)
+	}
+	return err
+}
+
+func build(cmd *cobra.Command, f *buildFlags) error {
+	ctx := cmd.Context()
+	labels, err := f.validate()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	warn := func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) }
+	imgOpts := imageio.Options{InsecureSkipTLSVerify: f.in.insecure}
+
+	prev, err := loadPreviousBuilds(cmd, f, imgOpts, warn)
+	if err != nil {
+		return err
+	}
+	in, store, err := f.in.load(ctx, fromRef(f.from))
+	if err != nil {
+		return err
+	}
+	tLoad := time.Since(start)
+	plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{MaxLayers: f.maxLayers, Previous: prev, Warn: warn})
+	if err != nil {
+		return err
+	}
+	tPlan := time.Since(start) - tLoad
+
+	var prog *progressDisplay
+	if !f.quiet && isTerminal(os.Stderr) {
+		prog = newProgressDisplay(os.Stderr)
+	}
+	opts := exporter.Options{
+		Output: f.output, FormatVersion: f.formatVersion, Compression: f.compression, Level: f.level,
+		Labels: labels, Bootc: f.bootc, Previous: exporterPrevious(prev), Image: imgOpts,
+		NoBlobCache: f.noBlobCache, Warn: warn,
+	}
+	if prog != nil {
+		opts.Progress = prog
+	}
+	res, err := exporter.Export(ctx, exporterInput(in), store, plan, opts)
+	if prog != nil {
+		prog.finish(err == nil)
+	}
+	if err != nil {
+		return err
+	}
+	sum := buildSummary{Result: res, Source: in.Ref, FromPrevious: plan.FromPrevious, Phases: map[string]int{
+		"load": int(tLoad.Milliseconds()), "plan": int(tPlan.Milliseconds()),
+		"layers": int(res.Timings.Layers.Milliseconds()), "write": int(res.Timings.Write.Milliseconds()),
+		"total": int(time.Since(start).Milliseconds()),
+	}}
+	for _, l := range res.Layers {
+		sum.Bytes += l.Size
+		sum.TarBytes += l.TarSize
+		if l.Reused != "" {
+			sum.Reused++
+		}
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	if !f.quiet {
+		fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s\n  manifest %s, commit %s\n  %d layers (%d reused), %s compressed, %s uncompressed, in %s (load %s, plan %s, layers %s, write %s)\n",
+			res.Output, res.ManifestDigest, res.Commit, len(res.Layers), sum.Reused, humanBytes(sum.Bytes), humanBytes(sum.TarBytes),
+			time.Since(start).Round(time.Millisecond), tLoad.Round(time.Millisecond), tPlan.Round(time.Millisecond),
+			res.Timings.Layers.Round(time.Millisecond), res.Timings.Write.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// loadPreviousBuilds reads --previous-build images, or probes --output as rpm-ostree
+// does when none is given.
+func loadPreviousBuilds(cmd *cobra.Command, f *buildFlags, o imageio.Options, warn func(string)) ([]rechunk.Previous, error) {
+	ctx := cmd.Context()
+	var prev []rechunk.Previous
+	for _, ref := range f.previous {
+		p, chunked, err := loadPrevious(ctx, ref, o)
+		if err != nil {
+			return nil, err
+		}
+		if !chunked {
+			warn(fmt.Sprintf("previous build %s is not chunked; ignored", ref))
+			continue
+		}
+		prev = append(prev, p)
+	}
+	if len(f.previous) > 0 {
+		return prev, nil
+	}
+	p, chunked, err := loadPrevious(ctx, f.output, o)
+	switch {
+	case errors.Is(err, imageio.ErrNotFound):
+	case err != nil:
+		// The output does not exist yet in most first builds; anything else is worth a note.
+		if !f.quiet && !strings.Contains(err.Error(), "no such file") {
+			warn(fmt.Sprintf("no previous build at %s: %v", f.output, err))
+		}
+	case !chunked:
+		if !f.quiet {
+			warn(fmt.Sprintf("%s is not chunked, will create a new image", f.output))
+		}
+	default:
+		prev = append(prev, p)
+	}
+	return prev, nil
+}
+
+func exporterInput(in *source.Input) *exporter.Input {
+	return &exporter.Input{Tree: in.Tree, Commit: in.Commit, CommitSum: in.CommitSum, Config: in.Config, Created: in.Created}
+}
+
+func exporterPrevious(prev []rechunk.Previous) []exporter.PreviousImage {
+	var out []exporter.PreviousImage
+	for _, p := range prev {
+		pi := exporter.PreviousImage{Ref: p.Ref}
+		for _, l := range p.Layers {
+			pi.Layers = append(pi.Layers, exporter.PreviousLayer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size})
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// progressDisplay draws layers done/total, bytes compressed and throughput with mpb.
+type progressDisplay struct {
+	p     *mpb.Progress
+	bar   *mpb.Bar
+	bytes atomic.Int64
+	start time.Time
+	phase atomic.Value
+}
+
+func newProgressDisplay(w io.Writer) *progressDisplay {
+	return &progressDisplay{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40)), start: time.Now()}
+}
+
+func (d *progressDisplay) Start(layers int, _ int64) {
+	d.phase.Store("layers")
+	d.bar = d.p.AddBar(int64(layers),
+		mpb.PrependDecorators(
+			decor.Any(func(decor.Statistics) string { return d.phase.Load().(string) }, decor.WCSyncSpaceR),
+			decor.CountersNoUnit("%d/%d", decor.WCSyncSpace),
+		),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+			n := d.bytes.Load()
+			secs := time.Since(d.start).Seconds()
+			if secs <= 0 {
+				secs = 1
+			}
+			return fmt.Sprintf("%s  %s/s", humanBytes(n), humanBytes(int64(float64(n)/secs)))
+		})),
+	)
+}
+
+func (d *progressDisplay) Bytes(n int64) { d.bytes.Add(n) }
+
+func (d *progressDisplay) LayerDone(exporter.LayerResult) {
+	if d.bar != nil {
+		d.bar.Increment()
+	}
+}
+
+func (d *progressDisplay) Phase(name string) { d.phase.Store(name) }
+
+func (d *progressDisplay) finish(ok bool) {
+	if d.bar != nil && !ok {
+		d.bar.Abort(false)
+	}
+	d.p.Wait()
 }
