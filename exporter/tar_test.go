@@ -188,3 +188,28 @@ func TestChunkLayerStructure(t *testing.T) {
 	assert.Equal(t, 1000, byName["etc/private"].Uid)
 	assert.Equal(t, -1, idx("usr/etc"), "usr/etc is shown as etc")
 }
+
+// TestHardlinkHeaderReusesObjectHeader: like ostree-ext, a checkout entry is the object's
+// header with the path replaced, so the name field keeps the object path's tail after
+// the NUL and the fields other than type, size and link name are the object's.
+func TestHardlinkHeaderReusesObjectHeader(t *testing.T) {
+	store := newStore(t)
+	in := buildInput(t, store, sampleNodes())
+	sum := in.Tree.LookupFile("/usr/bin/sh").Checksum
+	spec := &layerSpec{objects: []object{{sum: sum, paths: []string{"/usr/bin/sh"}}}}
+	var buf bytes.Buffer
+	require.NoError(t, writeLayer(context.Background(), &buf, in.Tree, store, nil, spec, 1, true))
+	raw := buf.Bytes()
+	objPath := objectTarPath(sum, ostree.ObjFile)
+	var link []byte
+	for off := 0; off+blockSize <= len(raw); off += blockSize {
+		if bytes.HasPrefix(raw[off:], []byte("usr/bin/sh\x00")) {
+			link = raw[off : off+blockSize]
+		}
+	}
+	require.NotNil(t, link)
+	n := len("usr/bin/sh")
+	assert.Equal(t, objPath[n+1:], string(link[n+1:len(objPath)]), "tail of the object path after the NUL")
+	assert.Equal(t, byte(typeLink), link[offType])
+	assert.Equal(t, objPath, string(bytes.TrimRight(link[offLinkname:offLinkname+lenLinkname], "\x00")))
+}
