@@ -654,6 +654,18 @@ func (p podman) cmd(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// load copies an image into the podman storage with skopeo and returns its name there.
+// (podman pull oci:DIR derives the name from DIR, which fails for paths with capitals.)
+func (p podman) load(t testing.TB, img ociImage, name string) string {
+	t.Helper()
+	requireTools(t, "skopeo")
+	cmd := exec.Command("skopeo", "copy", "-q", img.Ref(),
+		fmt.Sprintf("containers-storage:[overlay@%s+%s]%s", p.root, p.runroot, name))
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	runCmd(t, cmd)
+	return name
+}
+
 // run runs podman and returns stdout, failing t when podman fails.
 func (p podman) run(t testing.TB, args ...string) string {
 	t.Helper()

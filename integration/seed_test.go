@@ -107,8 +107,8 @@ func TestSeedScenario(t *testing.T) {
 
 			// The chunked image is a runnable container with the new file at /etc.
 			p := newPodman(t)
-			p.run(t, "pull", "-q", c2.Ref())
-			got := p.run(t, "run", "--rm", "--network=none", c2.Ref(), "cat", "/"+sshdDropIn)
+			name := p.load(t, c2, "localhost/rechunker-seed:v2")
+			got := p.run(t, "run", "--rm", "--network=none", name, "cat", "/"+sshdDropIn)
 			assert.Equal(t, sshdDropInContent, got)
 		})
 	}
