@@ -14,6 +14,7 @@ import (
 // baselineComponent is ostree-ext's ObjectSourceMetaSized, reduced to what packing reads.
 type baselineComponent struct {
 	id        string
+	name      string // matched against a prior build's ostree.components
 	size      uint64
 	frequency uint32 // changelog entries in a year; math.MaxUint32 = changes all the time
 }
@@ -90,11 +91,15 @@ func baselineBasicPacking(components []baselineComponent, bins int) ([][]baselin
 		}
 		target := bins - newBins - mf
 		for len(r) > target {
-			for i := len(r) - 2; i >= ls+hs; i -= 2 {
-				// The upstream loop steps by 2 from ls+hs upwards and walks it in reverse.
-				if (i-(ls+hs))%2 != 0 {
-					continue
-				}
+			// Upstream walks the indexes ls+hs, ls+hs+2, ... below len-1 (fixed at the
+			// start of the pass) from the top down.
+			lo := ls + hs
+			top := len(r) - 2
+			if top < lo {
+				return nil, errors.New("fold: no medium bins to merge")
+			}
+			top -= (top - lo) % 2
+			for i := top; i >= lo; i -= 2 {
 				if len(r) <= target {
 					break
 				}
@@ -201,4 +206,64 @@ func baselinePartitions(components []baselineComponent, hsLimit int, t float64) 
 		parts[fr+"_"+sz] = append(parts[fr+"_"+sz], c)
 	}
 	return parts, nil
+}
+
+// baselinePackingWithPrior is §4.5 basic_packing_with_prior_build (HEAD): the prior's
+// chunk layers as component-name lists (manifest layers 1..n), added names appended to
+// the last bin, removed names dropped, empty bins but the last dropped. ok is false when
+// the prior does not fit (ostree-ext then packs afresh).
+func baselinePackingWithPrior(components []baselineComponent, bins int, prior [][]string) (r [][]baselineComponent, ok bool) {
+	if len(prior) == 0 {
+		return nil, false
+	}
+	prev := map[string]bool{}
+	for _, b := range prior {
+		for _, n := range b {
+			if n != "" {
+				prev[n] = true
+			}
+		}
+	}
+	curr := map[string]bool{}
+	byName := map[string]baselineComponent{}
+	var currNames []string
+	for _, c := range components {
+		if !curr[c.name] {
+			curr[c.name] = true
+			byName[c.name] = c
+			currNames = append(currNames, c.name)
+		}
+	}
+	sort.Strings(currNames)
+	layout := make([][]string, len(prior))
+	for i, b := range prior {
+		for _, n := range b {
+			if n != "" && curr[n] {
+				layout[i] = append(layout[i], n)
+			}
+		}
+	}
+	last := len(layout) - 1
+	for _, n := range currNames {
+		if !prev[n] {
+			layout[last] = append(layout[last], n)
+		}
+	}
+	var kept [][]string
+	for i, b := range layout {
+		if len(b) > 0 || i == last {
+			kept = append(kept, b)
+		}
+	}
+	if len(kept) > bins {
+		return nil, false
+	}
+	for _, b := range kept {
+		var bin []baselineComponent
+		for _, n := range b {
+			bin = append(bin, byName[n])
+		}
+		r = append(r, bin)
+	}
+	return r, true
 }

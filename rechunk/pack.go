@@ -126,17 +126,19 @@ func (s binStat) prob() float64 {
 
 func (s binStat) cost() float64 { return s.size * s.prob() }
 
-// budget splits the layer budget: exclusive main layers, an optional reserved bin, and
-// the rest for shared components and big-file layers.
+// budget splits the layer budget: exclusive main layers, and the rest for shared
+// components and big-file layers. No layer is left empty for new components: the next
+// build with this one as previous build puts them into layers that change anyway
+// (repackChanged), or into a layer of their own, which costs only their own bytes.
 type budget struct {
-	total, exclusive, reserved, spare int
+	total, exclusive, spare int
 }
 
 func newBudget(items []packItem, maxLayers int) (budget, error) {
 	if maxLayers < MinLayers {
 		return budget{}, fmt.Errorf("at least %d layers are needed, --max-layers is %d", MinLayers, maxLayers)
 	}
-	b := budget{total: maxLayers, reserved: 1}
+	b := budget{total: maxLayers}
 	shared := 0
 	for _, it := range items {
 		if it.exclusive {
@@ -152,10 +154,7 @@ func newBudget(items []packItem, maxLayers int) (budget, error) {
 	if need > maxLayers {
 		return budget{}, fmt.Errorf("%d exclusive components (user.component) need %d layers, more than --max-layers %d; raise --max-layers or merge components", b.exclusive, need, maxLayers)
 	}
-	if need+b.reserved > maxLayers {
-		b.reserved = 0
-	}
-	b.spare = maxLayers - b.exclusive - b.reserved
+	b.spare = maxLayers - b.exclusive
 	return b, nil
 }
 
@@ -240,9 +239,6 @@ func packFresh(items []packItem, maxLayers int) ([]*pbin, error) {
 		}
 	}
 	bins = append(bins, tiers...)
-	if bud.reserved > 0 {
-		bins = append(bins, &pbin{kind: binReserved})
-	}
 	if len(bins) > maxLayers {
 		return nil, fmt.Errorf("internal error: planned %d layers for a budget of %d", len(bins), maxLayers)
 	}

@@ -16,9 +16,18 @@ func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin
 	if _, err := newBudget(items, maxLayers); err != nil {
 		return nil, err
 	}
-	fresh, err := packFresh(items, maxLayers)
-	if err != nil {
-		return nil, err
+	// The fresh plan says which new components it would isolate and which big files
+	// get layers of their own; a labelled previous build only needs the latter.
+	needFresh := !prior.fromLabel
+	for _, it := range items {
+		needFresh = needFresh || len(it.parts) > 0
+	}
+	var fresh []*pbin
+	if needFresh {
+		var err error
+		if fresh, err = packFresh(items, maxLayers); err != nil {
+			return nil, err
+		}
 	}
 	freshAlone := map[int]bool{}
 	freshSpans := map[int][][]unitRef{}
@@ -100,6 +109,10 @@ func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin
 			kept = append(kept, u)
 		}
 		layerUnits[idx] = kept
+	}
+
+	if prior.fromLabel {
+		return repackChanged(items, maxLayers, prior, layerUnits, newMain, placedPart, freshSpans)
 	}
 
 	// 3. Previous layers, in their order.
@@ -356,4 +369,146 @@ func splitOversized(items []packItem, bins *[]*pbin, maxLayers int) {
 			*bins = append(*bins, &pbin{kind: binSingle, units: []unitRef{u}})
 		}
 	}
+}
+
+// repackChanged keeps a previous layout whose plan label says which components
+// changed. Every previous layer whose content stays the same is kept as it was. The
+// layers that change anyway (a member changed or left) are downloaded in full whatever
+// they hold, so their components, together with the new ones, are packed afresh into
+// those layers plus any unused budget: the upgrade costs no more bytes, and the layout
+// drifts towards the best one for the change rates the history has observed.
+func repackChanged(items []packItem, maxLayers int, prior *priorLayout, layerUnits map[int][]unitRef, newMain []int, placedPart map[unitRef]bool, freshSpans map[int][][]unitRef) ([]*pbin, error) {
+	present := make(map[string]bool, len(items))
+	for _, it := range items {
+		present[it.name] = true
+	}
+	dirty := map[int]bool{}
+	for name, idx := range prior.names {
+		if !present[name] {
+			dirty[idx] = true // a component left the layer
+		}
+	}
+	hasParts := map[int]bool{}
+	for u := range placedPart {
+		hasParts[u.item] = true
+	}
+	poolable := func(us []unitRef) bool {
+		for _, u := range us {
+			if u.part != "" || items[u.item].exclusive || hasParts[u.item] {
+				return false
+			}
+		}
+		return true
+	}
+	var bins []*pbin
+	var slots []*pbin // changed shared layers, to be refilled
+	var pool []int
+	for idx := 1; idx <= prior.layers; idx++ {
+		us := layerUnits[idx]
+		if len(us) == 0 {
+			continue // emptied (or reserved) layers cost nothing to drop
+		}
+		sortUnits(us)
+		changed := dirty[idx]
+		for _, u := range us {
+			if u.part == "" && items[u.item].changed {
+				changed = true
+			}
+		}
+		if changed && poolable(us) {
+			b := &pbin{kind: binTier, prev: idx}
+			bins = append(bins, b)
+			slots = append(slots, b)
+			for _, u := range us {
+				pool = append(pool, u.item)
+			}
+			continue
+		}
+		bins = append(bins, &pbin{kind: kindOf(items, us), units: us, prev: idx})
+	}
+	for _, i := range newMain {
+		switch {
+		case items[i].exclusive:
+			bins = append(bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
+		case len(freshSpans[i]) > 0:
+			bins = append(bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
+		default:
+			pool = append(pool, i)
+		}
+	}
+	for i := range items {
+		for _, g := range freshSpans[i] {
+			var us []unitRef
+			for _, u := range g {
+				if !placedPart[u] {
+					us = append(us, u)
+				}
+			}
+			if len(us) > 0 {
+				bins = append(bins, &pbin{kind: binSpan, units: us})
+			}
+		}
+	}
+	// Refill: the changed layers' places first, then unused budget.
+	k := len(slots) + max(0, maxLayers-len(bins))
+	if k == 0 && len(pool) > 0 {
+		k = 1 // over budget: merged below
+	}
+	groups := partition(items, pool, k)
+	isNew := map[int]bool{}
+	for _, i := range newMain {
+		isNew[i] = true
+	}
+	used := map[*pbin]bool{}
+	for _, g := range groups {
+		// The slot whose previous members overlap most keeps the group (for names).
+		var b *pbin
+		best := -1
+		for _, s := range slots {
+			if used[s] {
+				continue
+			}
+			overlap := 0
+			for _, i := range g {
+				if prior.names[items[i].name] == s.prev {
+					overlap++
+				}
+			}
+			if overlap > best {
+				b, best = s, overlap
+			}
+		}
+		if b == nil {
+			b = &pbin{kind: binTier}
+			bins = append(bins, b)
+		}
+		used[b] = true
+		sort.Ints(g)
+		b.units = unitsOf(g)
+		b.kind = kindOf(items, b.units)
+		allNew := true
+		for _, i := range g {
+			allNew = allNew && isNew[i]
+		}
+		if allNew && b.prev == 0 {
+			b.kind = binNew
+		}
+	}
+	out := bins[:0]
+	for _, b := range bins {
+		if len(b.units) > 0 {
+			out = append(out, b)
+		}
+	}
+	bins = out
+	for len(bins) > maxLayers {
+		if mergeCheapest(items, &bins) {
+			continue
+		}
+		if foldSpan(&bins) {
+			continue
+		}
+		return nil, fmt.Errorf("previous layout of %s cannot be reduced to %d layers", prior.ref, maxLayers)
+	}
+	return bins, nil
 }

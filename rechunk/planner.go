@@ -76,10 +76,20 @@ func NewPlan(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options
 	if err != nil {
 		return nil, err
 	}
+	if err := planComponents(plan, comps, o, warn); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// planComponents packs components into layers, keeping a previous build's layout when
+// one is given, and fills plan.
+func planComponents(plan *Plan, comps []*component, o Options, warn func(string)) error {
 	prior, history := readHistory(o.Previous, comps, warn)
 	items := packItems(comps, o, prior, history)
 
 	var bins []*pbin
+	var err error
 	if prior != nil {
 		bins, err = packWithPrior(items, o.MaxLayers, prior)
 		if err == nil {
@@ -90,13 +100,10 @@ func NewPlan(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options
 	}
 	if bins == nil {
 		if bins, err = packFresh(items, o.MaxLayers); err != nil {
-			return nil, fmt.Errorf("plan: %w", err)
+			return fmt.Errorf("plan: %w", err)
 		}
 	}
-	if err := buildLayers(plan, comps, items, bins, prior, history); err != nil {
-		return nil, err
-	}
-	return plan, nil
+	return buildLayers(plan, comps, items, bins, prior, history)
 }
 
 // components runs the component sources over the tree.

@@ -28,7 +28,7 @@ func TestPlanCommand(t *testing.T) {
 	out, err := runCLI(t, "plan", "--store", store, "--rootfs", rootfs, "--max-layers", "8")
 	require.NoError(t, err)
 	assert.Contains(t, out, "LAYER")
-	assert.Contains(t, out, "empty: room for components")
+	assert.Contains(t, out, "package database: changes whenever any package does")
 	assert.Contains(t, out, "chunk layers (+1 commit layer)")
 
 	out, err = runCLI(t, "plan", "--store", store, "--rootfs", rootfs, "--json")
