@@ -109,3 +109,32 @@ func TestPlanLabelSize(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// BenchmarkPlan100kPrevious plans the same tree with a previous build whose label says
+// every component changed: the worst case of repacking, every layer refilled.
+func BenchmarkPlan100kPrevious(b *testing.B) {
+	tree, store := benchTree(b)
+	ctx := context.Background()
+	p1, err := NewPlan(ctx, tree, store, Options{})
+	require.NoError(b, err)
+	rec, err := decodePlanRecord(p1.Labels[PlanLabel])
+	require.NoError(b, err)
+	for i := range rec.Components {
+		rec.Components[i].Digest = "0000000000000000"
+	}
+	label, err := encodePlanRecord(rec)
+	require.NoError(b, err)
+	prev := asPrevious("v1", p1, false, true)
+	prev.Labels[PlanLabel] = label
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := NewPlan(ctx, tree, store, Options{Previous: []Previous{prev}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p.FromPrevious != "v1" {
+			b.Fatal("previous layout not used")
+		}
+	}
+}

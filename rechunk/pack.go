@@ -14,8 +14,10 @@ const MinLayers = 4
 // Packing works on plain data (packItem) and returns bins of units; the planner turns
 // them into layers. The objective is the expected number of bytes an upgrade downloads:
 // the sum over layers of size × P(any member changes). Stability comes first, though:
-// a component only moves when it must, so that an unchanged component keeps a layer
-// whose bytes do not change.
+// a layer whose components are all unchanged keeps exactly its content, so that the
+// client already has it. Fresh plans (packFresh) decide by fixed change tiers and
+// rendezvous hashing, which a package bump barely disturbs; with a labelled previous
+// build, only layers that change anyway are repacked (repackChanged, partition).
 
 // packItem is what the packer knows of a component.
 type packItem struct {
@@ -64,6 +66,8 @@ type pbin struct {
 	units []unitRef
 	// prev is the layer's 1-based manifest index in the previous build, 0 when new.
 	prev int
+	// repacked marks a previous layer that changed anyway and was refilled.
+	repacked bool
 }
 
 // tierBounds split change probabilities per upgrade into tiers. They are fixed, not

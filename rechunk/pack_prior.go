@@ -5,13 +5,14 @@ import (
 	"sort"
 )
 
-// packWithPrior keeps a previous build's layout: every component stays in the layer it
-// had; removed components leave; new components go to layers of their own when the
-// fresh plan would isolate them, else to the previous reserved bin (a layer that is new
-// anyway, so they cost nothing extra now). A new reserved bin is added when there is
-// room. Over budget (e.g. --max-layers was lowered), the two shared layers whose merge
-// costs the fewest expected bytes are merged; with spare room, components that changed
-// anyway leave bins that grew far beyond their share.
+// packWithPrior keeps a previous build's layout. With its plan label (which says what
+// changed), repackChanged keeps every unchanged layer and refills the changed ones.
+// From annotations alone: every component stays in the layer it had; removed
+// components leave; new components go to layers of their own when the fresh plan would
+// isolate them, else to the previous reserved bin or a new layer. Over budget (e.g.
+// --max-layers was lowered), the two shared layers whose merge costs the fewest
+// expected bytes are merged; with spare room, components that changed anyway leave
+// bins that grew far beyond their share.
 func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin, error) {
 	if _, err := newBudget(items, maxLayers); err != nil {
 		return nil, err
@@ -416,7 +417,7 @@ func repackChanged(items []packItem, maxLayers int, prior *priorLayout, layerUni
 			}
 		}
 		if changed && poolable(us) {
-			b := &pbin{kind: binTier, prev: idx}
+			b := &pbin{kind: binTier, prev: idx, repacked: true}
 			bins = append(bins, b)
 			slots = append(slots, b)
 			for _, u := range us {

@@ -122,3 +122,52 @@ func TestPartitionBalance(t *testing.T) {
 		}
 	}
 }
+
+// TestRepackChanged: with a labelled previous build, layers whose components are all
+// unchanged keep their exact membership and position; the changed layers' components
+// and the new ones are repacked into the changed layers (and unused budget) only.
+func TestRepackChanged(t *testing.T) {
+	var items []packItem
+	add := func(name string, size int64, p float64, changed bool) int {
+		items = append(items, packItem{name: name, size: size, p: p, changed: changed})
+		return len(items) - 1
+	}
+	// Previous layout: 1 {a b}, 2 {c d}, 3 {e}, 4 {f g}, 5 {gone}; budget 6.
+	a := add("a", 1000, 0.05, false)
+	b := add("b", 1000, 0.05, false)
+	c := add("c", 500, 0.9, true)
+	d := add("d", 30000, 0.02, false)
+	e := add("e", 50000, 0.3, false)
+	f := add("f", 800, 0.8, false)
+	g := add("g", 900, 0.85, false)
+	n := add("new", 700, 0.5, false)
+	prior := &priorLayout{ref: "v1", layers: 5, fromLabel: true, parts: map[string]map[string]int{}, reserved: map[int]bool{},
+		names: map[string]int{"a": 1, "b": 1, "c": 2, "d": 2, "e": 3, "f": 4, "g": 4, "gone": 5}}
+	bins, err := packWithPrior(items, 6, prior)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(bins), 6)
+	byPrev := map[int][]int{}
+	where := map[int]int{}
+	for bi, bin := range bins {
+		for _, u := range bin.units {
+			where[u.item] = bi
+			if bin.prev > 0 {
+				byPrev[bin.prev] = append(byPrev[bin.prev], u.item)
+			}
+		}
+	}
+	// Unchanged layers 1, 3 and 4 are kept as they were.
+	assert.ElementsMatch(t, []int{a, b}, byPrev[1])
+	assert.ElementsMatch(t, []int{e}, byPrev[3])
+	assert.ElementsMatch(t, []int{f, g}, byPrev[4])
+	// Layer 2 changed (c): the big stable d must not share with the hot c any more.
+	assert.NotEqual(t, where[c], where[d], "d leaves the changing c")
+	// The new component went into a changed or unused layer, not into a kept one.
+	for _, kept := range []int{a, e, f} {
+		assert.NotEqual(t, where[kept], where[n], "new component in kept layer of %s", items[kept].name)
+	}
+	for i := range items {
+		_, ok := where[i]
+		assert.True(t, ok, "%s placed", items[i].name)
+	}
+}

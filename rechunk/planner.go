@@ -415,6 +415,9 @@ func describe(b *pbin, comps []*component, items []packItem, members []int, prio
 	kept := ""
 	if b.prev > 0 && prior != nil {
 		kept = fmt.Sprintf("kept from %s layer %d; ", prior.ref, b.prev)
+		if b.repacked {
+			kept = fmt.Sprintf("repacked (%s layer %d changed anyway); ", prior.ref, b.prev)
+		}
 	}
 	names := make([]string, 0, len(members))
 	for _, i := range members {
@@ -453,6 +456,9 @@ func describe(b *pbin, comps []*component, items []packItem, members []int, prio
 		}
 		if b.prev > 0 {
 			why = fmt.Sprintf("%d components", len(members))
+		}
+		if b.repacked {
+			why = fmt.Sprintf("%d components grouped by observed change rate", len(members))
 		}
 		return joinNames(names), kept + why
 	}
