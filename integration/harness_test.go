@@ -609,20 +609,6 @@ func (c cli) json(t testing.TB, v any, args ...string) {
 		strings.Join(args, " "), lastLines(out, 20))
 }
 
-// requireCommand skips t while a command the test needs is still a placeholder, i.e. its
-// --help does not list the flags the test uses.
-func (c cli) requireCommand(t testing.TB, command string, flags ...string) {
-	t.Helper()
-	out, err := c.run(t, command, "--help")
-	missing := err != nil
-	for _, f := range flags {
-		missing = missing || !strings.Contains(out, f)
-	}
-	if missing {
-		t.Skipf("rechunker %s not available yet (needs %s)", command, strings.Join(flags, " "))
-	}
-}
-
 // ---- podman ----
 
 // podman runs podman against private storage and the containers.conf that works in

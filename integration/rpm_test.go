@@ -18,13 +18,11 @@ import (
 // /usr/lib/sysimage/rpm, as rpm >= 4.17 and Fedora use) gets one package upgraded.
 // Chunked with --previous-build, every other package must stay in a reused layer, and
 // the upgrade must fetch only the commit layer, the upgraded package's layer and the
-// package database's.
+// package database's. v2 is built through `rechunker compose build-chunked-oci`.
 func TestRPMPackageUpgrade(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, "umoci", "rpmbuild", "rpm")
 	c := newCLI(t)
-	c.requireCommand(t, "build", "--bootc", "--from", "--output", "--previous-build")
-	c.requireCommand(t, "diff", "--json")
 
 	const packages, upgraded = 10, "pkg03"
 	const payload = 1 << 20
@@ -61,7 +59,9 @@ func TestRPMPackageUpgrade(t *testing.T) {
 	out := filepath.Join(work, "out")
 	c1, c2 := ociImage{Layout: out, Tag: "v1"}, ociImage{Layout: out, Tag: "v2"}
 	c.mustRun(t, "build", "--bootc", "--from", v1.Ref(), "--output", c1.Ref())
-	c.mustRun(t, "build", "--bootc", "--from", v2.Ref(), "--output", c2.Ref(), "--previous-build", c1.Ref())
+	// v2 through rpm-ostree's entry point, as a pipeline switching from rpm-ostree would call it.
+	c.mustRun(t, "compose", "build-chunked-oci", "--bootc", "--from", v2.Ref(), "--output", c2.Ref(),
+		"--previous-build", c1.Ref())
 	c.mustRun(t, "verify", c2.Ref())
 
 	var d diffReport

@@ -31,9 +31,6 @@ func TestSeedScenario(t *testing.T) {
 	requireTools(t, "debootstrap", "umoci", "skopeo", "setfattr", "tar", "zstd")
 	c := newCLI(t)
 	work := t.TempDir()
-	c.requireCommand(t, "build", "--bootc", "--from", "--output", "--previous-build")
-	c.requireCommand(t, "diff", "--json")
-	c.requireCommand(t, "verify")
 
 	rootfs := bookwormBootc().tarball(t)
 	app := newAppImage(t, filepath.Join(work, "app"), "v1", boundAppSize)
