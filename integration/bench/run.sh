@@ -31,7 +31,7 @@ run_measured() {
 	/usr/bin/time -o "$tf" -f '%e %U %S %M' bash -c '"$@" >/dev/null || exit $?; awk "/^rchar|^wchar/{print \$2}" /proc/$$/io | tr "\n" " " >&3' _ "$@" 3>"$tf.io"
 	local t io
 	read -r -a t <"$tf"
-	read -r -a io <"$tf.io"
+	read -r -a io <"$tf.io" || true # no trailing newline: read returns 1 at EOF
 	rm -f "$tf" "$tf.io"
 	eval "${label}_wall=${t[0]}"
 	eval "${label}_cpu=$(echo "${t[1]} + ${t[2]}" | bc)"
