@@ -11,7 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +33,10 @@ const storeConfig = "[core]\nrepo_version=1\nmode=rechunker-hashed\n"
 type Store struct {
 	root string
 	bufs sync.Pool // *[]byte copy buffers, larger than io.Copy's 32 KiB default
+	// anonTemp is set when the store's filesystem supports O_TMPFILE and linking such a
+	// file into place through /proc/self/fd: an object then costs one inode creation and
+	// one link, with no temporary name to create, rename and clean up after a crash.
+	anonTemp atomic.Bool
 }
 
 const copyBufSize = 256 << 10
@@ -72,10 +78,117 @@ func OpenStore(dir string) (*Store, error) {
 	case string(b) != storeConfig:
 		return nil, fmt.Errorf("open store %s: %s is not a rechunker store config", dir, cfg)
 	}
+	// Shard directories are created on first use: publishing an object retries after a
+	// MkdirAll when its shard is missing, so no write stats the directory first.
 	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o755); err != nil {
 		return nil, fmt.Errorf("create store %s: %w", dir, err)
 	}
-	return &Store{root: dir}, nil
+	s := &Store{root: dir}
+	s.anonTemp.Store(s.probeAnonTemp())
+	return s, nil
+}
+
+// probeAnonTemp checks that an O_TMPFILE file can be created in the store and linked
+// into it (kernel, filesystem and a mounted /proc all allow it).
+func (s *Store) probeAnonTemp() bool {
+	f, err := s.anonTempFile()
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	name := filepath.Join(s.root, "tmp", ".probe-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(uint64(f.Fd()), 10))
+	os.Remove(name)
+	if err := linkAnon(f, name); err != nil {
+		return false
+	}
+	os.Remove(name)
+	return true
+}
+
+func (s *Store) anonTempFile() (*os.File, error) {
+	dir := filepath.Join(s.root, "tmp")
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
+	}
+	return os.NewFile(uintptr(fd), dir+"/(anonymous)"), nil
+}
+
+// linkAnon gives an O_TMPFILE file the name dst.
+func linkAnon(f *os.File, dst string) error {
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.FormatUint(uint64(f.Fd()), 10), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: dst, Err: err}
+	}
+	return nil
+}
+
+// objectTemp is an object being written: an anonymous (O_TMPFILE) file, or a named
+// temporary file in tmp/ when the filesystem cannot do that.
+type objectTemp struct {
+	f    *os.File
+	anon bool
+}
+
+func (s *Store) newObjectTemp() (*objectTemp, error) {
+	if s.anonTemp.Load() {
+		if f, err := s.anonTempFile(); err == nil {
+			return &objectTemp{f: f, anon: true}, nil
+		}
+	}
+	f, err := s.TempFile("content-*")
+	if err != nil {
+		return nil, err
+	}
+	return &objectTemp{f: f}, nil
+}
+
+// discard drops an unfinished object.
+func (t *objectTemp) discard() {
+	t.f.Close()
+	if !t.anon {
+		os.Remove(t.f.Name())
+	}
+}
+
+// publish closes the object and puts it at dst unless an object is already there (the
+// same bytes, since objects are named by their hash).
+func (t *objectTemp) publish(dst string) error {
+	if !t.anon {
+		if err := t.f.Close(); err != nil {
+			os.Remove(t.f.Name())
+			return err
+		}
+		if _, err := os.Lstat(dst); err == nil {
+			os.Remove(t.f.Name())
+			return nil
+		}
+		err := os.Rename(t.f.Name(), dst)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A shard directory removed behind our back.
+			if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+				err = os.Rename(t.f.Name(), dst)
+			}
+		}
+		if err != nil {
+			os.Remove(t.f.Name())
+		}
+		return err
+	}
+	err := linkAnon(t.f, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+			err = linkAnon(t.f, dst)
+		}
+	}
+	cerr := t.f.Close()
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	return cerr
 }
 
 // Root returns the store directory.
@@ -120,17 +233,45 @@ func (s *Store) WriteCommitMeta(c Checksum, data []byte) error {
 }
 
 func (s *Store) putBytes(c Checksum, t ObjectType, data []byte) error {
-	if t != ObjCommitMeta && s.Has(c, t) {
+	if t == ObjCommitMeta {
+		// Named by its commit, not its bytes: replace whatever is there.
+		dst := s.ObjectFile(c, t)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fmt.Errorf("write %s %s: %w", t, c, err)
+		}
+		if err := writeFileAtomic(dst, data); err != nil {
+			return fmt.Errorf("write %s %s: %w", t, c, err)
+		}
 		return nil
 	}
-	dst := s.ObjectFile(c, t)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("write %s %s: %w", t, c, err)
+	if s.Has(c, t) {
+		return nil
 	}
-	if err := writeFileAtomic(dst, data); err != nil {
+	if err := s.writeObject(c, t, data); err != nil {
 		return fmt.Errorf("write %s %s: %w", t, c, err)
 	}
 	return nil
+}
+
+// writeObject writes the complete bytes of a self-named object (their sha256 is c).
+func (s *Store) writeObject(c Checksum, t ObjectType, data ...[]byte) error {
+	tmp, err := s.newObjectTemp()
+	if err != nil {
+		return err
+	}
+	for _, b := range data {
+		if _, err := tmp.f.Write(b); err != nil {
+			tmp.discard()
+			return err
+		}
+	}
+	if !tmp.anon {
+		if err := tmp.f.Chmod(0o644); err != nil {
+			tmp.discard()
+			return err
+		}
+	}
+	return tmp.publish(s.ObjectFile(c, t))
 }
 
 // ReadMetadata reads a metadata object and checks its checksum (except commitmeta,
@@ -160,19 +301,18 @@ func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reade
 	if err := h.Validate(); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
-	tmp, err := s.TempFile("content-*")
+	tmp, err := s.newObjectTemp()
 	if err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
 	done := false
 	defer func() {
 		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			tmp.discard()
 		}
 	}()
 	hash := sha256.New()
-	w := io.MultiWriter(tmp, hash)
+	w := io.MultiWriter(tmp.f, hash)
 	if _, err := w.Write(ContentPrefix(h)); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
@@ -190,24 +330,31 @@ func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reade
 	}
 	var c Checksum
 	hash.Sum(c[:0])
-	if err := tmp.Close(); err != nil {
-		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
-	}
 	done = true
-	dst := s.ObjectFile(c, ObjFile)
-	if s.Has(c, ObjFile) {
-		os.Remove(tmp.Name())
-		return c, n, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		os.Remove(tmp.Name())
-		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		os.Remove(tmp.Name())
+	if err := tmp.publish(s.ObjectFile(c, ObjFile)); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
 	}
 	return c, n, nil
+}
+
+// WriteContentBytes stores a content object whose payload is in memory. It hashes first
+// and writes nothing when the store already has the object.
+func (s *Store) WriteContentBytes(h FileHeader, payload []byte) (Checksum, error) {
+	if err := h.Validate(); err != nil {
+		return Checksum{}, fmt.Errorf("write content: %w", err)
+	}
+	if h.IsSymlink() && len(payload) != 0 {
+		return Checksum{}, fmt.Errorf("write content: symlink with %d bytes of payload", len(payload))
+	}
+	prefix := ContentPrefix(h)
+	c := ContentChecksum(h, payload)
+	if s.Has(c, ObjFile) {
+		return c, nil
+	}
+	if err := s.writeObject(c, ObjFile, prefix, payload); err != nil {
+		return Checksum{}, fmt.Errorf("write content %s: %w", c, err)
+	}
+	return c, nil
 }
 
 // ContentObject is an open content object.

@@ -88,7 +88,12 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	if err := Postprocess(in.Tree); err != nil {
 		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
 	}
-	rootTree, rootMeta, err := in.Tree.Finalize(o.Store)
+	// Thousands of dirtree objects: write them in the background while hashing goes on.
+	mw := o.Store.NewAsyncWriter(ctx, ostree.AsyncOptions{})
+	rootTree, rootMeta, err := in.Tree.Finalize(mw)
+	if cerr := mw.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: write tree: %w", in.Ref, err)
 	}

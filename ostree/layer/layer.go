@@ -71,6 +71,17 @@ func Apply(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.Reader
 			return Stats{}, err
 		}
 	}
+	// Reading the tar, hashing and applying stay on this goroutine (they are ordered);
+	// creating the object files runs in the background.
+	w := store.NewAsyncWriter(ctx, ostree.AsyncOptions{})
+	st, err := apply(ctx, a, rec, w, r)
+	if cerr := w.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store layer contents: %w", cerr)
+	}
+	return st, err
+}
+
+func apply(ctx context.Context, a *applier, rec *recordWriter, w *ostree.AsyncWriter, r io.Reader) (Stats, error) {
 	tr := tar.NewReader(r)
 	last := ""
 	for {
@@ -94,7 +105,7 @@ func Apply(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.Reader
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX global header: no file, nothing we use
 		}
-		op, ok, err := parseEntry(ctx, store, hdr, tr)
+		op, ok, err := parseEntry(w, hdr, tr)
 		if err != nil {
 			return a.stats, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
@@ -120,7 +131,7 @@ func Apply(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.Reader
 
 // parseEntry turns one tar header into an operation, streaming a regular file's payload
 // into the store. ok is false for entries that have no effect.
-func parseEntry(ctx context.Context, store *ostree.Store, hdr *tar.Header, body io.Reader) (op, bool, error) {
+func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, bool, error) {
 	parts, err := splitEntryPath(hdr.Name)
 	if err != nil {
 		return op{}, false, err
@@ -167,7 +178,7 @@ func parseEntry(ctx context.Context, store *ostree.Store, hdr *tar.Header, body 
 			return op{}, false, errors.New("a regular file cannot replace the root directory")
 		}
 		h := ostree.FileHeader{UID: uid, GID: gid, Mode: ostree.ModeRegular | perm, Xattrs: x}
-		sum, n, err := store.WriteContent(ctx, h, body)
+		sum, n, err := w.WriteContent(h, body, hdr.Size)
 		if err != nil {
 			return op{}, false, err
 		}
@@ -192,7 +203,7 @@ func parseEntry(ctx context.Context, store *ostree.Store, hdr *tar.Header, body 
 			return op{}, false, errors.New("symlink target contains a NUL byte")
 		}
 		h := ostree.FileHeader{UID: uid, GID: gid, Mode: ostree.ModeSymlink | 0o777, Target: hdr.Linkname, Xattrs: x}
-		sum, _, err := store.WriteContent(ctx, h, nil)
+		sum, _, err := w.WriteContent(h, nil, 0)
 		if err != nil {
 			return op{}, false, err
 		}
