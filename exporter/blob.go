@@ -224,18 +224,6 @@ func (c *blobCache) indexPath(comp compressor, diffID digest.Digest) string {
 	return filepath.Join(c.root, "index", comp.key(), diffID.Encoded())
 }
 
-// hasEntries reports whether anything was ever cached for comp; when not, a cold build
-// skips the diff_id pre-pass.
-func (c *blobCache) hasEntries(comp compressor) bool {
-	f, err := os.Open(filepath.Join(c.root, "index", comp.key()))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	names, _ := f.Readdirnames(1)
-	return len(names) > 0
-}
-
 // lookup returns the cached blob for diffID, if its file is still there.
 func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest, int64, bool) {
 	b, err := os.ReadFile(c.indexPath(comp, diffID))

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,11 @@ const (
 	LabelVersion     = "org.opencontainers.image.version"
 	LabelInputHash   = "rpmostree.inputhash"
 	AnnComponents    = "ostree.components"
+	// AnnLayerKey on a chunk layer is "<layer key> <tar size>": the digest of everything
+	// its tar stream is made of (see layerKey) and the stream's length. A later build
+	// whose layer has the same key knows the diff_id from the config without writing the
+	// tar, also on a machine that never saw the previous build's content.
+	AnnLayerKey = "dev.rechunker.layer-key"
 )
 
 // Input is the commit to export: its tree (finalized), commit object and source config.
@@ -108,6 +114,9 @@ type PreviousLayer struct {
 	Digest string // compressed blob digest
 	DiffID string // uncompressed digest
 	Size   int64
+	// Annotations from the previous manifest; AnnLayerKey lets an unchanged layer be
+	// recognized without writing its tar.
+	Annotations map[string]string
 }
 
 // Progress receives export progress. Calls may come from several goroutines.
@@ -195,14 +204,19 @@ type export struct {
 	comps  [][]string    // components per layer (nil for the commit layer)
 	sizes  []int64       // estimated payload size per layer, for scheduling
 	layers []LayerResult // filled by buildLayers
+	keys   []string      // layer keys, filled by buildLayers
 	prev   map[digest.Digest]prevBlob
+	// prevKeys maps layer keys of previous builds to their layers; prevUnkeyed is set
+	// when some previous build (another tool's, an older version's) has no keys, so only
+	// the diff_id can tell whether a layer is unchanged.
+	prevKeys    map[string]prevKeyed
+	prevUnkeyed bool
 
-	warnMu      sync.Mutex
-	cache       *blobCache // nil when disabled
-	cacheMayHit bool       // the cache has entries for this compressor
-	outBlobs    blobDir    // where the image's blobs end up
-	tmpDir      string     // removed at the end
-	sources     *sourcePool
+	warnMu   sync.Mutex
+	cache    *blobCache // nil when disabled
+	outBlobs blobDir    // where the image's blobs end up
+	tmpDir   string     // removed at the end
+	sources  *sourcePool
 }
 
 func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*export, error) {
@@ -237,9 +251,9 @@ func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*
 		return nil, err
 	}
 	e.prev = indexPrevious(o.Previous)
+	e.prevKeys, e.prevUnkeyed = indexPreviousKeys(o.Previous)
 	if !o.NoBlobCache {
 		e.cache = newBlobCache(store.Path("blobs"))
-		e.cacheMayHit = e.cache.hasEntries(comp)
 	}
 	e.sources = newSourcePool(o.Image)
 	return e, nil
@@ -375,6 +389,7 @@ func specFrom(byObj map[ostree.Checksum][]string, sizes map[ostree.Checksum]int6
 func (e *export) buildLayers(ctx context.Context) error {
 	n := len(e.specs)
 	e.layers = make([]LayerResult, n)
+	e.keys = make([]string, n)
 	order := make([]int, n)
 	var total int64
 	for i := range order {
@@ -416,26 +431,28 @@ func (e *export) progressFn() func(int64) {
 	return e.o.Progress.Bytes
 }
 
-// buildLayer produces layer i's blob. When a blob could be reused, it first computes
-// the diff_id alone (hashing the tar is many times faster than compressing it) and
-// compresses only when nothing reusable has that diff_id.
+// buildLayer produces layer i's blob. A layer whose key (the digest of what its tar is
+// made of) is known, from the store or from a previous build's annotation, has a known
+// diff_id, so an existing blob is reused without reading the layer's content. Otherwise
+// the tar is hashed alone first (hashing is many times faster than compressing) only when
+// a previous build without keys might have it; normally it is compressed right away and
+// the result checked against previous builds afterwards.
 func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 	lr := LayerResult{Index: i, Name: e.names[i], Components: e.comps[i], MediaType: e.comp.mediaType,
 		Objects: len(e.specs[i].objects)}
 	key := e.layerKey(i)
-	if e.cache != nil {
-		// The tar stream is a pure function of the layer key, so a remembered diff_id
-		// lets a rebuild skip reading the layer's content at all.
-		if diffID, tarSize, ok := e.cache.lookupKey(key); ok {
-			lr.DiffID, lr.TarSize = diffID, tarSize
-			if ok, err := e.reuse(ctx, &lr); err != nil || ok {
-				return lr, err
+	e.keys[i] = key
+	if diffID, tarSize, ok := e.knownKey(key); ok {
+		lr.DiffID, lr.TarSize = diffID, tarSize
+		if ok, err := e.reuse(ctx, &lr); err != nil || ok {
+			if ok {
+				e.rememberKey(key, lr)
 			}
-			lr.DiffID, lr.TarSize = "", 0
+			return lr, err
 		}
+		lr.DiffID, lr.TarSize = "", 0
 	}
-	if e.cacheMayHit || len(e.prev) > 0 {
-		// Hashing the tar is many times faster than compressing it.
+	if e.prevUnkeyed {
 		diffID, tarSize, err := e.writeTar(ctx, i, nil, nil, false)
 		if err != nil {
 			return lr, err
@@ -478,6 +495,14 @@ func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 		return lr, fmt.Errorf("tar stream not reproducible: %s then %s", lr.DiffID, diffID)
 	}
 	lr.DiffID, lr.TarSize = diffID, sink.diff.n
+	if !e.prevUnkeyed {
+		// The blob clients already have beats an identical one compressed differently.
+		if pb, ok := e.prev[diffID]; ok && e.sources.copyBlob(ctx, pb, e.comp, e.outBlobs) == nil {
+			lr.Digest, lr.Size, lr.Reused = pb.digest, pb.size, "previous-build"
+			e.rememberKey(key, lr)
+			return lr, nil
+		}
+	}
 	lr.Digest, lr.Size = sink.compHash.digest(), sink.compHash.n
 	if err := dst.commit(tmp.Name(), lr.Digest); err != nil {
 		return lr, err
@@ -492,6 +517,20 @@ func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 		e.rememberKey(key, lr)
 	}
 	return lr, nil
+}
+
+// knownKey returns the diff_id and tar size of a layer key from the store's cache or a
+// previous build's annotation.
+func (e *export) knownKey(key string) (digest.Digest, int64, bool) {
+	if e.cache != nil {
+		if diffID, tarSize, ok := e.cache.lookupKey(key); ok {
+			return diffID, tarSize, true
+		}
+	}
+	if pk, ok := e.prevKeys[key]; ok {
+		return pk.diffID, pk.tarSize, true
+	}
+	return "", 0, false
 }
 
 func (e *export) rememberKey(key string, lr LayerResult) {
@@ -579,6 +618,58 @@ func (e *export) reuse(ctx context.Context, lr *LayerResult) (bool, error) {
 }
 
 var errOtherCompression = errors.New("compressed differently")
+
+// prevKeyed is what a previous build's AnnLayerKey says about a layer.
+type prevKeyed struct {
+	diffID  digest.Digest
+	tarSize int64
+}
+
+// indexPreviousKeys collects the layer keys of previous builds. unkeyed reports a
+// previous build with chunk layers but no keys.
+func indexPreviousKeys(prev []PreviousImage) (keys map[string]prevKeyed, unkeyed bool) {
+	keys = map[string]prevKeyed{}
+	for _, p := range prev {
+		found := false
+		for i, l := range p.Layers {
+			key, size, ok := parseLayerKey(l.Annotations[AnnLayerKey])
+			if !ok {
+				continue
+			}
+			found = true
+			d, err := digest.Parse(l.DiffID)
+			if err != nil || i == 0 {
+				continue
+			}
+			if _, dup := keys[key]; !dup {
+				keys[key] = prevKeyed{diffID: d, tarSize: size}
+			}
+		}
+		if !found && len(p.Layers) > 1 {
+			unkeyed = true
+		}
+	}
+	return keys, unkeyed
+}
+
+func formatLayerKey(key string, tarSize int64) string {
+	return key + " " + strconv.FormatInt(tarSize, 10)
+}
+
+func parseLayerKey(v string) (string, int64, bool) {
+	key, size, ok := strings.Cut(v, " ")
+	if !ok || len(key) != sha256.Size*2 {
+		return "", 0, false
+	}
+	if _, err := hex.DecodeString(key); err != nil {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || n < 0 {
+		return "", 0, false
+	}
+	return key, n, true
+}
 
 // prevBlob is a layer blob of a previous build.
 type prevBlob struct {

@@ -200,7 +200,10 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 	for _, l := range e.layers {
 		d := imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
 		if l.Index > 0 {
-			d.Annotations = map[string]string{AnnComponents: strings.Join(l.Components, ",")}
+			d.Annotations = map[string]string{
+				AnnComponents: strings.Join(l.Components, ","),
+				AnnLayerKey:   formatLayerKey(e.keys[l.Index], l.TarSize),
+			}
 		}
 		man.Layers = append(man.Layers, d)
 	}

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 func previousOf(ref string, res *Result) PreviousImage {
@@ -149,4 +153,99 @@ func TestBadInputs(t *testing.T) {
 		assert.Len(t, res.Layers, 2)
 		assert.Contains(t, fmt.Sprint(warnings), "plan does not cover")
 	})
+}
+
+// previousFromLayout reads a previous build the way build does: layers with their
+// manifest annotations.
+func previousFromLayout(t *testing.T, dir string, res *Result) PreviousImage {
+	t.Helper()
+	var man imgspecv1.Manifest
+	readJSON(t, dir, res.ManifestDigest.String(), &man)
+	p := previousOf("oci:"+dir+":latest", res)
+	require.Len(t, man.Layers, len(p.Layers))
+	for i := range p.Layers {
+		p.Layers[i].Annotations = man.Layers[i].Annotations
+	}
+	return p
+}
+
+// TestRebuildFromKeyedPreviousReadsNoContent: a machine with an empty store (CI pulling
+// the previous image) recognizes unchanged chunks by their layer-key annotation, without
+// writing their tar. Their content objects are corrupted in the new store, so reading
+// them would fail the export.
+func TestRebuildFromKeyedPreviousReadsNoContent(t *testing.T) {
+	store1 := newStore(t)
+	res1, dir1 := exportOCI(t, buildInput(t, store1, sampleNodes()), store1, Options{})
+	prev := previousFromLayout(t, dir1, res1)
+	for _, l := range prev.Layers[1:] {
+		key, size, ok := parseLayerKey(l.Annotations[AnnLayerKey])
+		require.True(t, ok, "annotation %q", l.Annotations[AnnLayerKey])
+		assert.Len(t, key, 64)
+		assert.Positive(t, size)
+	}
+
+	store2 := newStore(t)
+	nodes2 := append(sampleNodes(), node{path: "/usr/etc/new.conf", kind: 'f', mode: 0o644, data: "new=1\n"})
+	in2 := buildInput(t, store2, nodes2)
+	plan := topLevelPlan(in2)
+	for _, l := range plan.Layers {
+		if l.Name == "files of usr" {
+			continue
+		}
+		for _, f := range l.Files {
+			flip(t, store2.ObjectFile(f.Checksum, ostree.ObjFile))
+		}
+	}
+	res2, dir2 := exportOCI(t, in2, store2, Options{NoBlobCache: true, Previous: []PreviousImage{prev}})
+	for i, l := range res2.Layers {
+		if i == 0 || plan.Layers[i-1].Name == "files of usr" {
+			assert.Empty(t, l.Reused, "layer %d (%s) changed", i, l.Name)
+			continue
+		}
+		assert.Equal(t, "previous-build", l.Reused, "layer %d (%s)", i, l.Name)
+		assert.Equal(t, res1.Layers[i].Digest, l.Digest)
+		assert.Equal(t, res1.Layers[i].DiffID, l.DiffID)
+		assert.Equal(t, res1.Layers[i].TarSize, l.TarSize)
+		assert.FileExists(t, filepath.Join(dir2, "blobs/sha256", l.Digest.Encoded()))
+	}
+
+	// Without the keys the diff_id pass reads the (corrupted) content and fails.
+	unkeyed := previousOf(prev.Ref, res1)
+	dir3 := filepath.Join(t.TempDir(), "oci")
+	_, err := Export(context.Background(), in2, store2, plan, Options{Output: "oci:" + dir3, NoBlobCache: true, Previous: []PreviousImage{unkeyed}})
+	require.Error(t, err)
+	assert.Regexp(t, "layer [0-9]+ \\(files of (root|var)\\): object [0-9a-f]{64}", err.Error())
+}
+
+func TestParseLayerKey(t *testing.T) {
+	k := strings.Repeat("ab", 32)
+	cases := []struct {
+		in   string
+		ok   bool
+		size int64
+	}{
+		{k + " 1024", true, 1024},
+		{formatLayerKey(k, 7), true, 7},
+		{k, false, 0},
+		{k + " -1", false, 0},
+		{k[:62] + " 5", false, 0},
+		{strings.Repeat("zz", 32) + " 5", false, 0},
+		{"", false, 0},
+	}
+	for _, c := range cases {
+		key, size, ok := parseLayerKey(c.in)
+		assert.Equal(t, c.ok, ok, "%q", c.in)
+		if c.ok {
+			assert.Equal(t, k, key)
+			assert.Equal(t, c.size, size)
+		}
+	}
+}
+
+func flip(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	b[len(b)-1] ^= 0xff
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 }

@@ -265,7 +265,7 @@ func exporterPrevious(prev []rechunk.Previous) []exporter.PreviousImage {
 	for _, p := range prev {
 		pi := exporter.PreviousImage{Ref: p.Ref}
 		for _, l := range p.Layers {
-			pi.Layers = append(pi.Layers, exporter.PreviousLayer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size})
+			pi.Layers = append(pi.Layers, exporter.PreviousLayer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, Annotations: l.Annotations})
 		}
 		out = append(out, pi)
 	}
