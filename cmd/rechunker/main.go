@@ -48,6 +48,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	(&profileFlags{}).register(root)
 	root.AddCommand(
 		newImportCmd(),
 		newLsCmd(),
