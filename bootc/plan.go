@@ -13,8 +13,11 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-// maxPlanLabel bounds the decoded plan label we are willing to parse.
-const maxPlanLabel = 64 << 20
+// maxPlanLabel bounds the decoded plan label we are willing to parse. Decoding JSON
+// into generic values costs several times its size, so a label that gunzips to much
+// more (a gzip bomb) is refused; rechunker's own records are about 25 KiB per 1,000
+// components.
+const maxPlanLabel = 4 << 20
 
 // PlanInfo is what can be read from the dev.rechunker.plan label. The label is decoded
 // as JSON (plain, or base64 of gzip or plain JSON). Version 1 of rechunker's record

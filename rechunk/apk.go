@@ -20,6 +20,22 @@ func loadAPK(ctx context.Context, store *ostree.Store, r *resolver) (*pkgSource,
 	if p == "" || f == nil || f.Header.IsSymlink() {
 		return nil, "", nil
 	}
+	data, err := readSmallObject(store, f, maxTextObject)
+	if err != nil {
+		return nil, path.Dir(p), fmt.Errorf("read %s: %w", p, err)
+	}
+	recs := parseAPKInstalled(data)
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(recs) == 0 {
+		return nil, path.Dir(p), errors.New("apk database lists no package")
+	}
+	return newPkgSource("apk", r, recs, time.Time{}), path.Dir(p), nil
+}
+
+// parseAPKInstalled parses the installed database into one record per package.
+func parseAPKInstalled(data []byte) []pkgRecord {
 	var recs []pkgRecord
 	var cur pkgRecord
 	var dir string
@@ -32,7 +48,7 @@ func loadAPK(ctx context.Context, store *ostree.Store, r *resolver) (*pkgSource,
 		}
 		cur, dir = pkgRecord{}, ""
 	}
-	err := readLines(store, f, func(l string) {
+	forEachLine(data, func(l string) {
 		if l == "" {
 			flush()
 			return
@@ -53,15 +69,6 @@ func loadAPK(ctx context.Context, store *ostree.Store, r *resolver) (*pkgSource,
 			cur.files = append(cur.files, path.Join(dir, v))
 		}
 	})
-	if err != nil {
-		return nil, path.Dir(p), fmt.Errorf("read %s: %w", p, err)
-	}
 	flush()
-	if err := ctx.Err(); err != nil {
-		return nil, "", err
-	}
-	if len(recs) == 0 {
-		return nil, path.Dir(p), errors.New("apk database lists no package")
-	}
-	return newPkgSource("apk", r, recs, time.Time{}), path.Dir(p), nil
+	return recs
 }

@@ -90,18 +90,28 @@ func (p dpkgPackage) installed() bool {
 	return false
 }
 
-// readLines reads a small text object line by line.
-func readLines(store *ostree.Store, f *ostree.File, fn func(string)) error {
-	data, err := readSmallObject(store, f, 64<<20)
-	if err != nil {
-		return err
-	}
+// maxTextObject bounds a package database text file read into memory.
+const maxTextObject = 64 << 20
+
+// forEachLine calls fn for every '\n'-terminated line of data (and a final unterminated one).
+func forEachLine(data []byte, fn func(string)) {
 	for len(data) > 0 {
 		line, rest, _ := bytes.Cut(data, []byte{'\n'})
 		fn(string(line))
 		data = rest
 	}
-	return nil
+}
+
+// parseDpkgList returns the paths of a dpkg info/*.list file (one per line; "/." is the
+// root every package lists).
+func parseDpkgList(data []byte) []string {
+	var out []string
+	forEachLine(data, func(l string) {
+		if l != "" && l != "/." {
+			out = append(out, l)
+		}
+	})
+	return out
 }
 
 // readSmallObject returns the payload of a regular file's content object. Package
@@ -176,12 +186,10 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 		}
 		if list == nil {
 			warn(fmt.Sprintf("dpkg: package %s has no file list in %s/info", p.name, dir))
-		} else if err := readLines(store, list, func(l string) {
-			if l != "" && l != "/." {
-				rec.files = append(rec.files, l)
-			}
-		}); err != nil {
+		} else if data, err := readSmallObject(store, list, maxTextObject); err != nil {
 			return nil, dir, fmt.Errorf("read file list of %s: %w", p.name, err)
+		} else {
+			rec.files = parseDpkgList(data)
 		}
 		if _, done := changelogs[group]; !done {
 			changelogs[group] = dpkgChangelog(store, r, p.name, warn)

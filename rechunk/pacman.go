@@ -15,9 +15,19 @@ import (
 const pacmanDBDir = "/var/lib/pacman/local"
 
 func parsePacmanSections(store *ostree.Store, f *ostree.File) (map[string][]string, error) {
+	data, err := readSmallObject(store, f, maxTextObject)
+	if err != nil {
+		return nil, err
+	}
+	return parsePacmanText(data), nil
+}
+
+// parsePacmanText parses a desc or files document: "%SECTION%" lines start a section,
+// an empty line ends it, other lines are its values.
+func parsePacmanText(data []byte) map[string][]string {
 	out := map[string][]string{}
 	var sect string
-	err := readLines(store, f, func(l string) {
+	forEachLine(data, func(l string) {
 		switch {
 		case len(l) > 2 && l[0] == '%' && l[len(l)-1] == '%':
 			sect = l
@@ -27,7 +37,7 @@ func parsePacmanSections(store *ostree.Store, f *ostree.File) (map[string][]stri
 			out[sect] = append(out[sect], l)
 		}
 	})
-	return out, err
+	return out
 }
 
 // loadPacman reads the pacman database, if any: a component per pkgbase (%BASE%).

@@ -167,8 +167,10 @@ func (r *rpmReader) strings(tag uint32) []string {
 	if e.typ == rpmTypeString {
 		n = 1
 	}
-	if n > uint32(len(r.data)) {
-		r.err = fmt.Errorf("tag %d: count %d out of range", tag, n)
+	// A STRING tag has one value whatever its count says, so the offset check in
+	// parseRPMHeader (which skips empty tags) does not cover it.
+	if n > uint32(len(r.data)) || (n > 0 && e.offset >= uint32(len(r.data))) {
+		r.err = fmt.Errorf("tag %d: count %d at offset %d out of range", tag, n, e.offset)
 		return nil
 	}
 	out := make([]string, 0, n)
