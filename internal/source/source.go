@@ -108,6 +108,23 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	return in, nil
 }
 
+// filesystemLayerTypes are the layer media types that hold a (possibly compressed) tar
+// of filesystem changes. Anything else (artifacts, encrypted layers, a typo) is refused
+// rather than guessed at from its bytes. Schema 1 manifests carry no layer types ("").
+var filesystemLayerTypes = map[string]bool{
+	"":                                       true,
+	"application/vnd.oci.image.layer.v1.tar": true,
+	"application/vnd.oci.image.layer.v1.tar+gzip":                  true,
+	"application/vnd.oci.image.layer.v1.tar+zstd":                  true,
+	"application/vnd.oci.image.layer.nondistributable.v1.tar":      true,
+	"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": true,
+	"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": true,
+	"application/vnd.docker.image.rootfs.diff.tar":                 true,
+	"application/vnd.docker.image.rootfs.diff.tar.gzip":            true,
+	"application/vnd.docker.image.rootfs.diff.tar.zstd":            true,
+	"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":    true,
+}
+
 func loadImage(ctx context.Context, ref string, o Options) (*Input, error) {
 	src, err := imageio.Open(ctx, ref, o.Image)
 	if err != nil {
@@ -115,6 +132,11 @@ func loadImage(ctx context.Context, ref string, o Options) (*Input, error) {
 	}
 	defer src.Close()
 	in := &Input{Tree: ostree.NewTree(), Config: src.Config, Ref: ref}
+	for i, l := range src.Layers {
+		if !filesystemLayerTypes[l.MediaType] {
+			return nil, fmt.Errorf("load %s: layer %d (%s) has media type %q, which is not a filesystem layer", ref, i, l.Digest, l.MediaType)
+		}
+	}
 	for i := range src.Layers {
 		res, err := applyLayer(ctx, src, i, in.Tree, o)
 		if err != nil {
