@@ -1,0 +1,477 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.podman.io/storage/pkg/reexec"
+)
+
+// The tests in this file drive the real binary with hostile images: the process must
+// exit 1 with a message naming the problem (never a Go panic, which exits 2 with a
+// goroutine dump), leave no output behind when a build fails, keep an existing output
+// intact, and write nothing outside the store and the output.
+
+func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+// rechunkerBin builds the command once per test process.
+func rechunkerBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "rechunker-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "rechunker")
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := os.Stat(goTool); err != nil {
+			goTool = "go"
+		}
+		out, err := exec.Command(goTool, "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, binErr)
+	return binPath
+}
+
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r cliResult) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runBin runs the binary; TMPDIR points into the test's directory so that stray temp
+// files can be found.
+func runBin(t *testing.T, tmp string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, rechunkerBin(t), args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run %v: %v", args, err)
+	}
+	require.NotContains(t, r.stderr, "goroutine ", "%v panicked:\n%s", args, r)
+	require.NotContains(t, r.stderr, "panic:", "%v panicked:\n%s", args, r)
+	return r
+}
+
+// hent is one tar entry of a hostile layer.
+type hent struct {
+	name string
+	typ  byte
+	body string
+	link string
+	mode int64
+}
+
+func hdir(name string) hent             { return hent{name: name, typ: tar.TypeDir, mode: 0o755} }
+func hfile(name, body string) hent      { return hent{name: name, typ: tar.TypeReg, body: body, mode: 0o644} }
+func hsymlink(name, target string) hent { return hent{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777} }
+func hlink(name, target string) hent    { return hent{name: name, typ: tar.TypeLink, link: target, mode: 0o644} }
+
+func htar(t testing.TB, es ...hent) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range es {
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, ModTime: time.Unix(1700000000, 0),
+			Format: tar.FormatPAX}
+		if e.typ == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		require.NoError(t, tw.WriteHeader(h), e.name)
+		_, err := tw.Write([]byte(e.body))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	return buf.Bytes()
+}
+
+// hlayer is one manifest layer: its blob as stored and its uncompressed digest.
+type hlayer struct {
+	blob      []byte
+	mediaType string
+	diffID    digest.Digest
+}
+
+func gzLayer(t testing.TB, raw []byte) hlayer {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(raw)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return hlayer{blob: buf.Bytes(), mediaType: imgspecv1.MediaTypeImageLayerGzip, diffID: digest.FromBytes(raw)}
+}
+
+func baseEntries() []hent {
+	return []hent{
+		hdir("usr/"), hdir("usr/bin/"), hdir("usr/lib/"), hdir("etc/"),
+		hfile("usr/bin/tool", "#!/bin/sh\necho tool\n"), hfile("usr/lib/libx.so", "library"),
+		hfile("etc/os-release", "ID=test\n"),
+	}
+}
+
+// writeOCI writes an OCI layout with the layers and returns its oci: reference.
+func writeOCI(t testing.TB, dir string, layers []hlayer, edit func(*imgspecv1.Manifest, *imgspecv1.Image)) string {
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	require.NoError(t, os.MkdirAll(blobs, 0o755))
+	put := func(b []byte) digest.Digest {
+		d := digest.FromBytes(b)
+		require.NoError(t, os.WriteFile(filepath.Join(blobs, d.Encoded()), b, 0o644))
+		return d
+	}
+	created := time.Unix(1700000000, 0).UTC()
+	cfg := imgspecv1.Image{
+		Created:  &created,
+		Platform: imgspecv1.Platform{Architecture: runtime.GOARCH, OS: "linux"},
+		Config:   imgspecv1.ImageConfig{Labels: map[string]string{"containers.bootc": "1"}, Cmd: []string{"/usr/bin/tool"}},
+		RootFS:   imgspecv1.RootFS{Type: "layers"},
+	}
+	m := imgspecv1.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageManifest}
+	for i, l := range layers {
+		m.Layers = append(m.Layers, imgspecv1.Descriptor{MediaType: l.mediaType, Digest: put(l.blob), Size: int64(len(l.blob))})
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
+		cfg.History = append(cfg.History, imgspecv1.History{Created: &created, CreatedBy: fmt.Sprintf("layer %d", i)})
+	}
+	if edit != nil {
+		edit(&m, &cfg)
+	}
+	cb, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	m.Config = imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageConfig, Digest: put(cb), Size: int64(len(cb))}
+	mb, err := json.Marshal(m)
+	require.NoError(t, err)
+	idx := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex,
+		Manifests: []imgspecv1.Descriptor{{MediaType: imgspecv1.MediaTypeImageManifest, Digest: put(mb), Size: int64(len(mb)),
+			Annotations: map[string]string{imgspecv1.AnnotationRefName: "latest"}}}}
+	ib, err := json.Marshal(idx)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.json"), ib, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644))
+	return "oci:" + dir + ":latest"
+}
+
+func randomName(t testing.TB) string {
+	b := make([]byte, 6)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return "rechunker-hostile-" + hex.EncodeToString(b)
+}
+
+// hostileCase is one hostile source image.
+type hostileCase struct {
+	name   string
+	layers func(t *testing.T, marker string) []hlayer
+	edit   func(m *imgspecv1.Manifest, c *imgspecv1.Image)
+	// buildErr is a substring of the error build, import and plan must fail with; empty
+	// means they succeed.
+	buildErr []string
+	// warn is a substring of a warning a successful build prints.
+	warn string
+	// check runs after a successful build on the output reference.
+	check func(t *testing.T, tmp, src, out string)
+}
+
+func TestHostileImages(t *testing.T) {
+	one := func(es ...hent) func(t *testing.T, _ string) []hlayer {
+		return func(t *testing.T, _ string) []hlayer { return []hlayer{gzLayer(t, htar(t, append(baseEntries(), es...)...))} }
+	}
+	deep := []hent{}
+	p := "usr/share/deep"
+	for i := 0; i < 100; i++ {
+		p += fmt.Sprintf("/d%d", i)
+		deep = append(deep, hdir(p+"/"))
+	}
+	deep = append(deep, hfile(p+"/leaf", "deep"))
+	wide := []hent{hdir("usr/share/"), hdir("usr/share/wide/")}
+	for i := 0; i < 50000; i++ {
+		wide = append(wide, hfile(fmt.Sprintf("usr/share/wide/f%05d", i), fmt.Sprint(i%7)))
+	}
+
+	cases := []hostileCase{
+		{
+			name: "corrupt gzip",
+			layers: func(t *testing.T, _ string) []hlayer {
+				l := gzLayer(t, htar(t, baseEntries()...))
+				l.blob[len(l.blob)/2] ^= 0xff // the manifest digest is of the corrupted blob
+				return []hlayer{l}
+			},
+			buildErr: []string{"layer", "sha256:"},
+		},
+		{
+			name: "truncated tar",
+			layers: func(t *testing.T, _ string) []hlayer {
+				raw := htar(t, append(baseEntries(), hfile("usr/share/big", strings.Repeat("x", 10000)))...)
+				raw = raw[:len(raw)/2]
+				return []hlayer{{blob: raw, mediaType: imgspecv1.MediaTypeImageLayer, diffID: digest.FromBytes(raw)}}
+			},
+			buildErr: []string{"layer", "unexpected EOF"},
+		},
+		{
+			name: "dot-dot path",
+			layers: func(t *testing.T, marker string) []hlayer {
+				return one(hfile("../../../../../../../tmp/"+marker, "escaped"))(t, marker)
+			},
+			buildErr: []string{"layer 0", "path escapes the layer root"},
+		},
+		{
+			name: "dot-dot inside a path",
+			layers: func(t *testing.T, marker string) []hlayer {
+				return one(hfile("usr/../../"+marker, "escaped"))(t, marker)
+			},
+			buildErr: []string{"layer 0", "path escapes the layer root"},
+		},
+		{
+			// containers/storage would unpack these below the root; the importer refuses them.
+			name: "absolute path",
+			layers: func(t *testing.T, marker string) []hlayer {
+				return one(hdir("/tmp/"), hfile("/tmp/"+marker, "abs"))(t, marker)
+			},
+			buildErr: []string{"layer 0", `"/tmp/"`, "absolute path"},
+		},
+		{
+			name: "symlinked parent escaping",
+			layers: func(t *testing.T, marker string) []hlayer {
+				return []hlayer{
+					gzLayer(t, htar(t, hdir("usr/"), hsymlink("usr/lib", "../../../../tmp"), hfile("usr/lib/"+marker, "evil"),
+						hsymlink("usr/abs", "/tmp"), hfile("usr/abs/"+marker+"-abs", "evil"))),
+					gzLayer(t, htar(t, hfile("usr/lib/"+marker+"-2", "evil in the next layer"))),
+				}
+			},
+		},
+		{
+			name:     "hardlink to missing target",
+			layers:   func(t *testing.T, m string) []hlayer { return one(hlink("usr/bin/link", "usr/bin/missing"))(t, m) },
+			buildErr: []string{"usr/bin/link", "usr/bin/missing"},
+		},
+		{
+			name: "duplicate entries",
+			layers: one(hfile("usr/bin/dup", "first"), hfile("usr/bin/dup", "second"), hdir("usr/bin/dup2/"), hfile("usr/bin/dup2", "file replaces dir"),
+				hfile("usr/bin/dup3", "file"), hdir("usr/bin/dup3/"), hfile("usr/bin/dup3/x", "dir replaces file")),
+			check: func(t *testing.T, tmp, src, out string) {
+				r := runBin(t, tmp, "ls", "--store", filepath.Join(tmp, "store"), out, "/usr/bin")
+				require.Equal(t, 0, r.code, r)
+			},
+		},
+		{
+			name: "unknown layer media type",
+			layers: func(t *testing.T, _ string) []hlayer {
+				l := gzLayer(t, htar(t, baseEntries()...))
+				l.mediaType = "application/vnd.example.unknown+gzip"
+				return []hlayer{l}
+			},
+			buildErr: []string{"application/vnd.example.unknown+gzip"},
+		},
+		{
+			name:   "layer digest does not match the blob",
+			layers: one(),
+			edit: func(m *imgspecv1.Manifest, _ *imgspecv1.Image) {
+				m.Layers[0].Digest = digest.FromString("something else")
+			},
+			buildErr: []string{m0Digest()},
+		},
+		{
+			name:   "config without diff_ids",
+			layers: one(),
+			edit:   func(_ *imgspecv1.Manifest, c *imgspecv1.Image) { c.RootFS.DiffIDs = nil },
+		},
+		{
+			name:   "config without history and labels",
+			layers: one(),
+			edit:   func(_ *imgspecv1.Manifest, c *imgspecv1.Image) { c.History = nil; c.Config.Labels = nil },
+			check: func(t *testing.T, tmp, src, out string) {
+				r := runBin(t, tmp, "verify", out)
+				require.Equal(t, 1, r.code, r)
+				require.Contains(t, r.stdout+r.stderr, "containers.bootc")
+				require.Contains(t, r.stdout+r.stderr, "bootc refuses it")
+				// With --bootc the same source builds a bootable image.
+				out2 := "oci:" + filepath.Join(tmp, "out-bootc") + ":latest"
+				r = runBin(t, tmp, "build", "--from", src, "--output", out2, "--store", filepath.Join(tmp, "store"), "--bootc")
+				require.Equal(t, 0, r.code, r)
+				r = runBin(t, tmp, "verify", out2)
+				require.Equal(t, 0, r.code, r)
+			},
+		},
+		{
+			name:   "broken rpm database",
+			layers: one(hdir("usr/lib/sysimage/"), hdir("usr/lib/sysimage/rpm/"), hfile("usr/lib/sysimage/rpm/rpmdb.sqlite", randomBytes(4096))),
+			warn:   "rpm database /usr/lib/sysimage/rpm is unreadable",
+		},
+		{
+			name: "broken dpkg status",
+			layers: one(hdir("var/"), hdir("var/lib/"), hdir("var/lib/dpkg/"), hfile("var/lib/dpkg/status", "Package: x\nthis line has no colon\n"),
+				hdir("var/lib/dpkg/info/"), hfile("var/lib/dpkg/info/x.list", "/usr/bin/tool\n")),
+			warn: "dpkg database /var/lib/dpkg is unreadable",
+		},
+		{name: "100-level deep directory", layers: one(deep...)},
+		{name: "directory with 50k entries", layers: one(wide...)},
+		{
+			name: "odd file names",
+			layers: one(hdir("usr/share/"), hfile("usr/share/new\nline", "n"), hfile("usr/share/tab\there", "t"),
+				hfile("usr/share/ünïcødé-☃", "u"), hfile("usr/share/-dash", "d"), hfile("usr/share/ .space", "s")),
+		},
+		{
+			name:     "non-UTF-8 file name",
+			layers:   one(hdir("usr/share/"), hfile("usr/share/caf\xe9", "latin1")),
+			buildErr: []string{"UTF-8"},
+		},
+		{
+			name: "symlink loop in /usr/lib/modules",
+			layers: one(hdir("usr/lib/modules/"), hdir("usr/lib/modules/6.1.0/"), hfile("usr/lib/modules/6.1.0/vmlinuz", "kernel"),
+				hsymlink("usr/lib/modules/a", "b"), hsymlink("usr/lib/modules/b", "a"), hsymlink("usr/lib/modules/self", "self"),
+				hsymlink("usr/lib/modules/6.1.0/build", "../6.1.0/build/x")),
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.name == "directory with 50k entries" {
+				t.Skip("slow")
+			}
+			tmp := t.TempDir()
+			marker := randomName(t)
+			t.Cleanup(func() { os.RemoveAll(filepath.Join("/tmp", marker)) })
+			src := writeOCI(t, filepath.Join(tmp, "src"), tc.layers(t, marker), tc.edit)
+			good := writeOCI(t, filepath.Join(tmp, "good"), []hlayer{gzLayer(t, htar(t, baseEntries()...))}, nil)
+			store := filepath.Join(tmp, "store")
+			outDir := filepath.Join(tmp, "out")
+			out := "oci:" + outDir + ":latest"
+
+			for _, args := range [][]string{
+				{"build", "--from", src, "--output", out, "--store", store},
+				{"import", "--store", store, src},
+				{"plan", "--store", store, src},
+			} {
+				r := runBin(t, tmp, args...)
+				if tc.buildErr == nil {
+					require.Equal(t, 0, r.code, "%s: %s", args[0], r)
+					if tc.warn != "" && args[0] != "import" {
+						assert.Contains(t, r.stderr, tc.warn, args[0])
+					}
+					continue
+				}
+				require.Equal(t, 1, r.code, "%s: %s", args[0], r)
+				for _, s := range tc.buildErr {
+					assert.Contains(t, r.stderr, s, "%s names the problem", args[0])
+				}
+				assert.NotContains(t, strings.TrimSpace(r.stderr), "\n\n", "one clear message")
+			}
+			if tc.buildErr != nil {
+				_, err := os.Stat(outDir)
+				assert.True(t, errors.Is(err, os.ErrNotExist), "a failed build leaves no output: %v", err)
+			} else {
+				r := runBin(t, tmp, "verify", out)
+				if tc.check == nil || !strings.Contains(tc.name, "labels") {
+					require.Equal(t, 0, r.code, "verify of the build: %s", r)
+				}
+				if tc.check != nil {
+					tc.check(t, tmp, src, out)
+				}
+			}
+			// The readers: verify reports the problem (exit 1) or passes; diff and inspect
+			// read manifests and configs only.
+			for _, args := range [][]string{
+				{"verify", src}, {"verify", "--json", src}, {"diff", good, src}, {"diff", "--json", src, good},
+				{"inspect", src}, {"inspect", "--json", "--bound-images", src},
+			} {
+				r := runBin(t, tmp, args...)
+				assert.Contains(t, []int{0, 1}, r.code, "%v: %s", args, r)
+				if r.code == 1 && !strings.Contains(args[1], "json") {
+					assert.NotEmpty(t, strings.TrimSpace(r.stdout+r.stderr), "%v says why", args)
+				}
+			}
+			// Nothing escaped into /tmp or next to the test directory.
+			for _, dir := range []string{"/tmp", filepath.Dir(tmp), filepath.Dir(filepath.Dir(tmp))} {
+				ents, err := os.ReadDir(dir)
+				require.NoError(t, err)
+				for _, e := range ents {
+					assert.False(t, strings.HasPrefix(e.Name(), marker), "%s/%s was written outside the output", dir, e.Name())
+				}
+			}
+			checkNoStrayTemp(t, tmp)
+		})
+	}
+}
+
+// m0Digest is the digest the "layer digest does not match" case puts in the manifest.
+func m0Digest() string { return digest.FromString("something else").Encoded()[:12] }
+
+func randomBytes(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return string(b)
+}
+
+// checkNoStrayTemp fails when the commands left temporary files in TMPDIR or temp
+// files in the store or the output.
+func checkNoStrayTemp(t *testing.T, tmp string) {
+	t.Helper()
+	err := filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, p)
+		name := d.Name()
+		switch {
+		case strings.HasPrefix(rel, "src") || strings.HasPrefix(rel, "good") || strings.HasPrefix(rel, "cache"):
+			return nil
+		case rel == "rechunker-blobinfo" || strings.HasPrefix(rel, "rechunker-blobinfo/"):
+			return nil // containers/image's blob-info cache, kept on purpose
+		case strings.HasPrefix(name, ".tmp") || strings.HasPrefix(name, "rechunker-") && rel == name:
+			t.Errorf("stray temporary file %s", rel)
+		case strings.HasPrefix(rel, "store/tmp/") && !d.IsDir():
+			t.Errorf("stray temporary file %s", rel)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}
