@@ -115,10 +115,16 @@ type hent struct {
 	mode int64
 }
 
-func hdir(name string) hent             { return hent{name: name, typ: tar.TypeDir, mode: 0o755} }
-func hfile(name, body string) hent      { return hent{name: name, typ: tar.TypeReg, body: body, mode: 0o644} }
-func hsymlink(name, target string) hent { return hent{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777} }
-func hlink(name, target string) hent    { return hent{name: name, typ: tar.TypeLink, link: target, mode: 0o644} }
+func hdir(name string) hent { return hent{name: name, typ: tar.TypeDir, mode: 0o755} }
+func hfile(name, body string) hent {
+	return hent{name: name, typ: tar.TypeReg, body: body, mode: 0o644}
+}
+func hsymlink(name, target string) hent {
+	return hent{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777}
+}
+func hlink(name, target string) hent {
+	return hent{name: name, typ: tar.TypeLink, link: target, mode: 0o644}
+}
 
 func htar(t testing.TB, es ...hent) []byte {
 	var buf bytes.Buffer
@@ -224,7 +230,9 @@ type hostileCase struct {
 
 func TestHostileImages(t *testing.T) {
 	one := func(es ...hent) func(t *testing.T, _ string) []hlayer {
-		return func(t *testing.T, _ string) []hlayer { return []hlayer{gzLayer(t, htar(t, append(baseEntries(), es...)...))} }
+		return func(t *testing.T, _ string) []hlayer {
+			return []hlayer{gzLayer(t, htar(t, append(baseEntries(), es...)...))}
+		}
 	}
 	deep := []hent{}
 	p := "usr/share/deep"
