@@ -107,6 +107,15 @@ func (ds *derivedState) apply(i int, tr *tar.Reader, lr *LayerReport) error {
 		if dst == "" {
 			continue
 		}
+		if parts, err := ostree.SplitPath(dst); err != nil {
+			return problemf(CheckDerived, i, "%q: %v", p, err)
+		} else {
+			for _, c := range parts {
+				if err := ostree.ValidName(c); err != nil {
+					return problemf(CheckDerived, i, "%q: %v; ostree cannot store it", p, err)
+				}
+			}
+		}
 		dir, base := path.Split(dst)
 		if base == opaqueMarker {
 			opaques = append(opaques, path.Clean(dir))

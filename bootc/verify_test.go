@@ -332,6 +332,15 @@ func TestVerifyRejects(t *testing.T) {
 			},
 			check: CheckBlob, layer: 3, msg: "config diff_id says",
 		},
+		{
+			name: "derived file name not UTF-8",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.Derived = [][]bootctest.Entry{{{Hdr: bootctest.Hdr("usr/share/caf\xe9", tar.TypeReg, 0o644, 0), Data: []byte("x")}}}
+				return i
+			},
+			check: CheckDerived, layer: 4, msg: "not valid UTF-8; ostree cannot store it",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

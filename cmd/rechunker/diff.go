@@ -43,7 +43,12 @@ annotations, or from rechunker's plan label when registries dropped the annotati
 			if asJSON {
 				return writeReportJSON(cmd.OutOrStdout(), r)
 			}
-			printDiff(cmd.OutOrStdout(), args[0], args[1], r)
+			// Roles come from the new image's layout: a plain image has no commit layer.
+			layout, err := bootc.ParseLayout(new)
+			if err != nil {
+				layout = bootc.Layout{Final: -1}
+			}
+			printDiff(cmd.OutOrStdout(), args[0], args[1], r, layout)
 			return nil
 		},
 	}
@@ -54,7 +59,7 @@ annotations, or from rechunker's plan label when registries dropped the annotati
 	return cmd
 }
 
-func printDiff(w io.Writer, oldName, newName string, r *bootc.DiffReport) {
+func printDiff(w io.Writer, oldName, newName string, r *bootc.DiffReport, layout bootc.Layout) {
 	fmt.Fprintf(w, "Upgrade %s\n     -> %s\n", oldName, newName)
 	if r.SameImage {
 		fmt.Fprintln(w, "Same image (manifest or config digest unchanged): bootc downloads nothing.")
@@ -71,12 +76,9 @@ func printDiff(w io.Writer, oldName, newName string, r *bootc.DiffReport) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "#\tDIGEST\tSIZE\tCHANGED COMPONENTS")
 		for _, l := range r.Fetched {
-			role := bootc.RoleChunk
-			if l.Index == 0 {
-				role = bootc.RoleCommit
-			}
+			role := layout.RoleOf(l.Index)
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", l.Index, bootc.ShortDigest(l.Digest), bootc.HumanSize(l.Size),
-				bootc.ComponentList(role, l.Components, len(l.Components) > 0 || l.Index > 0, 70))
+				bootc.ComponentList(role, l.Components, len(l.Components) > 0 || role == bootc.RoleChunk, 70))
 		}
 		tw.Flush()
 	}

@@ -224,6 +224,8 @@ type hostileCase struct {
 	buildErr []string
 	// warn is a substring of a warning a successful build prints.
 	warn string
+	// tamper rewrites the first layer's blob file after the layout is written.
+	tamper func(t *testing.T, blob string)
 	// check runs after a successful build on the output reference.
 	check func(t *testing.T, tmp, src, out string)
 }
@@ -321,12 +323,20 @@ func TestHostileImages(t *testing.T) {
 			buildErr: []string{"application/vnd.example.unknown+gzip"},
 		},
 		{
-			name:   "layer digest does not match the blob",
+			name:   "manifest names a missing blob",
 			layers: one(),
 			edit: func(m *imgspecv1.Manifest, _ *imgspecv1.Image) {
 				m.Layers[0].Digest = digest.FromString("something else")
 			},
-			buildErr: []string{m0Digest()},
+			buildErr: []string{digest.FromString("something else").Encoded(), "no such file"},
+		},
+		{
+			name:   "blob content does not match its digest",
+			layers: one(),
+			tamper: func(t *testing.T, blob string) {
+				require.NoError(t, os.WriteFile(blob, gzLayer(t, htar(t, append(baseEntries(), hfile("usr/bin/trojan", "x"))...)).blob, 0o644))
+			},
+			buildErr: []string{"layer 0", "digest"},
 		},
 		{
 			name:   "config without diff_ids",
@@ -388,7 +398,11 @@ func TestHostileImages(t *testing.T) {
 			tmp := t.TempDir()
 			marker := randomName(t)
 			t.Cleanup(func() { os.RemoveAll(filepath.Join("/tmp", marker)) })
-			src := writeOCI(t, filepath.Join(tmp, "src"), tc.layers(t, marker), tc.edit)
+			layers := tc.layers(t, marker)
+			src := writeOCI(t, filepath.Join(tmp, "src"), layers, tc.edit)
+			if tc.tamper != nil {
+				tc.tamper(t, filepath.Join(tmp, "src", "blobs", "sha256", digest.FromBytes(layers[0].blob).Encoded()))
+			}
 			good := writeOCI(t, filepath.Join(tmp, "good"), []hlayer{gzLayer(t, htar(t, baseEntries()...))}, nil)
 			store := filepath.Join(tmp, "store")
 			outDir := filepath.Join(tmp, "out")
@@ -400,6 +414,7 @@ func TestHostileImages(t *testing.T) {
 				{"plan", "--store", store, src},
 			} {
 				r := runBin(t, tmp, args...)
+				t.Logf("%s: exit %d: %s", args[0], r.code, strings.TrimSpace(r.stderr))
 				if tc.buildErr == nil {
 					require.Equal(t, 0, r.code, "%s: %s", args[0], r)
 					if tc.warn != "" && args[0] != "import" {
@@ -432,7 +447,13 @@ func TestHostileImages(t *testing.T) {
 				{"inspect", src}, {"inspect", "--json", "--bound-images", src},
 			} {
 				r := runBin(t, tmp, args...)
+				if !strings.Contains(args[1], "json") {
+					t.Logf("%v: exit %d: %s", args[:len(args)-1], r.code, lastLines(r.stdout+r.stderr, 3))
+				}
 				assert.Contains(t, []int{0, 1}, r.code, "%v: %s", args, r)
+				if args[0] == "diff" && args[1] == good {
+					assert.NotContains(t, r.stdout, "(ostree commit)", "a plain image has no commit layer")
+				}
 				if r.code == 1 && !strings.Contains(args[1], "json") {
 					assert.NotEmpty(t, strings.TrimSpace(r.stdout+r.stderr), "%v says why", args)
 				}
@@ -450,8 +471,6 @@ func TestHostileImages(t *testing.T) {
 	}
 }
 
-// m0Digest is the digest the "layer digest does not match" case puts in the manifest.
-func m0Digest() string { return digest.FromString("something else").Encoded()[:12] }
 
 func randomBytes(n int) string {
 	b := make([]byte, n)
@@ -482,4 +501,12 @@ func checkNoStrayTemp(t *testing.T, tmp string) {
 		return nil
 	})
 	require.NoError(t, err)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
 }
