@@ -471,7 +471,6 @@ func TestHostileImages(t *testing.T) {
 	}
 }
 
-
 func randomBytes(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
