@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
-	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -14,12 +16,14 @@ import (
 type profileFlags struct {
 	cpu, mem string
 	cpuFile  *os.File
+	stopMem  chan struct{}
+	memDone  chan error
 }
 
 func (p *profileFlags) register(root *cobra.Command) {
 	fs := root.PersistentFlags()
 	fs.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile to this file")
-	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile to this file at exit")
+	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile taken at the largest heap seen to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	_ = fs.MarkHidden("memprofile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return p.start() }
@@ -27,6 +31,10 @@ func (p *profileFlags) register(root *cobra.Command) {
 }
 
 func (p *profileFlags) start() error {
+	if p.mem != "" {
+		p.stopMem, p.memDone = make(chan struct{}), make(chan error, 1)
+		go p.watchHeap()
+	}
 	if p.cpu == "" {
 		return nil
 	}
@@ -42,6 +50,30 @@ func (p *profileFlags) start() error {
 	return nil
 }
 
+// watchHeap keeps the heap profile of the moment the live heap was largest: a profile
+// at exit shows nothing, since everything is freed by then.
+func (p *profileFlags) watchHeap() {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var best uint64
+	var prof bytes.Buffer
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stopMem:
+			p.memDone <- os.WriteFile(p.mem, prof.Bytes(), 0o644)
+			return
+		case <-tick.C:
+		}
+		metrics.Read(sample)
+		if v := sample[0].Value.Uint64(); v > best+best/20 {
+			best = v
+			prof.Reset()
+			_ = pprof.WriteHeapProfile(&prof)
+		}
+	}
+}
+
 func (p *profileFlags) stop() error {
 	if p.cpuFile != nil {
 		pprof.StopCPUProfile()
@@ -50,17 +82,12 @@ func (p *profileFlags) stop() error {
 		}
 		p.cpuFile = nil
 	}
-	if p.mem == "" {
-		return nil
-	}
-	f, err := os.Create(p.mem)
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	defer f.Close()
-	runtime.GC()
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		return fmt.Errorf("heap profile: %w", err)
+	if p.stopMem != nil {
+		close(p.stopMem)
+		p.stopMem = nil
+		if err := <-p.memDone; err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
 	}
 	return nil
 }

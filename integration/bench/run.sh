@@ -1,67 +1,106 @@
 #!/usr/bin/env bash
-# Benchmark kit: cold build, incremental rebuild and a parallel-gzip reference over the
+# Benchmark kit: cold build, incremental rebuilds and a parallel-gzip reference over the
 # same bytes, on deterministic generated images (integration/bench/genimage).
 #
 #   integration/bench/run.sh [SIZE...]        e.g. integration/bench/run.sh 512M 2G 5G
 #
-# Env: BENCH_DIR (default /var/tmp/rechunker-bench), RECHUNKER (default ./bin/rechunker),
-#      COMPRESSION (default gzip), LEVEL (default 6).
-# Prints one markdown table row per size, ready for docs/benchmarks.md.
+# Per size it measures, each with wall time, CPU time (user+sys), peak RSS and bytes
+# read/written (rchar/wchar of the process tree):
+#   cold     build v1 into an empty store (nothing to reuse)
+#   ref      cat <the image's layer tars> | pigz -LEVEL -p NPROC  (the same uncompressed bytes)
+#   rebuild  build v2 (v1 plus a 5 MB file in the top layer) with v1's store and v1 as
+#            --previous-build
+#   ci       the same v2 build with an EMPTY store, only v1 (pulled) as --previous-build
+# and prints markdown table rows for docs/benchmarks.md, plus the raw figures as
+# key=value lines on stderr.
+#
+# Env: BENCH_DIR (default /var/tmp/rechunker-bench), COMPRESSION (gzip), LEVEL (6),
+#      KEEP=1 keeps stores and outputs, PROFILE=1 writes cold/rebuild CPU profiles.
+#
+# Note: on an ext4 filesystem without a journal, inodes freed in the last 1-6 minutes
+# make creating files in the same block group slow (ext4 skips "recently deleted"
+# inodes). Every run therefore uses fresh directories and deletes them only at the end;
+# wait a few minutes between runs, or use a filesystem with a journal, for stable numbers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BENCH_DIR=${BENCH_DIR:-/var/tmp/rechunker-bench}
-RECHUNKER=${RECHUNKER:-./bin/rechunker}
 COMPRESSION=${COMPRESSION:-gzip}
 LEVEL=${LEVEL:-6}
+NPROC=$(nproc)
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(512M 2G)
 
+for tool in jq pigz bc /usr/bin/time; do
+	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
+done
 mkdir -p "$BENCH_DIR"
 export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -tags=containers_image_openpgp"
 go build -o "$BENCH_DIR/genimage" ./integration/bench/genimage
-[ -x "$RECHUNKER" ] || go build -o "$RECHUNKER" ./cmd/rechunker
+RECHUNKER=$BENCH_DIR/rechunker
+go build -o "$RECHUNKER" ./cmd/rechunker
 
-# run_measured LABEL CMD...: wall s, cpu s, peak RSS MB, and bytes read/written MB (from
-# /proc/$$/io of the wrapping shell, which includes its reaped child's counters).
+RUN=$BENCH_DIR/run-$$
+mkdir -p "$RUN"
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$RUN"' EXIT
+
+# run_measured LABEL CMD...: sets LABEL_wall (s), LABEL_cpu (s), LABEL_rss (MB),
+# LABEL_read and LABEL_written (MB). The I/O counters come from /proc/PID/io of a wrapping
+# shell, which includes the counters of the children it has reaped.
 run_measured() {
 	local label=$1
 	shift
-	local tf
-	tf=$(mktemp)
-	/usr/bin/time -o "$tf" -f '%e %U %S %M' bash -c '"$@" >/dev/null || exit $?; awk "/^rchar|^wchar/{print \$2}" /proc/$$/io | tr "\n" " " >&3' _ "$@" 3>"$tf.io"
-	local t io
+	local tf="$RUN/time.$label" io="$RUN/io.$label"
+	/usr/bin/time -o "$tf" -f '%e %U %S %M' bash -c '"$@" >/dev/null || exit $?; awk "/^rchar|^wchar/{print \$2}" /proc/$$/io | tr "\n" " " >"$0"' "$io" "$@"
+	local t i
 	read -r -a t <"$tf"
-	read -r -a io <"$tf.io" || true # no trailing newline: read returns 1 at EOF
-	rm -f "$tf" "$tf.io"
-	eval "${label}_wall=${t[0]}"
-	eval "${label}_cpu=$(echo "${t[1]} + ${t[2]}" | bc)"
-	eval "${label}_rss=$((t[3] / 1024))"
-	eval "${label}_read=$(((io[0]) / 1048576))"
-	eval "${label}_written=$(((io[1]) / 1048576))"
+	read -r -a i <"$io" || true # no trailing newline
+	printf -v "${label}_wall" '%s' "${t[0]}"
+	printf -v "${label}_cpu" '%s' "$(echo "${t[1]} + ${t[2]}" | bc)"
+	printf -v "${label}_rss" '%s' "$((t[3] / 1024))"
+	printf -v "${label}_read" '%s' "$((i[0] / 1048576))"
+	printf -v "${label}_written" '%s' "$((i[1] / 1048576))"
+	echo "$label: wall=${t[0]}s user=${t[1]}s sys=${t[2]}s maxrss=$((t[3] / 1024))MB rchar=$((i[0] / 1048576))MB wchar=$((i[1] / 1048576))MB load=$(cut -d' ' -f1 /proc/loadavg)" >&2
 }
 
-echo "| image | files | cold build (s) | cpu (s) | peak RSS (MB) | read/written (MB) | pigz -$LEVEL same bytes (s) | ratio | rebuild after 5 MB change (s) | rebuild/cold |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+manifest_of() { # LAYOUT TAG -> path of the manifest blob
+	local d
+	d=$(jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t) | .digest' "$1/index.json")
+	echo "$1/blobs/sha256/${d#sha256:}"
+}
+
+build() { # LABEL STORE FROM OUT [extra flags...]
+	local label=$1 store=$2 from=$3 out=$4
+	shift 4
+	local prof=()
+	[ -z "${PROFILE:-}" ] || prof=(--cpuprofile "$BENCH_DIR/$label-$size.prof")
+	run_measured "$label" "$RECHUNKER" build "${prof[@]}" --bootc --quiet --store "$store" \
+		--compression "$COMPRESSION" --compression-level "$LEVEL" --from "$from" --output "$out" "$@"
+}
+
+echo "| image | files | tar MB | cold build s (cpu s) | peak RSS MB | read/written MB | pigz -$LEVEL -p $NPROC s (cpu s) | cold/pigz | rebuild after 5 MB change s (cpu s, RSS MB) | rebuild/cold | empty-store rebuild s | empty/cold |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for size in "${sizes[@]}"; do
-	img="$BENCH_DIR/img-$size"
-	if [ ! -f "$img/index.json" ]; then
+	img=$BENCH_DIR/img-$size
+	if [ ! -f "$img/index.json" ] || ! jq -e '.manifests | length == 2' "$img/index.json" >/dev/null; then
 		"$BENCH_DIR/genimage" -size "$size" -out "$img" -tag v1 >&2
 		"$BENCH_DIR/genimage" -size "$size" -out "$img" -tag v2 -change 5M >&2
 	fi
-	store="$BENCH_DIR/store-$size"
-	out="$BENCH_DIR/out-$size"
-	rm -rf "$store" "$out"
+	layers=()
+	while read -r d; do layers+=("$img/blobs/sha256/${d#sha256:}"); done < <(jq -r '.layers[].digest' "$(manifest_of "$img" v1)")
+	tarmb=$(($(cat "${layers[@]}" | wc -c) / 1048576))
+	files=$(cat "${layers[@]}" | tar -t 2>/dev/null | grep -vc '/$' || true)
+	out=$RUN/out-$size
 	sync
-	run_measured cold "$RECHUNKER" build --bootc --quiet --store "$store" --compression "$COMPRESSION" \
-		--compression-level "$LEVEL" --from "oci:$img:v1" --output "oci:$out:v1"
+
+	build cold "$RUN/store-$size" "oci:$img:v1" "oci:$out:v1"
 	# Reference: the same uncompressed bytes through parallel gzip at the same level.
-	layers=$(jq -r '.layers[].digest' "$img/blobs/sha256/$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="v1") | .digest' "$img/index.json" | cut -d: -f2)" | cut -d: -f2 | sed "s|^|$img/blobs/sha256/|")
-	# shellcheck disable=SC2086
-	run_measured ref bash -c "cat $(echo $layers) | pigz -$LEVEL -p $(nproc) >/dev/null"
-	run_measured rebuild "$RECHUNKER" build --bootc --quiet --store "$store" --compression "$COMPRESSION" \
-		--compression-level "$LEVEL" --from "oci:$img:v2" --output "oci:$out:v2" --previous-build "oci:$out:v1"
-	files=$(tar -tf "$img/blobs/sha256/$(echo "$layers" | head -n1 | xargs basename)" | grep -vc '/$' || true)
+	run_measured ref bash -c 'cat "$@" | pigz -'"$LEVEL"' -p '"$NPROC"' >/dev/null' _ "${layers[@]}"
+	build rebuild "$RUN/store-$size" "oci:$img:v2" "oci:$out:v2" --previous-build "oci:$out:v1"
+	# A CI machine with an empty store that pulled the previous image.
+	build ci "$RUN/store-ci-$size" "oci:$img:v2" "oci:$RUN/out-ci-$size:v2" --previous-build "oci:$out:v1"
+
 	ratio=$(echo "scale=2; $cold_wall / $ref_wall" | bc)
 	rratio=$(echo "scale=3; $rebuild_wall / $cold_wall" | bc)
-	echo "| $size | $files | $cold_wall | $cold_cpu | $cold_rss | $cold_read/$cold_written | $ref_wall | $ratio | $rebuild_wall (RSS $rebuild_rss MB) | $rratio |"
+	cratio=$(echo "scale=3; $ci_wall / $cold_wall" | bc)
+	echo "| $size | $files | $tarmb | $cold_wall ($cold_cpu) | $cold_rss | $cold_read/$cold_written | $ref_wall ($ref_cpu) | $ratio | $rebuild_wall ($rebuild_cpu, $rebuild_rss) | $rratio | $ci_wall | $cratio |"
 done
