@@ -88,6 +88,20 @@ func checkOCIDir(dir string) error {
 		return fmt.Errorf("export: output %s is a non-empty directory without an %s file; refusing to write into it",
 			dir, imgspecv1.ImageLayoutFile)
 	}
+	// publishOCI merges into index.json at the very end; find out now, before any blob
+	// is written, that it cannot.
+	indexFile := filepath.Join(dir, imgspecv1.ImageIndexFile)
+	b, err := os.ReadFile(indexFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("export: output %s: %w", dir, err)
+	default:
+		var idx imgspecv1.Index
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return fmt.Errorf("export: output %s: %s is not an OCI index (%v); refusing to write into it", dir, indexFile, err)
+		}
+	}
 	return nil
 }
 
