@@ -509,3 +509,141 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// snapshot lists every file under dir with its content digest.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = digest.FromBytes(b).String()
+		return nil
+	}))
+	return out
+}
+
+// TestHostileRebuildKeepsOutput: a rebuild from a broken source fails without touching
+// the image already at --output.
+func TestHostileRebuildKeepsOutput(t *testing.T) {
+	tmp := t.TempDir()
+	store := filepath.Join(tmp, "store")
+	good := writeOCI(t, filepath.Join(tmp, "good"), []hlayer{gzLayer(t, htar(t, baseEntries()...))}, nil)
+	outDir := filepath.Join(tmp, "out")
+	out := "oci:" + outDir + ":latest"
+	r := runBin(t, tmp, "build", "--from", good, "--output", out, "--store", store)
+	require.Equal(t, 0, r.code, r)
+	before := snapshot(t, outDir)
+
+	// A layer whose diff_id the store knows is replayed from its record without reading
+	// the blob (content addressing), so the corrupt layer has content of its own.
+	corrupt := gzLayer(t, htar(t, append(baseEntries(), hfile("usr/bin/new", strings.Repeat("n", 5000)))...))
+	corrupt.blob[len(corrupt.blob)/2] ^= 0xff
+	unknown := gzLayer(t, htar(t, baseEntries()...))
+	unknown.mediaType = "application/octet-stream"
+	for name, layers := range map[string][]hlayer{
+		"corrupt gzip":     {corrupt},
+		"unknown type":     {unknown},
+		"missing hardlink": {gzLayer(t, htar(t, append(baseEntries(), hlink("usr/bin/x", "nowhere"))...))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := writeOCI(t, filepath.Join(t.TempDir(), "src"), layers, nil)
+			for _, extra := range [][]string{nil, {"--previous-build", out}, {"--no-layer-cache", "--no-blob-cache"}} {
+				r := runBin(t, tmp, append([]string{"build", "--from", src, "--output", out, "--store", store}, extra...)...)
+				require.Equal(t, 1, r.code, r)
+				require.Equal(t, before, snapshot(t, outDir), "the existing output is untouched")
+			}
+		})
+	}
+	r = runBin(t, tmp, "verify", out)
+	require.Equal(t, 0, r.code, r)
+	checkNoStrayTemp(t, tmp)
+}
+
+// TestHostileOutputs: --output and --store pointing at things that are not what they
+// should be.
+func TestHostileOutputs(t *testing.T) {
+	tmp := t.TempDir()
+	good := writeOCI(t, filepath.Join(tmp, "good"), []hlayer{gzLayer(t, htar(t, baseEntries()...))}, nil)
+	store := filepath.Join(tmp, "store")
+	build := func(t *testing.T, output string, extra ...string) cliResult {
+		return runBin(t, tmp, append([]string{"build", "--from", good, "--output", output, "--store", store}, extra...)...)
+	}
+
+	t.Run("index.json is not JSON", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "out")
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "index.json"), []byte("{not json"), 0o644))
+		before := snapshot(t, dir)
+		r := build(t, "oci:"+dir+":latest")
+		t.Log(r)
+		require.Equal(t, 1, r.code, r)
+		assert.Contains(t, r.stderr, "index.json is not an OCI index")
+		assert.Equal(t, before, snapshot(t, dir), "nothing written into it")
+	})
+	t.Run("non-empty directory without an OCI layout", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "precious"), []byte("x"), 0o644))
+		r := build(t, "oci:"+dir+":latest")
+		require.Equal(t, 1, r.code, r)
+		assert.Contains(t, r.stderr, "refusing to write into it")
+		assert.Equal(t, map[string]string{"precious": digest.FromString("x").String()}, snapshot(t, dir))
+	})
+	t.Run("output is a regular file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
+		r := build(t, "oci:"+file+":latest")
+		t.Log(r)
+		require.Equal(t, 1, r.code, r)
+		assert.Contains(t, r.stderr, file)
+		b, _ := os.ReadFile(file)
+		assert.Equal(t, "x", string(b))
+	})
+	t.Run("output is a symlink to a directory", func(t *testing.T) {
+		parent := t.TempDir()
+		real := filepath.Join(parent, "real")
+		require.NoError(t, os.Mkdir(real, 0o755))
+		link := filepath.Join(parent, "link")
+		require.NoError(t, os.Symlink(real, link))
+		r := build(t, "oci:"+link+":latest")
+		t.Log(r)
+		require.Equal(t, 0, r.code, r)
+		fi, err := os.Lstat(link)
+		require.NoError(t, err)
+		assert.Equal(t, os.ModeSymlink, fi.Mode()&os.ModeType, "the symlink is kept, the image written where it points")
+		r = runBin(t, tmp, "verify", "oci:"+real+":latest")
+		require.Equal(t, 0, r.code, r)
+	})
+	t.Run("output is a dangling symlink", func(t *testing.T) {
+		parent := t.TempDir()
+		link := filepath.Join(parent, "link")
+		require.NoError(t, os.Symlink(filepath.Join(parent, "nowhere", "deeper"), link))
+		r := build(t, "oci:"+link+":latest")
+		t.Log(r)
+		require.Equal(t, 1, r.code, r)
+	})
+	t.Run("store is a file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "store")
+		require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
+		dir := filepath.Join(t.TempDir(), "out")
+		for _, args := range [][]string{
+			{"build", "--from", good, "--output", "oci:" + dir + ":latest", "--store", file},
+			{"import", "--store", file, good},
+			{"plan", "--store", file, good},
+		} {
+			r := runBin(t, tmp, args...)
+			t.Log(r)
+			require.Equal(t, 1, r.code, r)
+			assert.Contains(t, r.stderr, file)
+		}
+		_, err := os.Stat(dir)
+		assert.True(t, errors.Is(err, os.ErrNotExist), "no output: %v", err)
+	})
+}
