@@ -78,11 +78,11 @@ func checkOCIDir(dir string) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("export: create %s: %w", dir, err)
 		}
-		return nil
+		return markLayout(dir)
 	case err != nil:
 		return fmt.Errorf("export: output %s: %w", dir, err)
 	case len(ents) == 0:
-		return nil
+		return markLayout(dir)
 	}
 	if _, err := os.Stat(filepath.Join(dir, imgspecv1.ImageLayoutFile)); err != nil {
 		return fmt.Errorf("export: output %s is a non-empty directory without an %s file; refusing to write into it",
@@ -101,6 +101,17 @@ func checkOCIDir(dir string) error {
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return fmt.Errorf("export: output %s: %s is not an OCI index (%v); refusing to write into it", dir, indexFile, err)
 		}
+	}
+	return nil
+}
+
+// markLayout writes oci-layout into a new output directory before any blob, so that a
+// crashed build leaves a recognizable (image-less: index.json comes last) layout that
+// the next build may write into, not a directory it must refuse.
+func markLayout(dir string) error {
+	b, _ := canonicalJSON(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
+	if err := atomicWrite(filepath.Join(dir, imgspecv1.ImageLayoutFile), b); err != nil {
+		return fmt.Errorf("export: write %s: %w", filepath.Join(dir, imgspecv1.ImageLayoutFile), err)
 	}
 	return nil
 }
