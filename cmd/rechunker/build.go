@@ -186,11 +186,13 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 	if prog != nil {
 		opts.Progress = prog
 	}
+	guard := guardOutput(f.output)
 	res, err := exporter.Export(ctx, exporterInput(in), store, plan, opts)
 	if prog != nil {
 		prog.finish(err == nil)
 	}
 	if err != nil {
+		guard.discard()
 		return err
 	}
 	sum := buildSummary{Result: res, Source: in.Ref, FromPrevious: plan.FromPrevious, Phases: map[string]int{

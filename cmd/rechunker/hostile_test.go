@@ -647,3 +647,96 @@ func TestHostileOutputs(t *testing.T) {
 		assert.True(t, errors.Is(err, os.ErrNotExist), "no output: %v", err)
 	})
 }
+
+// bigImage writes an image with n MiB of incompressible files, so that export takes a
+// while.
+func bigImage(t *testing.T, dir string, mib int) string {
+	es := append(baseEntries(), hdir("usr/share/"), hdir("usr/share/data/"))
+	for i := 0; i < mib; i++ {
+		es = append(es, hfile(fmt.Sprintf("usr/share/data/f%03d", i), randomBytes(1<<20)))
+	}
+	raw := htar(t, es...)
+	return writeOCI(t, dir, []hlayer{{blob: raw, mediaType: imgspecv1.MediaTypeImageLayer, diffID: digest.FromBytes(raw)}}, nil)
+}
+
+// waitFor polls cond until it holds or the process exits; it reports whether it held.
+func waitFor(cond func() bool, done <-chan struct{}) bool {
+	for {
+		if cond() {
+			return true
+		}
+		select {
+		case <-done:
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// TestInterruptedBuild sends SIGINT (and SIGKILL) to builds while they load and while
+// they write layers: an interrupted build exits 1 without a panic, leaves no output
+// directory and no temporary files, and the next build succeeds.
+func TestInterruptedBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 64 MiB image several times")
+	}
+	tmp := t.TempDir()
+	src := bigImage(t, filepath.Join(tmp, "src"), 64)
+	for _, tc := range []struct {
+		name   string
+		sig    os.Signal
+		phase  string // "load": objects appear in the store; "export": blobs appear in the output
+		crash  bool   // SIGKILL: no cleanup is possible, only the retry must work
+		caches []string
+	}{
+		{name: "SIGINT while loading", sig: os.Interrupt, phase: "load", caches: []string{"--no-layer-cache"}},
+		{name: "SIGINT while exporting", sig: os.Interrupt, phase: "export", caches: []string{"--no-blob-cache"}},
+		{name: "SIGKILL while exporting", sig: os.Kill, phase: "export", crash: true, caches: []string{"--no-blob-cache"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := filepath.Join(t.TempDir(), "store")
+			outDir := filepath.Join(t.TempDir(), "out")
+			out := "oci:" + outDir + ":latest"
+			args := append([]string{"build", "--from", src, "--output", out, "--store", store}, tc.caches...)
+			cmd := exec.Command(rechunkerBin(t), args...)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			require.NoError(t, cmd.Start())
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			watch := filepath.Join(store, "objects")
+			if tc.phase == "export" {
+				watch = filepath.Join(outDir, "blobs", "sha256")
+			}
+			started := waitFor(func() bool { ents, _ := os.ReadDir(watch); return len(ents) > 0 }, done)
+			if started {
+				require.NoError(t, cmd.Process.Signal(tc.sig))
+			}
+			<-done
+			code := cmd.ProcessState.ExitCode()
+			t.Logf("signalled %v, exit %d: %s", started, code, lastLines(stderr.String(), 2))
+			require.NotContains(t, stderr.String(), "goroutine ")
+			if !started || code == 0 {
+				t.Skip("the build finished before it could be interrupted")
+			}
+			if !tc.crash {
+				require.Equal(t, 1, code)
+				assert.Contains(t, stderr.String(), "context canceled")
+				_, err := os.Stat(outDir)
+				assert.True(t, errors.Is(err, os.ErrNotExist), "an interrupted build leaves no output: %v", err)
+				ents, err := os.ReadDir(filepath.Join(store, "tmp"))
+				require.NoError(t, err)
+				assert.Empty(t, ents, "no temporary files in the store")
+				checkNoStrayTemp(t, tmp)
+			} else {
+				_, err := os.Stat(filepath.Join(outDir, "index.json"))
+				assert.True(t, errors.Is(err, os.ErrNotExist), "a crashed build publishes no image")
+			}
+			r := runBin(t, tmp, args...)
+			require.Equal(t, 0, r.code, "the next build: %s", r)
+			r = runBin(t, tmp, "verify", out)
+			require.Equal(t, 0, r.code, r)
+		})
+	}
+}
