@@ -472,20 +472,30 @@ const boundImageDir = "usr/lib/containers-image-cache"
 // It returns the manifest digest's hex.
 func embedBoundImage(t testing.TB, root string, img ociImage, name, component string) string {
 	t.Helper()
+	return embedBoundImageAs(t, root, img, name, "", component)
+}
+
+// embedBoundImageAs is embedBoundImage with the directory named dir instead of by the
+// manifest digest (when dir is not empty).
+func embedBoundImageAs(t testing.TB, root string, img ociImage, name, dir, component string) string {
+	t.Helper()
 	requireTools(t, "skopeo", "setfattr")
 	raw := run(t, "skopeo", "inspect", "--raw", img.Ref())
 	sum := sha256.Sum256([]byte(raw))
 	sha := hex.EncodeToString(sum[:])
+	if dir == "" {
+		dir = sha
+	}
 	cache := filepath.Join(root, boundImageDir)
 	require.NoError(t, os.MkdirAll(cache, 0o755))
-	dst := filepath.Join(cache, sha)
+	dst := filepath.Join(cache, dir)
 	run(t, "skopeo", "copy", "-q", "--preserve-digests", img.Ref(), "dir:"+dst)
 	got, err := os.ReadFile(filepath.Join(dst, "manifest.json"))
 	require.NoError(t, err)
 	require.Equal(t, raw, string(got), "skopeo --preserve-digests must keep the manifest bytes")
 	mapping, err := os.OpenFile(filepath.Join(cache, "mapping.txt"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	require.NoError(t, err)
-	_, err = fmt.Fprintf(mapping, "%s %s\n", name, sha)
+	_, err = fmt.Fprintf(mapping, "%s %s\n", name, dir)
 	require.NoError(t, err)
 	require.NoError(t, mapping.Close())
 	if component != "" {
@@ -496,10 +506,12 @@ func embedBoundImage(t testing.TB, root string, img ociImage, name, component st
 
 // ---- rpm ----
 
-// rpmPackage describes a tiny noarch rpm: its files are path -> content.
+// rpmPackage describes a noarch rpm: Files are path -> content, Blobs path -> a file on
+// disk to package (for big contents).
 type rpmPackage struct {
 	Name, Version, Release string
 	Files                  map[string]string
+	Blobs                  map[string]string
 }
 
 // buildRPM builds p with rpmbuild in a temporary top dir and returns the .rpm path.
@@ -513,6 +525,10 @@ func buildRPM(t testing.TB, p rpmPackage) string {
 		writeFile(t, src, path, content, 0o644)
 		paths = append(paths, path)
 	}
+	for path, from := range p.Blobs {
+		run(t, "install", "-D", "-m", "0644", from, filepath.Join(src, path))
+		paths = append(paths, path)
+	}
 	slices.Sort(paths)
 	spec := fmt.Sprintf(`Name: %s
 Version: %s
@@ -522,6 +538,7 @@ License: MIT
 BuildArch: noarch
 %%define __os_install_post %%{nil}
 %%define _build_id_links none
+%%define _binary_payload w1.gzdio
 
 %%description
 Test package %s.

@@ -1,0 +1,76 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSecurityUpdate is the upgrade a Debian-based bootc image ships most often: the next
+// build of the same image picks up the security fixes and point-release updates
+// published since (bookworm-security and bookworm-updates enabled, `apt-get upgrade`).
+// Both releases are built from scratch as one-layer images, as a CI rebuild makes them,
+// so the plain upgrade downloads the whole image again. Chunked with --previous-build,
+// the upgrade must download at most 1.5x the gzip -6 size of the files that really
+// changed (the lower bound any layout can reach, computed here from the two trees) and
+// a small fraction of the plain upgrade. (The commit layer, which every upgrade of an
+// ostree-ext image downloads, is added to the bound; see the assertion.)
+func TestSecurityUpdate(t *testing.T) {
+	requireRoot(t)
+	requireTools(t, "debootstrap", "umoci", "tar", "zstd", "chroot")
+	c := newCLI(t)
+
+	base := bookwormBootc().tarball(t)
+	upd := securityUpdated(t, base)
+	t.Logf("apt-get upgrade upgraded %d packages: %s", len(upd.Upgraded), strings.Join(upd.Upgraded, "; "))
+	v2 := cachedRootfsImage(t, base, bootcConfig...)
+	v3 := cachedRootfsImage(t, upd.Tarball, bootcConfig...)
+
+	trees := t.TempDir()
+	oldRoot, newRoot := filepath.Join(trees, "v2"), filepath.Join(trees, "v3")
+	extractTarball(t, base, oldRoot)
+	extractTarball(t, upd.Tarball, newRoot)
+	change := diffTrees(t, oldRoot, newRoot)
+	t.Logf("v2 -> v3 changes %d paths (%d removed); changed contents %d B, gzip -6 %d B; biggest: %s",
+		len(change.Paths), change.Removed, change.Raw, change.Gzipped, change.top(8))
+	require.NotZero(t, change.Gzipped, "the update changes file contents")
+
+	out := filepath.Join(t.TempDir(), "out")
+	c2, c3 := ociImage{Layout: out, Tag: "v2"}, ociImage{Layout: out, Tag: "v3"}
+	_, first := c.build(t, "--bootc", "--from", v2.Ref(), "--output", c2.Ref())
+	b3, next := c.build(t, "--bootc", "--from", v3.Ref(), "--output", c3.Ref(), "--previous-build", c2.Ref())
+	c.mustRun(t, "verify", c3.Ref())
+
+	plain := c.diff(t, v2.Ref(), v3.Ref())
+	d := c.diff(t, c2.Ref(), c3.Ref())
+	t.Logf("chunked upgrade fetches %d of %d layers, %d of %d B: %s", d.LayersFetched, d.LayersTotal,
+		d.BytesFetched, d.BytesTotal, d.describe())
+	scenarioSummary{
+		Scenario: "debian-security-update", Fetched: d.BytesFetched, LayersFetched: d.LayersFetched,
+		LayersTotal: d.LayersTotal, Unchunked: plain.BytesFetched, LowerBound: change.Gzipped,
+		BuildFirst: first, BuildNext: next,
+		Note: fmt.Sprintf("%d packages upgraded, %d layers reused", len(upd.Upgraded), b3.Reused),
+	}.log(t)
+
+	require.False(t, d.SameImage)
+	// The commit layer (every dirtree and dirmeta object of the tree) is downloaded on
+	// every upgrade of an ostree-ext image whatever the layout, so the bound a chunked
+	// upgrade can reach is the changed files plus that layer. Both ratios are logged.
+	commit, ok := d.commitLayer()
+	require.True(t, ok, "the chunked image has a commit layer")
+	bound := change.Gzipped + commit.Size
+	t.Logf("fetched / changed files = %.2f; fetched / (changed files + commit layer %d B) = %.2f; chunk layers only / changed files = %.2f",
+		float64(d.BytesFetched)/float64(change.Gzipped), commit.Size, float64(d.BytesFetched)/float64(bound),
+		float64(d.BytesFetched-commit.Size)/float64(change.Gzipped))
+	assert.LessOrEqual(t, float64(d.BytesFetched), 1.5*float64(bound),
+		"chunked upgrade fetches %d B, more than 1.5x the %d B of changed content and commit layer: %s",
+		d.BytesFetched, bound, d.describe())
+	assert.Less(t, d.BytesFetched, plain.BytesFetched/10,
+		"chunked upgrade (%d B) must be far below the plain image's (%d B)", d.BytesFetched, plain.BytesFetched)
+}
