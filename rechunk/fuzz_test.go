@@ -17,7 +17,9 @@ import (
 )
 
 // The fuzz targets below feed hostile bytes to every package-database and label
-// parser. Run one with e.g. `go test ./rechunk -run '^$' -fuzz FuzzRPMHeader -fuzztime 60s`;
+// parser. Run one with e.g.
+// `go test ./rechunk -run '^$' -fuzz '^FuzzRPMHeader$' -fuzztime 60s -fuzzminimizetime 3s`
+// (the default minutes-long minimization of every new input stalls slow targets);
 // without -fuzz they replay their seeds (and testdata/fuzz regressions) as unit tests.
 
 func gz(t testing.TB, data []byte) []byte {
