@@ -21,6 +21,8 @@
 package exporter
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,11 +32,13 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -314,39 +318,38 @@ func (e *export) loadCommit() error {
 // forgot go into the commit layer, as ostree-ext does with its remainder.
 func (e *export) assign() error {
 	tree := e.in.Tree
-	all := map[string]ostree.Checksum{}
-	sizes := map[ostree.Checksum]int64{}
-	_ = tree.Walk(func(p string, d *ostree.Dir, f *ostree.File) error {
-		if f != nil {
-			all[p] = f.Checksum
-			sizes[f.Checksum] = f.Size
-		}
-		return nil
-	})
-	seen := make(map[string]int, len(all))
+	// Memory matters here: this runs with the tree and the plan in memory and used to be
+	// the peak of a build. No map keyed by path or checksum: per layer a slice of
+	// (checksum, path) sorted into objects, and one sorted slice of the tree's *File
+	// values (one per path, hardlinks included) to find duplicates and uncovered paths.
+	var planned []*ostree.File
+	for _, l := range e.plan.Layers {
+		planned = slices.Grow(planned, len(l.Files))
+	}
 	commitSpec := &layerSpec{commit: true}
 	e.specs = []*layerSpec{commitSpec}
 	e.names = []string{"ostree export of commit " + e.cd.sum.String()}
 	e.comps = [][]string{nil}
 	e.sizes = []int64{0}
+	var refs []fileRef
 	for i, l := range e.plan.Layers {
-		byObj := map[ostree.Checksum][]string{}
+		refs = refs[:0]
 		for _, f := range l.Files {
-			p := "/" + strings.TrimPrefix(f.Path, "/")
-			sum, ok := all[p]
-			if !ok {
+			p := f.Path
+			if !strings.HasPrefix(p, "/") {
+				p = "/" + p
+			}
+			tf := tree.LookupFile(p)
+			if tf == nil {
 				return fmt.Errorf("export: plan layer %d (%s): %s is not a file of the tree", i, l.Name, p)
 			}
-			if sum != f.Checksum {
-				return fmt.Errorf("export: plan layer %d (%s): %s has checksum %s in the tree, %s in the plan", i, l.Name, p, sum, f.Checksum)
+			if tf.Checksum != f.Checksum {
+				return fmt.Errorf("export: plan layer %d (%s): %s has checksum %s in the tree, %s in the plan", i, l.Name, p, tf.Checksum, f.Checksum)
 			}
-			if prev, dup := seen[p]; dup {
-				return fmt.Errorf("export: plan puts %s in layers %d and %d", p, prev, i)
-			}
-			seen[p] = i
-			byObj[sum] = append(byObj[sum], p)
+			planned = append(planned, tf)
+			refs = append(refs, fileRef{file: tf, path: p})
 		}
-		spec, size := specFrom(byObj, sizes)
+		spec, size := specFrom(refs)
 		comps := append([]string(nil), l.Components...)
 		sort.Strings(comps)
 		e.specs = append(e.specs, spec)
@@ -354,34 +357,92 @@ func (e *export) assign() error {
 		e.comps = append(e.comps, comps)
 		e.sizes = append(e.sizes, size)
 	}
-	rest := map[ostree.Checksum][]string{}
-	n := 0
-	for p, sum := range all {
-		if _, ok := seen[p]; !ok {
-			rest[sum] = append(rest[sum], p)
-			n++
+	byAddr := func(a, b *ostree.File) int {
+		return cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b)))
+	}
+	slices.SortFunc(planned, byAddr)
+	for j := 1; j < len(planned); j++ {
+		if planned[j] == planned[j-1] {
+			return e.duplicate(planned[j])
 		}
 	}
-	if n > 0 {
-		e.warn("plan does not cover %d paths; they go into the commit layer", n)
-		spec, size := specFrom(rest, sizes)
+	refs = refs[:0]
+	_ = tree.Walk(func(p string, _ *ostree.Dir, f *ostree.File) error {
+		if f == nil {
+			return nil
+		}
+		if _, ok := slices.BinarySearchFunc(planned, f, byAddr); !ok {
+			refs = append(refs, fileRef{file: f, path: p})
+		}
+		return nil
+	})
+	if len(refs) > 0 {
+		e.warn("plan does not cover %d paths; they go into the commit layer", len(refs))
+		spec, size := specFrom(refs)
 		commitSpec.objects = spec.objects
 		e.sizes[0] = size
 	}
 	return nil
 }
 
-func specFrom(byObj map[ostree.Checksum][]string, sizes map[ostree.Checksum]int64) (*layerSpec, int64) {
-	spec := &layerSpec{}
-	var size int64
-	for sum, paths := range byObj {
-		sortCheckoutOrder(paths)
-		spec.objects = append(spec.objects, object{sum: sum, paths: paths})
-		size += sizes[sum]
+// duplicate names the plan layers that both list the path of f.
+func (e *export) duplicate(f *ostree.File) error {
+	var p string
+	var in []int
+	for i, l := range e.plan.Layers {
+		for _, pf := range l.Files {
+			q := "/" + strings.TrimPrefix(pf.Path, "/")
+			if e.in.Tree.LookupFile(q) == f {
+				p, in = q, append(in, i)
+			}
+		}
 	}
-	sort.Slice(spec.objects, func(i, j int) bool {
-		return string(spec.objects[i].sum[:]) < string(spec.objects[j].sum[:])
+	if len(in) < 2 {
+		return fmt.Errorf("export: plan lists %s twice", p)
+	}
+	return fmt.Errorf("export: plan puts %s in layers %d and %d", p, in[0], in[1])
+}
+
+// fileRef is one planned path and its tree file.
+type fileRef struct {
+	file *ostree.File
+	path string
+}
+
+// specFrom groups paths into objects: ascending checksum, paths of one object in
+// checkout order. It reorders refs. The size is the layer's payload bytes.
+func specFrom(refs []fileRef) (*layerSpec, int64) {
+	slices.SortFunc(refs, func(a, b fileRef) int {
+		if c := bytes.Compare(a.file.Checksum[:], b.file.Checksum[:]); c != 0 {
+			return c
+		}
+		switch {
+		case checkoutLess(a.path, b.path):
+			return -1
+		case checkoutLess(b.path, a.path):
+			return 1
+		}
+		return 0
 	})
+	paths := make([]string, len(refs))
+	n := 0
+	for i := range refs {
+		paths[i] = refs[i].path
+		if i == 0 || refs[i].file.Checksum != refs[i-1].file.Checksum {
+			n++
+		}
+	}
+	spec := &layerSpec{objects: make([]object, 0, n)}
+	var size int64
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].file.Checksum == refs[i].file.Checksum {
+			j++
+		}
+		spec.objects = append(spec.objects, object{sum: refs[i].file.Checksum, paths: paths[i:j:j]})
+		size += refs[i].file.Size
+		i = j
+	}
 	return spec, size
 }
 

@@ -135,6 +135,15 @@ func TestBadInputs(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "/nonexistent is not a file of the tree")
 	})
+	t.Run("plan with a path twice", func(t *testing.T) {
+		plan := topLevelPlan(in)
+		dup := plan.Layers[0].Files[0]
+		dup.Path = strings.TrimPrefix(dup.Path, "/") // the same path, written relative
+		plan.Layers[1].Files = append(plan.Layers[1].Files, dup)
+		_, err := Export(context.Background(), in, store, plan, Options{Output: "oci:" + t.TempDir()})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "plan puts /"+dup.Path+" in layers 0 and 1")
+	})
 	t.Run("cancelled leaves no index", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

@@ -17,9 +17,10 @@ type AsyncOptions struct {
 	// creation mostly waits on the kernel, so a few more than the cores overlap well).
 	Workers int
 	// SmallContent is the largest payload buffered in memory and written in the
-	// background (default 512 KiB); larger payloads are streamed by the caller.
+	// background (default 256 KiB); larger payloads are streamed by the caller.
 	SmallContent int64
-	// MaxBuffered bounds the bytes held by queued writes (default 16 MiB).
+	// MaxBuffered bounds the bytes held by queued writes (default 8 MiB: enough to keep
+	// the workers busy; more only raises the peak memory).
 	MaxBuffered int64
 }
 
@@ -68,10 +69,10 @@ func (s *Store) NewAsyncWriter(ctx context.Context, o AsyncOptions) *AsyncWriter
 		o.Workers = 4
 	}
 	if o.SmallContent <= 0 {
-		o.SmallContent = 512 << 10
+		o.SmallContent = 256 << 10
 	}
 	if o.MaxBuffered <= 0 {
-		o.MaxBuffered = 16 << 20
+		o.MaxBuffered = 8 << 20
 	}
 	if limit := int64(1) << (bits.Len64(uint64(o.SmallContent+MaxXattrsSize+4096)) + 1); o.MaxBuffered < limit {
 		// One buffer must always fit, or Write would wait forever.
