@@ -638,8 +638,16 @@ func newPodman(t testing.TB) podman {
 	t.Helper()
 	requireRoot(t)
 	requireTools(t, "podman", "runc")
-	dir := t.TempDir()
+	// Not t.TempDir: podman refuses a runroot longer than 50 characters, and test names
+	// make those long.
+	dir, err := os.MkdirTemp("", "rcp-")
+	require.NoError(t, err)
 	p := podman{conf: containersConf(t), root: filepath.Join(dir, "storage"), runroot: filepath.Join(dir, "run")}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove podman storage: %v", err)
+		}
+	})
 	t.Cleanup(func() {
 		// Containers are run with --rm; remove images so no overlay mount outlives the test.
 		cmd := p.cmd("rmi", "--all", "--force")
