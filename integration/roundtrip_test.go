@@ -137,3 +137,11 @@ func (i ociImage) manifestDigest(t testing.TB) string {
 	t.Fatalf("%s: tag %q not in index.json", i.Layout, i.Tag)
 	return ""
 }
+
+// config reads the image's config from the layout.
+func (i ociImage) config(t testing.TB) imgspecv1.Image {
+	t.Helper()
+	var cfg imgspecv1.Image
+	readJSON(t, i.blob(i.manifest(t).Config.Digest.Encoded()), &cfg)
+	return cfg
+}
