@@ -76,6 +76,8 @@ rc=${PIPESTATUS[0]}
 set -e
 echo "== integration summary"
 grep -E '^(--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$)' "$log" | grep -v '^    ' || true
+# One line per upgrade scenario: bytes fetched chunked and plain, lower bound, build times.
+grep -o 'scenario summary: .*' "$log" || true
 skips=$(grep -c -- '--- SKIP' "$log" || true)
 ((rc == 0)) || exit "$rc"
 echo "test.sh: PASS (gofmt, vet, unit tests, integration tests; $skips skipped) in $((SECONDS - start))s"

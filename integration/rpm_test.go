@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,14 +59,21 @@ func TestRPMPackageUpgrade(t *testing.T) {
 
 	out := filepath.Join(work, "out")
 	c1, c2 := ociImage{Layout: out, Tag: "v1"}, ociImage{Layout: out, Tag: "v2"}
-	c.mustRun(t, "build", "--bootc", "--from", v1.Ref(), "--output", c1.Ref())
+	_, first := c.build(t, "--bootc", "--from", v1.Ref(), "--output", c1.Ref())
 	// v2 through rpm-ostree's entry point, as a pipeline switching from rpm-ostree would call it.
+	start := time.Now()
 	c.mustRun(t, "compose", "build-chunked-oci", "--bootc", "--from", v2.Ref(), "--output", c2.Ref(),
 		"--previous-build", c1.Ref())
+	next := time.Since(start)
 	c.mustRun(t, "verify", c2.Ref())
 
-	var d diffReport
-	c.json(t, &d, "diff", "--json", c1.Ref(), c2.Ref())
+	d := c.diff(t, c1.Ref(), c2.Ref())
+	plain := c.diff(t, v1.Ref(), v2.Ref())
+	scenarioSummary{
+		Scenario: "rpm-one-package", Fetched: d.BytesFetched, LayersFetched: d.LayersFetched,
+		LayersTotal: d.LayersTotal, Unchunked: plain.BytesFetched, LowerBound: -1, BuildFirst: first, BuildNext: next,
+		Note: "unchunked = the plain images, v2 = v1 plus one layer",
+	}.log(t)
 	var fetched []string
 	for _, l := range d.Fetched {
 		fetched = append(fetched, fmt.Sprintf("#%d %d B [%s]", l.Index, l.Size, strings.Join(l.Components, ",")))

@@ -65,13 +65,16 @@ type buildOutput struct {
 	Reused         int               `json:"reused_layers"`
 	Bytes          int64             `json:"compressed_bytes"`
 	Labels         map[string]string `json:"labels"`
-	Layers         []struct {
-		Index      int      `json:"index"`
-		Digest     string   `json:"digest"`
-		Size       int64    `json:"size"`
-		Components []string `json:"components"`
-		Reused     string   `json:"reused"`
-	} `json:"layers"`
+	Layers         []buildLayer      `json:"layers"`
+}
+
+// buildLayer is one layer of a build report.
+type buildLayer struct {
+	Index      int      `json:"index"`
+	Digest     string   `json:"digest"`
+	Size       int64    `json:"size"`
+	Components []string `json:"components"`
+	Reused     string   `json:"reused"`
 }
 
 // build runs `rechunker build --json args...` and returns its report and wall time.

@@ -70,13 +70,18 @@ func TestSeedScenario(t *testing.T) {
 			out := filepath.Join(work, "out-"+tc.name)
 			c1 := ociImage{Layout: out, Tag: "v1"}
 			c2 := ociImage{Layout: out, Tag: "v2"}
-			c.mustRun(t, "build", "--bootc", "--from", v1.Ref(), "--output", c1.Ref())
-			c.mustRun(t, "build", "--bootc", "--from", v2.Ref(), "--output", c2.Ref(),
+			_, first := c.build(t, "--bootc", "--from", v1.Ref(), "--output", c1.Ref())
+			_, next := c.build(t, "--bootc", "--from", v2.Ref(), "--output", c2.Ref(),
 				"--previous-build", c1.Ref())
 			c.mustRun(t, "verify", c2.Ref())
 
-			var d diffReport
-			c.json(t, &d, "diff", "--json", c1.Ref(), c2.Ref())
+			d := c.diff(t, c1.Ref(), c2.Ref())
+			plain := c.diff(t, v1.Ref(), v2.Ref())
+			scenarioSummary{
+				Scenario: "seed-one-file-" + tc.name, Fetched: d.BytesFetched, LayersFetched: d.LayersFetched,
+				LayersTotal: d.LayersTotal, Unchunked: plain.BytesFetched, LowerBound: -1, BuildFirst: first, BuildNext: next,
+				Note: "unchunked = the plain images, v2 = v1 plus one layer",
+			}.log(t)
 			u := upgrade{fetchLayers: d.LayersFetched, fetchBytes: d.BytesFetched, totalBytes: d.BytesTotal}
 			var fetched []string
 			for _, l := range d.Fetched {
