@@ -39,9 +39,19 @@ go build -o "$BENCH_DIR/genimage" ./integration/bench/genimage
 RECHUNKER=$BENCH_DIR/rechunker
 go build -o "$RECHUNKER" ./cmd/rechunker
 
+# Let inodes freed by the previous run age out (see the note above): 6 minutes after its
+# cleanup. SETTLE=0 skips the wait.
+last=$BENCH_DIR/.last-cleanup
+if [ -f "$last" ] && [ "${SETTLE:-360}" -gt 0 ]; then
+	wait=$((${SETTLE:-360} - $(date +%s) + $(stat -c %Y "$last")))
+	if [ "$wait" -gt 0 ]; then
+		echo "run.sh: waiting ${wait}s for the previous run's deleted inodes to age out (SETTLE=0 skips)" >&2
+		sleep "$wait"
+	fi
+fi
 RUN=$BENCH_DIR/run-$$
 mkdir -p "$RUN"
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$RUN"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$RUN"; sync; touch "$last"' EXIT
 
 # run_measured LABEL CMD...: sets LABEL_wall (s), LABEL_cpu (s), LABEL_rss (MB),
 # LABEL_read and LABEL_written (MB). The I/O counters come from /proc/PID/io of a wrapping
