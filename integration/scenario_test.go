@@ -263,7 +263,9 @@ func securityUpdated(t testing.TB, base string) securityUpdate {
 		}
 	}
 	if len(upgraded) == 0 {
-		skipOrFailInCI(t, "bookworm-updates and bookworm-security have nothing newer than the bootstrapped base")
+		// A state of the archive (right after a point release), not a missing tool: skip
+		// even under CI, and try again next run.
+		t.Skip("bookworm-updates and bookworm-security have nothing newer than the bootstrapped base")
 	}
 	apt("-y", "upgrade")
 	apt("clean")
