@@ -457,7 +457,14 @@ func (e *export) buildLayers(ctx context.Context) error {
 		order[i] = i
 		total += e.sizes[i]
 	}
-	sort.SliceStable(order, func(a, b int) bool { return e.sizes[order[a]] > e.sizes[order[b]] })
+	// The commit layer first: it writes every directory and dirtree object, work its
+	// payload size does not show, and alone at the end it would leave cores idle.
+	sort.SliceStable(order, func(a, b int) bool {
+		if order[a] == 0 || order[b] == 0 {
+			return order[a] == 0
+		}
+		return e.sizes[order[a]] > e.sizes[order[b]]
+	})
 	if e.o.Progress != nil {
 		e.o.Progress.Start(n, total)
 	}
