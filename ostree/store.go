@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -89,12 +91,56 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o755); err != nil {
 		return nil, fmt.Errorf("create store %s: %w", dir, err)
 	}
+	removeStaleTemps(dir, StaleTempAge, time.Now())
 	s := &Store{root: dir}
 	s.anonTemp.Store(s.probeAnonTemp())
 	if f, err := os.Open(filepath.Join(dir, "objects")); err == nil {
 		s.objects = f
 	}
 	return s, nil
+}
+
+// StaleTempAge is how old a temporary file in the store must be before OpenStore deletes
+// it. A crashed or killed process leaves its temporaries behind; the age keeps a store
+// shared by several running processes safe from deleting each other's files.
+const StaleTempAge = 24 * time.Hour
+
+// removeStaleTemps deletes leftovers of crashed processes: entries of tmp/ and files
+// named .tmp-* in the auxiliary caches (layer records, blob caches), when older than age.
+// Errors are ignored: a leftover only costs disk space.
+func removeStaleTemps(root string, age time.Duration, now time.Time) {
+	old := func(fi fs.FileInfo) bool { return now.Sub(fi.ModTime()) > age }
+	if entries, err := os.ReadDir(filepath.Join(root, "tmp")); err == nil {
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && old(fi) {
+				os.RemoveAll(filepath.Join(root, "tmp", e.Name()))
+			}
+		}
+	}
+	tops, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, top := range tops {
+		if !top.IsDir() || top.Name() == "objects" || top.Name() == "tmp" {
+			continue
+		}
+		base := filepath.Join(root, top.Name())
+		_ = filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() && strings.Count(strings.TrimPrefix(p, base), "/") > 2 {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && strings.HasPrefix(d.Name(), ".tmp-") {
+				if fi, err := d.Info(); err == nil && old(fi) {
+					os.Remove(p)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 // probeAnonTemp checks that an O_TMPFILE file can be created in the store and linked

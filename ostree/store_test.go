@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -274,4 +275,44 @@ func TestOpenStoreRejectsForeignDir(t *testing.T) {
 	require.NoError(t, err)
 	_, err = OpenStore(s.Root())
 	require.NoError(t, err, "reopening a store works")
+}
+
+func TestOpenStoreRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	_, err := OpenStore(dir)
+	require.NoError(t, err)
+	old := time.Now().Add(-2 * StaleTempAge)
+	mk := func(p string, mtime time.Time) string {
+		full := filepath.Join(dir, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, []byte("x"), 0o644))
+		require.NoError(t, os.Chtimes(full, mtime, mtime))
+		return full
+	}
+	tests := []struct {
+		path string
+		age  time.Time
+		kept bool
+	}{
+		{"tmp/content-old", old, false},
+		{"tmp/content-new", time.Now(), true},
+		{"layers/.tmp-record-old", old, false},
+		{"blobs/sha256/.tmp-blob-old", old, false},
+		{"blobs/sha256/.tmp-blob-new", time.Now(), true},
+		{"blobs/sha256/abcdef", old, true}, // a real cache entry, never removed
+		{"layers/sha256-1234", old, true},
+	}
+	for _, tc := range tests {
+		mk(tc.path, tc.age)
+	}
+	_, err = OpenStore(dir)
+	require.NoError(t, err)
+	for _, tc := range tests {
+		_, err := os.Stat(filepath.Join(dir, tc.path))
+		if tc.kept {
+			require.NoError(t, err, "%s must be kept", tc.path)
+		} else {
+			require.ErrorIs(t, err, os.ErrNotExist, "%s must be removed", tc.path)
+		}
+	}
 }
