@@ -390,7 +390,9 @@ func (e *export) copyTo(ctx context.Context, out *output) error {
 		PreserveDigests: preserve,
 		ReportWriter:    io.Discard,
 	}
-	if _, err := copy.Image(ctx, policy, out.ref, srcRef, opts); err != nil {
+	_, err = copy.Image(ctx, policy, out.ref, srcRef, opts)
+	imageio.ReleaseStore(out.ref)
+	if err != nil {
 		return fmt.Errorf("export: copy image to %s: %w", out.raw, err)
 	}
 	return nil

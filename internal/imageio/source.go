@@ -20,6 +20,7 @@ import (
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/compression"
+	"go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 )
@@ -192,7 +193,25 @@ func (s *Source) Close() error {
 	if s.src == nil {
 		return nil
 	}
-	return s.src.Close()
+	err := s.src.Close()
+	ReleaseStore(s.Ref)
+	return err
+}
+
+// ReleaseStore shuts down the containers-storage store behind ref, if any, so that the
+// overlay driver's mount of its graph root does not outlive the command (it would keep
+// the storage directory busy). The store reloads itself if it is used again.
+func ReleaseStore(ref types.ImageReference) {
+	if ref == nil {
+		return
+	}
+	st, ok := ref.Transport().(storage.StoreTransport)
+	if !ok {
+		return
+	}
+	if store := st.GetStoreIfSet(); store != nil {
+		_, _ = store.Shutdown(false)
+	}
 }
 
 // Labels returns the config labels (never nil).
