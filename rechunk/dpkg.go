@@ -167,6 +167,7 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 	var recs []pkgRecord
 	var ref time.Time
 	changelogs := map[string][]time.Time{} // per source package, read once
+	infoKeys := map[string]int{}           // NAME:ARCH and NAME -> index in recs
 	for _, p := range pkgs {
 		if err := ctx.Err(); err != nil {
 			return nil, dir, err
@@ -200,12 +201,41 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 				ref = c
 			}
 		}
+		infoKeys[p.name+":"+p.arch] = len(recs)
+		if _, dup := infoKeys[p.name]; !dup {
+			infoKeys[p.name] = len(recs)
+		}
 		recs = append(recs, rec)
 	}
 	if len(recs) == 0 {
 		return nil, dir, errors.New("dpkg status lists no installed package")
 	}
+	addDpkgInfoFiles(r, dir, infoKeys, recs)
 	return newPkgSource("dpkg", r, recs, ref), dir, nil
+}
+
+// addDpkgInfoFiles gives every installed package its own files of the database's info
+// directory (NAME[:ARCH].list, .md5sums, .conffiles, maintainer scripts, ...): dpkg
+// rewrites them only when the package itself changes, so they belong with its files,
+// not with the status file that changes on every upgrade. Files of packages that are
+// not installed (config-files state) stay with the database. keys maps NAME:ARCH and
+// NAME to the index in recs.
+func addDpkgInfoFiles(r *resolver, dir string, keys map[string]int, recs []pkgRecord) {
+	infoDir := path.Join(dir, "info")
+	d := r.t.LookupDir(infoDir)
+	if d == nil {
+		return
+	}
+	for _, n := range d.FileNames() {
+		// Control file names (list, md5sums, postinst...) have no dot; package names may.
+		dot := strings.LastIndexByte(n, '.')
+		if dot <= 0 {
+			continue // "format" and the like
+		}
+		if i, ok := keys[n[:dot]]; ok {
+			recs[i].files = append(recs[i].files, path.Join(infoDir, n))
+		}
+	}
 }
 
 // dpkgChangelog returns the entry dates of a package's Debian changelog, newest first;

@@ -95,11 +95,14 @@ func TestDebianRoot(t *testing.T) {
 	t.Logf("planned %d files into %d layers in %v", in.Tree.Stats().Files+in.Tree.Stats().Symlinks, len(p.Layers), time.Since(start))
 	checkPlan(t, in.Tree, p, DefaultMaxLayers)
 	for path, want := range map[string]string{
-		"/usr/bin/bash":                       "bash",
-		"/usr/lib/x86_64-linux-gnu/libc.so.6": "glibc", // libc6 is built from glibc
-		"/usr/etc/debian_version":             "base-files",
-		"/var/lib/dpkg/status":                PackageDBComponent,
-		"/usr/share/doc/coreutils/copyright":  "coreutils",
+		"/usr/bin/bash":                           "bash",
+		"/usr/lib/x86_64-linux-gnu/libc.so.6":     "glibc", // libc6 is built from glibc
+		"/usr/etc/debian_version":                 "base-files",
+		"/var/lib/dpkg/status":                    PackageDBComponent,
+		"/var/lib/dpkg/info/bash.list":            "bash",
+		"/var/lib/dpkg/info/libc6:amd64.md5sums":  "glibc", // Multi-Arch: same
+		"/var/lib/dpkg/info/base-files.conffiles": "base-files",
+		"/usr/share/doc/coreutils/copyright":      "coreutils",
 	} {
 		l, ok := ownerOf(p, path)
 		if !ok {
@@ -140,5 +143,95 @@ func TestDebianRoot(t *testing.T) {
 			files = files[:15]
 		}
 		t.Logf("catch-all has %d files, e.g. %v", c.Files, files)
+	}
+}
+
+// componentsByPath runs the component sources over a tree and returns path -> component.
+func componentsByPath(t *testing.T, b *testTree) map[string]string {
+	t.Helper()
+	tree := b.finalize()
+	var warnings []string
+	comps, err := components(context.Background(), tree, b.store, Options{BigFileSize: DefaultBigFileSize}, func(s string) { warnings = append(warnings, s) })
+	require.NoError(t, err)
+	assert.Empty(t, warnings)
+	out := map[string]string{}
+	for _, c := range comps {
+		for _, fe := range c.files {
+			out[fe.path] = c.name
+		}
+	}
+	return out
+}
+
+// TestDpkgInfoFiles: a package's own files in the dpkg info directory belong to its
+// component (they change only with the package); the files every upgrade rewrites, and
+// those of packages no longer installed, stay in the package database component.
+func TestDpkgInfoFiles(t *testing.T) {
+	b := newTestTree(t, nil)
+	status := `Package: libc6
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Source: glibc (2.36-9)
+
+Package: libgtk2.0-0
+Status: install ok installed
+Architecture: amd64
+Source: gtk+2.0
+
+Package: tzdata
+Status: install ok installed
+Architecture: all
+
+Package: gone
+Status: deinstall ok config-files
+Architecture: amd64
+
+`
+	b.file("/var/lib/dpkg/status", []byte(status))
+	b.file("/var/lib/dpkg/status-old", []byte(status))
+	b.file("/var/lib/dpkg/diversions", nil)
+	b.file("/var/lib/dpkg/triggers/File", []byte("/usr/share/zoneinfo tzdata\n"))
+	b.file("/var/lib/dpkg/info/format", []byte("1\n"))
+	lists := map[string]string{
+		"libc6:amd64":   "/usr/lib/x86_64-linux-gnu/libc.so.6",
+		"libgtk2.0-0":   "/usr/lib/x86_64-linux-gnu/libgtk-x11-2.0.so.0",
+		"tzdata":        "/usr/share/zoneinfo/UTC",
+		"gone":          "/etc/gone.conf",
+		"not-in-status": "/usr/bin/stray",
+	}
+	for key, f := range lists {
+		b.file("/var/lib/dpkg/info/"+key+".list", []byte("/.\n"+f+"\n"))
+		b.file("/var/lib/dpkg/info/"+key+".md5sums", []byte("0123  "+f[1:]+"\n"))
+		b.sized(f, 100, key)
+	}
+	b.file("/var/lib/dpkg/info/libc6:amd64.triggers", []byte("activate-noawait ldconfig\n"))
+	b.file("/var/lib/dpkg/info/libgtk2.0-0.postinst", []byte("#!/bin/sh\n"))
+	b.file("/var/lib/dpkg/info/tzdata.templates", []byte("Template: tzdata/Areas\n"))
+	b.file("/var/lib/dpkg/info/tzdata.config", []byte("#!/bin/sh\n"))
+	b.file("/var/lib/dpkg/info/gone.postrm", []byte("#!/bin/sh\n"))
+
+	owners := componentsByPath(t, b)
+	for p, want := range map[string]string{
+		"/var/lib/dpkg/info/libc6:amd64.list":     "glibc",
+		"/var/lib/dpkg/info/libc6:amd64.md5sums":  "glibc",
+		"/var/lib/dpkg/info/libc6:amd64.triggers": "glibc",
+		"/usr/lib/x86_64-linux-gnu/libc.so.6":     "glibc",
+		"/var/lib/dpkg/info/libgtk2.0-0.list":     "gtk+2.0", // dots in the package name
+		"/var/lib/dpkg/info/libgtk2.0-0.md5sums":  "gtk+2.0",
+		"/var/lib/dpkg/info/libgtk2.0-0.postinst": "gtk+2.0",
+		"/var/lib/dpkg/info/tzdata.list":          "tzdata",
+		"/var/lib/dpkg/info/tzdata.templates":     "tzdata",
+		"/var/lib/dpkg/info/tzdata.config":        "tzdata",
+		"/var/lib/dpkg/status":                    PackageDBComponent,
+		"/var/lib/dpkg/status-old":                PackageDBComponent,
+		"/var/lib/dpkg/diversions":                PackageDBComponent,
+		"/var/lib/dpkg/triggers/File":             PackageDBComponent,
+		"/var/lib/dpkg/info/format":               PackageDBComponent,
+		"/var/lib/dpkg/info/gone.list":            PackageDBComponent, // not installed
+		"/var/lib/dpkg/info/gone.postrm":          PackageDBComponent,
+		"/var/lib/dpkg/info/not-in-status.list":   PackageDBComponent,
+	} {
+		assert.Equal(t, want, owners[p], p)
 	}
 }

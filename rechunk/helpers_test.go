@@ -119,6 +119,8 @@ func (b *testTree) addDpkg(pkgs []dpkgPkg) {
 			b.sized(target, p.files[f], p.name+p.version+f)
 		}
 		b.file("/var/lib/dpkg/info/"+p.name+".list", []byte(list.String()))
+		// Like real md5sums, this one changes with the package's contents.
+		b.file("/var/lib/dpkg/info/"+p.name+".md5sums", []byte(p.version+"\n"+strings.Join(paths, "\n")))
 	}
 	b.file("/var/lib/dpkg/status", []byte(status.String()))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -78,6 +79,11 @@ func loadPacman(ctx context.Context, store *ostree.Store, r *resolver, warn func
 			for _, f := range fs["%FILES%"] {
 				rec.files = append(rec.files, "/"+strings.TrimSuffix(f, "/"))
 			}
+		}
+		// The package's own entry (desc, files, mtree, install scriptlet) is rewritten
+		// only when the package changes: it belongs with the package's files.
+		for _, n := range pd.FileNames() {
+			rec.files = append(rec.files, path.Join(dir, name, n))
 		}
 		recs = append(recs, rec)
 	}

@@ -70,6 +70,8 @@ func TestPlanOwnership(t *testing.T) {
 		{"/usr/lib/modules/6.1.0/initramfs.img", KernelComponent},
 		{"/usr/lib/modules/6.1.0/vmlinuz", KernelComponent},
 		{"/var/lib/dpkg/status", PackageDBComponent},
+		{"/var/lib/dpkg/info/foo-bin.md5sums", "foo"}, // a package's dpkg metadata is its own
+		{"/var/lib/dpkg/info/pkg07.list", "pkg07"},
 		{"/usr/share/big-unowned.dat", bigFilePrefix + "/usr/share/big-unowned.dat"},
 		{"/usr/etc/hostname", UnclaimedComponent},
 	}
@@ -141,6 +143,8 @@ func TestTwoReleases(t *testing.T) {
 			assert.Contains(t, keys, pkgLayer(p2), "the bumped package's layer changed")
 			l, _ := ownerOf(p2, "/var/lib/dpkg/status")
 			assert.Contains(t, keys, layerKey(l), "the package database changed")
+			l, _ = ownerOf(p2, "/var/lib/dpkg/info/pkg07.md5sums")
+			assert.Equal(t, pkgLayer(p2), layerKey(l), "the bumped package's md5sums are in its layer")
 			// Same layer order: position of every unchanged layer is kept.
 			for i := range p1.Layers {
 				if i < len(p2.Layers) && layerKey(p1.Layers[i]) != layerKey(p2.Layers[i]) {
