@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/rechunker-dev/rechunker/ostree"
 	"hash"
 	"io"
 	"io/fs"
@@ -18,6 +17,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // Compression names accepted by Options.Compression.
