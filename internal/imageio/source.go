@@ -19,6 +19,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/pkg/compression"
 	"go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports/alltransports"
@@ -227,7 +228,8 @@ func (s *Source) OpenLayerBlob(ctx context.Context, i int) (io.ReadCloser, int64
 	if i < 0 || i >= len(s.copyLayers) {
 		return nil, 0, fmt.Errorf("layer %d out of range (image has %d)", i, len(s.copyLayers))
 	}
-	rc, size, err := s.src.GetBlob(ctx, s.copyLayers[i], nil)
+	// Transports record blob locations in the cache (docker:// dereferences it), so it must not be nil.
+	rc, size, err := s.src.GetBlob(ctx, s.copyLayers[i], none.NoCache)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read layer %d (%s): %w", i, s.copyLayers[i].Digest, err)
 	}
