@@ -43,7 +43,7 @@ type AsyncWriter struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	seen   map[objectKey]struct{}
+	seen   map[objectKey]struct{} // queued, not yet written
 	err    error
 	closed bool
 }
@@ -101,6 +101,12 @@ func (w *AsyncWriter) work() {
 		}
 		w.pools[j.class].Put(j.buf)
 		w.budget.Release(j.weight)
+		// Once written the object is in the store, and write skips what the store has:
+		// seen only needs the objects in flight, so it stays small however many files
+		// the tree has.
+		w.mu.Lock()
+		delete(w.seen, j.key)
+		w.mu.Unlock()
 	}
 }
 
