@@ -35,34 +35,32 @@ type op struct {
 type applier struct {
 	t    *ostree.Tree
 	warn func(string)
-	// seen holds the resolved paths this layer created or changed; whiteouts and opaque
-	// markers hide only lower layers' entries, so they leave these alone. under holds the
-	// directories with a seen path below them.
-	seen  map[string]bool
-	under map[string]bool
-	stats Stats
+	// seenFiles and seenDirs hold the entries this layer created or changed; whiteouts
+	// and opaque markers hide only lower layers' entries, so they leave these alone. under
+	// holds the directories with a seen entry below them. Keyed by the tree's own values
+	// rather than by path, so a layer of many files allocates no path strings.
+	seenFiles map[*ostree.File]bool
+	seenDirs  map[*ostree.Dir]bool
+	under     map[*ostree.Dir]bool
+	stats     Stats
 }
 
 func newApplier(t *ostree.Tree, warn func(string)) *applier {
 	if warn == nil {
 		warn = func(string) {}
 	}
-	return &applier{t: t, warn: warn, seen: map[string]bool{}, under: map[string]bool{}}
+	return &applier{t: t, warn: warn, seenFiles: map[*ostree.File]bool{},
+		seenDirs: map[*ostree.Dir]bool{}, under: map[*ostree.Dir]bool{}}
 }
 
-func (a *applier) markSeen(p string) {
-	a.seen[p] = true
-	for p != "" {
-		i := strings.LastIndexByte(p, '/')
-		if i < 0 {
-			p = ""
-		} else {
-			p = p[:i]
-		}
-		if a.under[p] {
+// markUnder records that something below the directories of stack (a resolved path from
+// the root) was created or changed.
+func (a *applier) markUnder(stack []*ostree.Dir) {
+	for i := len(stack) - 1; i >= 0; i-- {
+		if a.under[stack[i]] {
 			return
 		}
-		a.under[p] = true
+		a.under[stack[i]] = true
 	}
 }
 
@@ -74,8 +72,8 @@ func implicitDir() *ostree.Dir {
 // resolveDir walks the directory path p from the root, following symlinks the way an
 // engine unpacking the layer inside the image root would (".." and absolute targets stay
 // inside the root). Missing directories are created when create is set, otherwise dir is
-// nil. It returns the directory and its resolved path.
-func (a *applier) resolveDir(p string, create bool) (*ostree.Dir, string, error) {
+// nil. It returns the directories of the resolved path from the root, the directory last.
+func (a *applier) resolveDir(p string, create bool) ([]*ostree.Dir, error) {
 	todo := splitClean(p)
 	stack := []*ostree.Dir{a.t.Root}
 	var names []string
@@ -101,10 +99,10 @@ func (a *applier) resolveDir(p string, create bool) (*ostree.Dir, string, error)
 		}
 		if f := cur.Files[c]; f != nil {
 			if !f.Header.IsSymlink() {
-				return nil, "", fmt.Errorf("%q is not a directory", joinNames(append(names, c)))
+				return nil, fmt.Errorf("%q is not a directory", joinNames(append(names, c)))
 			}
 			if hops++; hops > maxSymlinkHops {
-				return nil, "", fmt.Errorf("too many levels of symbolic links resolving %q", p)
+				return nil, fmt.Errorf("too many levels of symbolic links resolving %q", p)
 			}
 			target := f.Header.Target
 			if strings.HasPrefix(target, "/") {
@@ -114,15 +112,16 @@ func (a *applier) resolveDir(p string, create bool) (*ostree.Dir, string, error)
 			continue
 		}
 		if !create {
-			return nil, "", nil
+			return nil, nil
 		}
 		sub := implicitDir()
 		cur.Dirs[c] = sub
+		a.markUnder(stack)
+		a.seenDirs[sub] = true
 		names = append(names, c)
 		stack = append(stack, sub)
-		a.markSeen(joinNames(names))
 	}
-	return stack[len(stack)-1], joinNames(names), nil
+	return stack, nil
 }
 
 func splitClean(p string) []string {
@@ -135,17 +134,17 @@ func splitClean(p string) []string {
 func joinNames(n []string) string { return strings.Join(n, "/") }
 
 // resolveParent resolves the directory holding path p (p != "") and returns it with the
-// entry's name and resolved path.
-func (a *applier) resolveParent(p string, create bool) (*ostree.Dir, string, string, error) {
+// entry's name and the resolved directories from the root (the directory last).
+func (a *applier) resolveParent(p string, create bool) (*ostree.Dir, string, []*ostree.Dir, error) {
 	dir, name := "", p
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		dir, name = p[:i], p[i+1:]
 	}
-	d, rp, err := a.resolveDir(dir, create)
-	if err != nil || d == nil {
-		return nil, "", "", err
+	stack, err := a.resolveDir(dir, create)
+	if err != nil || stack == nil {
+		return nil, "", nil, err
 	}
-	return d, name, joinPath(rp, name), nil
+	return stack[len(stack)-1], name, stack, nil
 }
 
 func (a *applier) apply(o op) error {
@@ -155,20 +154,23 @@ func (a *applier) apply(o op) error {
 		a.stats.Dirs++
 		if o.path == "" {
 			a.t.Root.Meta = o.meta
-			a.markSeen("")
+			a.seenDirs[a.t.Root] = true
 			return nil
 		}
-		d, name, rp, err := a.resolveParent(o.path, true)
+		d, name, stack, err := a.resolveParent(o.path, true)
 		if err != nil {
 			return err
 		}
 		delete(d.Files, name)
-		if sub := d.Dirs[name]; sub != nil {
+		sub := d.Dirs[name]
+		if sub != nil {
 			sub.Meta = o.meta // a directory entry over a directory keeps its children
 		} else {
-			d.Dirs[name] = ostree.NewDir(o.meta)
+			sub = ostree.NewDir(o.meta)
+			d.Dirs[name] = sub
 		}
-		a.markSeen(rp)
+		a.seenDirs[sub] = true
+		a.markUnder(stack)
 	case opFile:
 		if o.file.Header.IsSymlink() {
 			a.stats.Symlinks++
@@ -196,32 +198,33 @@ func (a *applier) apply(o op) error {
 		return a.putFile(o.path, *f)
 	case opWhiteout:
 		a.stats.Whiteouts++
-		d, name, rp, err := a.resolveParent(o.path, false)
+		d, name, _, err := a.resolveParent(o.path, false)
 		if err != nil || d == nil {
 			return nil // nothing of the lower layers to hide
 		}
-		a.hide(d, name, rp)
+		a.hide(d, name)
 	case opOpaque:
 		a.stats.Opaques++
-		d, rp, err := a.resolveDir(o.path, false)
-		if err != nil || d == nil {
+		stack, err := a.resolveDir(o.path, false)
+		if err != nil || stack == nil {
 			return nil
 		}
+		d := stack[len(stack)-1]
 		for _, n := range d.FileNames() {
-			a.hide(d, n, joinPath(rp, n))
+			a.hide(d, n)
 		}
 		for _, n := range d.DirNames() {
-			a.hide(d, n, joinPath(rp, n))
+			a.hide(d, n)
 		}
 	case opSkip:
 		a.stats.Skipped++
-		d, name, rp, err := a.resolveParent(o.path, true)
+		d, name, stack, err := a.resolveParent(o.path, true)
 		if err != nil {
 			return err
 		}
 		delete(d.Files, name)
 		delete(d.Dirs, name)
-		a.markSeen(rp)
+		a.markUnder(stack)
 		a.warn(fmt.Sprintf("skipping %s /%s: ostree cannot store it", o.target, o.path))
 	default:
 		return fmt.Errorf("unknown operation %d", o.kind)
@@ -230,21 +233,22 @@ func (a *applier) apply(o op) error {
 }
 
 func (a *applier) putFile(p string, f ostree.File) error {
-	d, name, rp, err := a.resolveParent(p, true)
+	d, name, stack, err := a.resolveParent(p, true)
 	if err != nil {
 		return err
 	}
 	delete(d.Dirs, name) // a file replaces a directory and everything below it
 	nf := f
 	d.Files[name] = &nf
-	a.markSeen(rp)
+	a.seenFiles[&nf] = true
+	a.markUnder(stack)
 	return nil
 }
 
-// hide removes the lower layers' entry name (resolved path rp) from d, keeping what this
-// layer created at or below it.
-func (a *applier) hide(d *ostree.Dir, name, rp string) {
-	if a.seen[rp] && d.Files[name] != nil {
+// hide removes the lower layers' entry name from d, keeping what this layer created at
+// or below it.
+func (a *applier) hide(d *ostree.Dir, name string) {
+	if f := d.Files[name]; f != nil && a.seenFiles[f] {
 		return
 	}
 	delete(d.Files, name)
@@ -252,14 +256,14 @@ func (a *applier) hide(d *ostree.Dir, name, rp string) {
 	if sub == nil {
 		return
 	}
-	if !a.seen[rp] && !a.under[rp] {
+	if !a.seenDirs[sub] && !a.under[sub] {
 		delete(d.Dirs, name)
 		return
 	}
 	for _, n := range sub.FileNames() {
-		a.hide(sub, n, joinPath(rp, n))
+		a.hide(sub, n)
 	}
 	for _, n := range sub.DirNames() {
-		a.hide(sub, n, joinPath(rp, n))
+		a.hide(sub, n)
 	}
 }
