@@ -19,8 +19,10 @@ type layerStream struct {
 	rawHash digest.Digester
 	rawN    int64
 	dec     io.ReadCloser
-	diff    digest.Digester
-	Tar     *tar.Reader
+	// decClosed is set once dec is closed (it must not be closed twice).
+	decClosed bool
+	diff      digest.Digester
+	Tar       *tar.Reader
 }
 
 type countingReader struct {
@@ -77,6 +79,7 @@ func (s *layerStream) finish() (blob, diffID digest.Digest, size int64, err erro
 	if _, err := io.Copy(s.diff.Hash(), s.dec); err != nil {
 		return "", "", 0, fmt.Errorf("read layer: %w", err)
 	}
+	s.closeDec()
 	if _, err := io.Copy(s.rawHash.Hash(), countingReader{s.raw, &s.rawN}); err != nil {
 		return "", "", 0, fmt.Errorf("read layer blob: %w", err)
 	}
@@ -86,14 +89,26 @@ func (s *layerStream) finish() (blob, diffID digest.Digest, size int64, err erro
 // blobDigest drains only the raw blob, to tell a corrupted blob from a bad tar stream
 // after a parse error.
 func (s *layerStream) blobDigest() (digest.Digest, error) {
+	s.closeDec()
 	if _, err := io.Copy(s.rawHash.Hash(), countingReader{s.raw, &s.rawN}); err != nil {
 		return "", err
 	}
 	return s.rawHash.Digest(), nil
 }
 
+// closeDec stops the decompressor before the raw blob is read directly: the gzip
+// decompressor containers/image uses reads ahead in a goroutine, and the bytes it already
+// consumed went through the raw hash, so the direct read continues where it stopped.
+func (s *layerStream) closeDec() error {
+	if s.decClosed {
+		return nil
+	}
+	s.decClosed = true
+	return s.dec.Close()
+}
+
 func (s *layerStream) Close() error {
-	err := s.dec.Close()
+	err := s.closeDec()
 	if e := s.raw.Close(); err == nil {
 		err = e
 	}
