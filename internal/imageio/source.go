@@ -308,16 +308,18 @@ func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, e
 }
 
 type verifiedLayer struct {
-	index    int
-	raw      io.ReadCloser
-	rawTee   io.Reader
-	dec      io.ReadCloser
-	r        io.Reader
-	blobWant digest.Digest
-	blobHash hash.Hash
-	diffWant digest.Digest
-	diffHash hash.Hash
-	err      error
+	index  int
+	raw    io.ReadCloser
+	rawTee io.Reader
+	dec    io.ReadCloser
+	r      io.Reader
+	// decClosed is set once dec is closed (it must not be closed twice).
+	decClosed bool
+	blobWant  digest.Digest
+	blobHash  hash.Hash
+	diffWant  digest.Digest
+	diffHash  hash.Hash
+	err       error
 }
 
 func (v *verifiedLayer) Read(p []byte) (int, error) {
@@ -339,7 +341,9 @@ func (v *verifiedLayer) Read(p []byte) (int, error) {
 
 func (v *verifiedLayer) verify() error {
 	// The decompressor may stop before the end of the blob (trailing data after the
-	// compressed stream); the blob digest covers every byte.
+	// compressed stream); the blob digest covers every byte. Stop it first: the gzip
+	// decompressor reads ahead in a goroutine, and what it consumed is already hashed.
+	v.closeDec()
 	if _, err := io.Copy(io.Discard, v.rawTee); err != nil {
 		return fmt.Errorf("read layer %d (%s): %w", v.index, v.blobWant, err)
 	}
@@ -354,8 +358,16 @@ func (v *verifiedLayer) verify() error {
 	return nil
 }
 
+func (v *verifiedLayer) closeDec() error {
+	if v.decClosed {
+		return nil
+	}
+	v.decClosed = true
+	return v.dec.Close()
+}
+
 func (v *verifiedLayer) Close() error {
-	err := v.dec.Close()
+	err := v.closeDec()
 	if e := v.raw.Close(); err == nil {
 		err = e
 	}
