@@ -228,7 +228,16 @@ func (c *blobCache) indexPath(comp compressor, diffID digest.Digest) string {
 
 // lookup returns the cached blob for diffID, if its file is still there.
 func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest, int64, bool) {
-	b, err := os.ReadFile(c.indexPath(comp, diffID))
+	d, size, ok := readDigestSize(c.indexPath(comp, diffID))
+	if !ok || !c.blobs.has(d, size) {
+		return "", 0, false
+	}
+	return d, size, true
+}
+
+// readDigestSize reads a cache entry "DIGEST SIZE\n" as written by writeSmall.
+func readDigestSize(p string) (digest.Digest, int64, bool) {
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return "", 0, false
 	}
@@ -241,7 +250,7 @@ func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest
 		return "", 0, false
 	}
 	size, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil || !c.blobs.has(d, size) {
+	if err != nil {
 		return "", 0, false
 	}
 	return d, size, true
@@ -253,23 +262,7 @@ func (c *blobCache) keyPath(key string) string {
 
 // lookupKey returns the diff_id and tar size remembered for a layer key.
 func (c *blobCache) lookupKey(key string) (digest.Digest, int64, bool) {
-	b, err := os.ReadFile(c.keyPath(key))
-	if err != nil {
-		return "", 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return "", 0, false
-	}
-	d, err := digest.Parse(f[0])
-	if err != nil {
-		return "", 0, false
-	}
-	size, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return "", 0, false
-	}
-	return d, size, true
+	return readDigestSize(c.keyPath(key))
 }
 
 // recordKey remembers the diff_id and tar size of a layer key.

@@ -23,6 +23,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // output is a parsed --output reference.
@@ -110,7 +111,7 @@ func checkOCIDir(dir string) error {
 // the next build may write into, not a directory it must refuse.
 func markLayout(dir string) error {
 	b, _ := canonicalJSON(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-	if err := atomicWrite(filepath.Join(dir, imgspecv1.ImageLayoutFile), b); err != nil {
+	if err := ostree.WriteFileAtomicSync(filepath.Join(dir, imgspecv1.ImageLayoutFile), b); err != nil {
 		return fmt.Errorf("export: write %s: %w", filepath.Join(dir, imgspecv1.ImageLayoutFile), err)
 	}
 	return nil
@@ -298,7 +299,7 @@ func publishOCI(dir, tag string, man imgspecv1.Descriptor) error {
 	layoutFile := filepath.Join(dir, imgspecv1.ImageLayoutFile)
 	if _, err := os.Stat(layoutFile); err != nil {
 		b, _ := canonicalJSON(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-		if err := atomicWrite(layoutFile, b); err != nil {
+		if err := ostree.WriteFileAtomicSync(layoutFile, b); err != nil {
 			return fmt.Errorf("export: write %s: %w", layoutFile, err)
 		}
 	}
@@ -328,38 +329,8 @@ func publishOCI(dir, tag string, man imgspecv1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicWrite(indexFile, b); err != nil {
+	if err := ostree.WriteFileAtomicSync(indexFile, b); err != nil {
 		return fmt.Errorf("export: write %s: %w", indexFile, err)
-	}
-	return nil
-}
-
-func atomicWrite(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func OpenStore(dir string) (*Store, error) {
 	b, err := os.ReadFile(cfg)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := writeFileAtomic(cfg, []byte(storeConfig)); err != nil {
+		if err := writeFileAtomic(cfg, []byte(storeConfig), false); err != nil {
 			return nil, fmt.Errorf("create store %s: %w", dir, err)
 		}
 	case err != nil:
@@ -300,7 +300,7 @@ func (s *Store) putBytes(c Checksum, t ObjectType, data []byte) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("write %s %s: %w", t, c, err)
 		}
-		if err := writeFileAtomic(dst, data); err != nil {
+		if err := writeFileAtomic(dst, data, false); err != nil {
 			return fmt.Errorf("write %s %s: %w", t, c, err)
 		}
 		return nil
@@ -527,23 +527,35 @@ func (s *Store) Sync() error {
 
 // WriteFileAtomic writes data to path through a temporary file in the same directory
 // and a rename, so readers never see a partial file.
-func WriteFileAtomic(path string, data []byte) error { return writeFileAtomic(path, data) }
+func WriteFileAtomic(path string, data []byte) error { return writeFileAtomic(path, data, false) }
 
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomicSync is WriteFileAtomic with the data flushed to disk before the rename,
+// for files that publish others (an image's index.json): after a crash the name either
+// points at the old file or at complete new data.
+func WriteFileAtomicSync(path string, data []byte) error { return writeFileAtomic(path, data, true) }
+
+func writeFileAtomic(path string, data []byte, sync bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			return fail(err)
+		}
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}

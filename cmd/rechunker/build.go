@@ -15,6 +15,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/sys/unix"
 
+	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/exporter"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/internal/source"
@@ -214,7 +215,7 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 	}
 	if !f.quiet {
 		fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s\n  manifest %s, commit %s\n  %d layers (%d reused), %s compressed, %s uncompressed, in %s (load %s, plan %s, layers %s, write %s)\n",
-			res.Output, res.ManifestDigest, res.Commit, len(res.Layers), sum.Reused, humanBytes(sum.Bytes), humanBytes(sum.TarBytes),
+			res.Output, res.ManifestDigest, res.Commit, len(res.Layers), sum.Reused, bootc.HumanSize(sum.Bytes), bootc.HumanSize(sum.TarBytes),
 			time.Since(start).Round(time.Millisecond), tLoad.Round(time.Millisecond), tPlan.Round(time.Millisecond),
 			res.Timings.Layers.Round(time.Millisecond), res.Timings.Write.Round(time.Millisecond))
 	}
@@ -279,19 +280,6 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // progressDisplay draws layers done/total, bytes compressed and throughput with mpb.
 type progressDisplay struct {
 	p     *mpb.Progress
@@ -318,7 +306,7 @@ func (d *progressDisplay) Start(layers int, _ int64) {
 			if secs <= 0 {
 				secs = 1
 			}
-			return fmt.Sprintf("%s  %s/s", humanBytes(n), humanBytes(int64(float64(n)/secs)))
+			return fmt.Sprintf("%s  %s/s", bootc.HumanSize(n), bootc.HumanSize(int64(float64(n)/secs)))
 		})),
 	)
 }
