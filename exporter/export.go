@@ -28,6 +28,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -314,15 +315,21 @@ func (e *export) loadCommit() error {
 }
 
 // assign turns the plan into layer specs, checking it against the tree: every planned
-// path must exist with the planned checksum and be planned once; tree paths the plan
-// forgot go into the commit layer, as ostree-ext does with its remainder.
+// entry must be the tree's entry at the planned path and be planned once; tree paths
+// the plan forgot go into the commit layer, as ostree-ext does with its remainder.
 func (e *export) assign() error {
 	tree := e.in.Tree
 	// Memory matters here: this runs with the tree and the plan in memory and used to be
-	// the peak of a build. No map keyed by path or checksum: per layer a slice of
-	// (checksum, path) sorted into objects, and one sorted slice of the tree's *File
-	// values (one per path, hardlinks included) to find duplicates and uncovered paths.
-	var planned []*ostree.File
+	// the peak of a build. No map keyed by path or checksum: per layer a copy of the
+	// plan's refs sorted into objects (the path parts stay shared with the plan), and one
+	// slice of the planned tree entries sorted by address, checked in one tree walk.
+	type plannedEntry struct {
+		file    *ostree.File
+		layer   int32
+		index   int32
+		matched bool
+	}
+	var planned []plannedEntry
 	for _, l := range e.plan.Layers {
 		planned = slices.Grow(planned, len(l.Files))
 	}
@@ -331,25 +338,17 @@ func (e *export) assign() error {
 	e.names = []string{"ostree export of commit " + e.cd.sum.String()}
 	e.comps = [][]string{nil}
 	e.sizes = []int64{0}
-	var refs []fileRef
 	for i, l := range e.plan.Layers {
-		refs = refs[:0]
-		for _, f := range l.Files {
-			p := f.Path
-			if !strings.HasPrefix(p, "/") {
-				p = "/" + p
-			}
-			tf := tree.LookupFile(p)
-			if tf == nil {
-				return fmt.Errorf("export: plan layer %d (%s): %s is not a file of the tree", i, l.Name, p)
-			}
-			if tf.Checksum != f.Checksum {
-				return fmt.Errorf("export: plan layer %d (%s): %s has checksum %s in the tree, %s in the plan", i, l.Name, p, tf.Checksum, f.Checksum)
-			}
-			planned = append(planned, tf)
-			refs = append(refs, fileRef{file: tf, path: p})
+		if len(l.Files) > math.MaxInt32 || len(e.plan.Layers) > math.MaxInt32 {
+			return fmt.Errorf("export: plan layer %d (%s) is too large", i, l.Name)
 		}
-		spec, size := specFrom(refs)
+		for j, f := range l.Files {
+			if f.File == nil {
+				return fmt.Errorf("export: plan layer %d (%s): %s has no tree entry", i, l.Name, f.Path())
+			}
+			planned = append(planned, plannedEntry{file: f.File, layer: int32(i), index: int32(j)})
+		}
+		spec, size := specFrom(l.Files)
 		comps := append([]string(nil), l.Components...)
 		sort.Strings(comps)
 		e.specs = append(e.specs, spec)
@@ -357,91 +356,109 @@ func (e *export) assign() error {
 		e.comps = append(e.comps, comps)
 		e.sizes = append(e.sizes, size)
 	}
-	byAddr := func(a, b *ostree.File) int {
-		return cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b)))
+	byAddr := func(a, b plannedEntry) int {
+		return cmp.Compare(uintptr(unsafe.Pointer(a.file)), uintptr(unsafe.Pointer(b.file)))
 	}
 	slices.SortFunc(planned, byAddr)
+	refOf := func(p plannedEntry) rechunk.FileRef { return e.plan.Layers[p.layer].Files[p.index] }
 	for j := 1; j < len(planned); j++ {
-		if planned[j] == planned[j-1] {
-			return e.duplicate(planned[j])
+		if planned[j].file == planned[j-1].file {
+			a, b := planned[j-1], planned[j]
+			if a.layer > b.layer {
+				a, b = b, a
+			}
+			if a.layer == b.layer {
+				return fmt.Errorf("export: plan lists %s twice in layer %d", refOf(a).Path(), a.layer)
+			}
+			return fmt.Errorf("export: plan puts %s in layers %d and %d", refOf(a).Path(), a.layer, b.layer)
 		}
 	}
-	refs = refs[:0]
-	_ = tree.Walk(func(p string, _ *ostree.Dir, f *ostree.File) error {
-		if f == nil {
-			return nil
+	var rest []rechunk.FileRef
+	var walk func(dir string, d *ostree.Dir) error
+	walk = func(dir string, d *ostree.Dir) error {
+		for _, n := range d.FileNames() {
+			f := d.Files[n]
+			i, ok := slices.BinarySearchFunc(planned, plannedEntry{file: f}, byAddr)
+			if !ok {
+				rest = append(rest, rechunk.FileRef{Dir: dir, Name: n, File: f})
+				continue
+			}
+			planned[i].matched = true
+			if r := refOf(planned[i]); r.Dir != dir || r.Name != n {
+				return fmt.Errorf("export: plan layer %d (%s) lists %s at %s", planned[i].layer,
+					e.plan.Layers[planned[i].layer].Name, dir+n, r.Path())
+			}
 		}
-		if _, ok := slices.BinarySearchFunc(planned, f, byAddr); !ok {
-			refs = append(refs, fileRef{file: f, path: p})
+		for _, n := range d.DirNames() {
+			if err := walk(dir+n+"/", d.Dirs[n]); err != nil {
+				return err
+			}
 		}
 		return nil
-	})
-	if len(refs) > 0 {
-		e.warn("plan does not cover %d paths; they go into the commit layer", len(refs))
-		spec, size := specFrom(refs)
-		commitSpec.objects = spec.objects
+	}
+	if err := walk("/", tree.Root); err != nil {
+		return err
+	}
+	for _, p := range planned {
+		if !p.matched {
+			return fmt.Errorf("export: plan layer %d (%s): %s is not a file of the tree", p.layer,
+				e.plan.Layers[p.layer].Name, refOf(p).Path())
+		}
+	}
+	if len(rest) > 0 {
+		e.warn("plan does not cover %d paths; they go into the commit layer", len(rest))
+		spec, size := specFrom(rest)
+		spec.commit = true
+		e.specs[0] = spec
 		e.sizes[0] = size
 	}
 	return nil
 }
 
-// duplicate names the plan layers that both list the path of f.
-func (e *export) duplicate(f *ostree.File) error {
-	var p string
-	var in []int
-	for i, l := range e.plan.Layers {
-		for _, pf := range l.Files {
-			q := "/" + strings.TrimPrefix(pf.Path, "/")
-			if e.in.Tree.LookupFile(q) == f {
-				p, in = q, append(in, i)
-			}
-		}
+// specFrom groups refs into objects: ascending checksum, paths of one object in
+// checkout order. refs must stay unmodified while the spec is used. The size is the
+// layer's payload bytes.
+func specFrom(refs []rechunk.FileRef) (*layerSpec, int64) {
+	order := make([]int32, len(refs))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	if len(in) < 2 {
-		return fmt.Errorf("export: plan lists %s twice", p)
-	}
-	return fmt.Errorf("export: plan puts %s in layers %d and %d", p, in[0], in[1])
-}
-
-// fileRef is one planned path and its tree file.
-type fileRef struct {
-	file *ostree.File
-	path string
-}
-
-// specFrom groups paths into objects: ascending checksum, paths of one object in
-// checkout order. It reorders refs. The size is the layer's payload bytes.
-func specFrom(refs []fileRef) (*layerSpec, int64) {
-	slices.SortFunc(refs, func(a, b fileRef) int {
-		if c := bytes.Compare(a.file.Checksum[:], b.file.Checksum[:]); c != 0 {
+	slices.SortFunc(order, func(x, y int32) int {
+		a, b := refs[x], refs[y]
+		if c := bytes.Compare(a.File.Checksum[:], b.File.Checksum[:]); c != 0 {
 			return c
 		}
+		// Only paths of one object get here (hardlinks, duplicates): building the
+		// paths costs little.
+		ap, bp := a.Path(), b.Path()
 		switch {
-		case checkoutLess(a.path, b.path):
+		case checkoutLess(ap, bp):
 			return -1
-		case checkoutLess(b.path, a.path):
+		case checkoutLess(bp, ap):
 			return 1
 		}
 		return 0
 	})
-	paths := make([]string, len(refs))
+	first := func(i int) bool { return i == 0 || refs[order[i]].File.Checksum != refs[order[i-1]].File.Checksum }
 	n := 0
-	for i := range refs {
-		paths[i] = refs[i].path
-		if i == 0 || refs[i].file.Checksum != refs[i-1].file.Checksum {
+	for i := range order {
+		if first(i) {
 			n++
 		}
 	}
-	spec := &layerSpec{objects: make([]object, 0, n)}
+	spec := &layerSpec{refs: refs, order: order, ends: make([]int32, 0, n)}
 	var size int64
-	for i := 0; i < len(refs); {
-		j := i + 1
-		for j < len(refs) && refs[j].file.Checksum == refs[i].file.Checksum {
-			j++
+	for i, x := range order {
+		if !first(i) {
+			continue
 		}
-		spec.objects = append(spec.objects, object{sum: refs[i].file.Checksum, paths: paths[i:j:j]})
-		size += refs[i].file.Size
-		i = j
+		if i > 0 {
+			spec.ends = append(spec.ends, int32(i))
+		}
+		size += refs[x].File.Size
+	}
+	if len(order) > 0 {
+		spec.ends = append(spec.ends, int32(len(order)))
 	}
 	return spec, size
 }
@@ -507,7 +524,7 @@ func (e *export) progressFn() func(int64) {
 // the result checked against previous builds afterwards.
 func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 	lr := LayerResult{Index: i, Name: e.names[i], Components: e.comps[i], MediaType: e.comp.mediaType,
-		Objects: len(e.specs[i].objects)}
+		Objects: e.specs[i].numObjects()}
 	key := e.layerKey(i)
 	e.keys[i] = key
 	if diffID, tarSize, ok := e.knownKey(key); ok {
@@ -627,9 +644,11 @@ func (e *export) layerKey(i int) string {
 		h.Write(e.cd.commitMeta)
 	}
 	dirs := map[string]bool{}
-	for _, o := range spec.objects {
-		fmt.Fprintf(h, "object %s\n", o.sum)
-		for _, p := range o.paths {
+	for k := range spec.numObjects() {
+		o := spec.object(k)
+		fmt.Fprintf(h, "object %s\n", o.sum())
+		for _, i := range o.idx {
+			p := o.refs[i].Path()
 			fmt.Fprintf(h, "path %q\n", p)
 			if e.o.FormatVersion < 2 {
 				continue

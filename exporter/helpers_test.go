@@ -120,7 +120,8 @@ func topLevelPlan(in *Input) *rechunk.Plan {
 			l = &rechunk.Layer{Name: "files of " + top, Components: []string{top}}
 			byTop[top] = l
 		}
-		l.Files = append(l.Files, rechunk.FileRef{Path: p, Checksum: f.Checksum})
+		i := strings.LastIndexByte(p, '/')
+		l.Files = append(l.Files, rechunk.FileRef{Dir: p[:i+1], Name: p[i+1:], File: f})
 		l.Size += f.Size
 		return nil
 	})

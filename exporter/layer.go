@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 // Paths and constants of the ostree-ext tar stream (docs/ostree-ext-format.md §2).
@@ -34,14 +35,29 @@ func xattrsLinkTarPath(c ostree.Checksum) string {
 
 // object is one content object of a layer and the commit paths that use it.
 type object struct {
-	sum   ostree.Checksum
-	paths []string // absolute commit paths, in checkout order
+	refs []rechunk.FileRef
+	idx  []int32 // its paths: indices into refs, in checkout order; at least one
 }
 
-// layerSpec is what one layer's tar stream contains.
+func (o object) sum() ostree.Checksum { return o.refs[o.idx[0]].File.Checksum }
+
+// layerSpec is what one layer's tar stream contains. It indexes the plan's entries
+// instead of copying them: 8 bytes per path instead of 64.
 type layerSpec struct {
-	commit  bool     // the commit layer (layer 0)
-	objects []object // ascending checksum order
+	commit bool              // the commit layer (layer 0)
+	refs   []rechunk.FileRef // the layer's entries as planned; not modified
+	order  []int32           // indices into refs: ascending checksum, then checkout order
+	ends   []int32           // object k is order[ends[k-1]:ends[k]]
+}
+
+func (s *layerSpec) numObjects() int { return len(s.ends) }
+
+func (s *layerSpec) object(k int) object {
+	lo := int32(0)
+	if k > 0 {
+		lo = s.ends[k-1]
+	}
+	return object{refs: s.refs, idx: s.order[lo:s.ends[k]]}
 }
 
 // commitData is everything the commit layer writes besides the tree.
@@ -81,12 +97,13 @@ func writeLayer(ctx context.Context, w io.Writer, tree *ostree.Tree, store *ostr
 	} else if err := lw.repoStructure(); err != nil {
 		return err
 	}
-	for _, o := range spec.objects {
+	for k := range spec.numObjects() {
+		o := spec.object(k)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := lw.content(o); err != nil {
-			return fmt.Errorf("object %s: %w", o.sum, err)
+			return fmt.Errorf("object %s: %w", o.sum(), err)
 		}
 	}
 	return lw.tw.finish()
@@ -308,16 +325,16 @@ func unmapPath(p string) string {
 // content writes one object with its xattrs entry and PAX header, then one entry per
 // path (ostree-ext append_content + append_content_hardlink).
 func (lw *layerWriter) content(o object) error {
-	obj, err := lw.store.OpenContent(o.sum)
+	obj, err := lw.store.OpenContent(o.sum())
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
 	fh := obj.Header
-	objPath := objectTarPath(o.sum, ostree.ObjFile)
+	objPath := objectTarPath(o.sum(), ostree.ObjFile)
 
 	// The xattrs entry is always the regular-file form; see xattrsLinkForm in doc.go.
-	if err := lw.defaultData(xattrsLinkTarPath(o.sum), fh.Xattrs.Marshal()); err != nil {
+	if err := lw.defaultData(xattrsLinkTarPath(o.sum()), fh.Xattrs.Marshal()); err != nil {
 		return err
 	}
 	var pax []paxRecord
@@ -359,13 +376,14 @@ func (lw *layerWriter) content(o object) error {
 		if hash != nil {
 			var got ostree.Checksum
 			hash.Sum(got[:0])
-			if got != o.sum {
+			if got != o.sum() {
 				return fmt.Errorf("store object hashes to %s (store corrupted)", got)
 			}
 		}
 	}
 	isEmptyFile := !fh.IsSymlink() && obj.Size == 0
-	for _, p := range o.paths {
+	for _, i := range o.idx {
+		p := o.refs[i].Path()
 		tp := tarPathV1(p)
 		if tp == "" {
 			return fmt.Errorf("file at the root path")

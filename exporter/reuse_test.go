@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 func previousOf(ref string, res *Result) PreviousImage {
@@ -128,22 +129,37 @@ func TestBadInputs(t *testing.T) {
 			assert.Contains(t, err.Error(), c.want)
 		})
 	}
-	t.Run("plan with unknown path", func(t *testing.T) {
-		plan := topLevelPlan(in)
-		plan.Layers[0].Files[0].Path = "/nonexistent"
-		_, err := Export(context.Background(), in, store, plan, Options{Output: "oci:" + t.TempDir()})
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "/nonexistent is not a file of the tree")
-	})
-	t.Run("plan with a path twice", func(t *testing.T) {
-		plan := topLevelPlan(in)
-		dup := plan.Layers[0].Files[0]
-		dup.Path = strings.TrimPrefix(dup.Path, "/") // the same path, written relative
-		plan.Layers[1].Files = append(plan.Layers[1].Files, dup)
-		_, err := Export(context.Background(), in, store, plan, Options{Output: "oci:" + t.TempDir()})
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "plan puts /"+dup.Path+" in layers 0 and 1")
-	})
+	badPlans := []struct {
+		name   string
+		modify func(p *rechunk.Plan)
+		want   string
+	}{
+		{"entry of another tree", func(p *rechunk.Plan) {
+			f := *p.Layers[0].Files[0].File
+			p.Layers[0].Files[0].File = &f
+		}, p0(in) + " is not a file of the tree"},
+		{"tree entry at a wrong path", func(p *rechunk.Plan) {
+			p.Layers[0].Files[0].Name = "nonexistent"
+		}, "lists " + p0(in) + " at " + topLevelPlan(in).Layers[0].Files[0].Dir + "nonexistent"},
+		{"no tree entry", func(p *rechunk.Plan) { p.Layers[0].Files[0].File = nil }, "has no tree entry"},
+		{"path in two layers", func(p *rechunk.Plan) {
+			p.Layers[1].Files = append(p.Layers[1].Files, p.Layers[0].Files[0])
+		}, "plan puts " + p0(in) + " in layers 0 and 1"},
+		{"path twice in a layer", func(p *rechunk.Plan) {
+			p.Layers[1].Files = append(p.Layers[1].Files, p.Layers[1].Files[0])
+		}, "twice in layer 1"},
+	}
+	for _, c := range badPlans {
+		t.Run(c.name, func(t *testing.T) {
+			plan := topLevelPlan(in)
+			c.modify(plan)
+			out := filepath.Join(t.TempDir(), "oci")
+			_, err := Export(context.Background(), in, store, plan, Options{Output: "oci:" + out})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+			assert.NoFileExists(t, filepath.Join(out, "index.json"))
+		})
+	}
 	t.Run("cancelled leaves no index", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -202,7 +218,7 @@ func TestRebuildFromKeyedPreviousReadsNoContent(t *testing.T) {
 			continue
 		}
 		for _, f := range l.Files {
-			flip(t, store2.ObjectFile(f.Checksum, ostree.ObjFile))
+			flip(t, store2.ObjectFile(f.File.Checksum, ostree.ObjFile))
 		}
 	}
 	res2, dir2 := exportOCI(t, in2, store2, Options{NoBlobCache: true, Previous: []PreviousImage{prev}})
@@ -258,3 +274,6 @@ func flip(t *testing.T, path string) {
 	b[len(b)-1] ^= 0xff
 	require.NoError(t, os.WriteFile(path, b, 0o644))
 }
+
+// p0 is the path of the first file of the first layer of topLevelPlan.
+func p0(in *Input) string { return topLevelPlan(in).Layers[0].Files[0].Path() }

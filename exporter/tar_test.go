@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 func TestNumericFields(t *testing.T) {
@@ -196,7 +197,7 @@ func TestHardlinkHeaderReusesObjectHeader(t *testing.T) {
 	store := newStore(t)
 	in := buildInput(t, store, sampleNodes())
 	sum := in.Tree.LookupFile("/usr/bin/sh").Checksum
-	spec := &layerSpec{objects: []object{{sum: sum, paths: []string{"/usr/bin/sh"}}}}
+	spec, _ := specFrom([]rechunk.FileRef{{Dir: "/usr/bin/", Name: "sh", File: in.Tree.LookupFile("/usr/bin/sh")}})
 	var buf bytes.Buffer
 	require.NoError(t, writeLayer(context.Background(), &buf, in.Tree, store, nil, spec, 1, true))
 	raw := buf.Bytes()

@@ -1,6 +1,7 @@
 package rechunk
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -67,29 +69,23 @@ type component struct {
 	name   string
 	source string
 	info   sourceInfo
-	files  []fileEntry // sorted by path
-	size   int64       // payload bytes of its distinct objects
+	files  []FileRef // sorted by path
+	size   int64     // payload bytes of its distinct objects
 	digest [8]byte
 	// p is the probability that the component changes in one upgrade.
 	p float64
 }
 
-// fileEntry is one path of the tree.
-type fileEntry struct {
-	path string
-	file *ostree.File
-}
-
 // treeFiles lists every regular file and symlink of the tree in walk order.
-func treeFiles(t *ostree.Tree) []fileEntry {
-	var out []fileEntry
-	var walk func(p string, d *ostree.Dir)
-	walk = func(p string, d *ostree.Dir) {
+func treeFiles(t *ostree.Tree) []FileRef {
+	var out []FileRef
+	var walk func(dir string, d *ostree.Dir)
+	walk = func(dir string, d *ostree.Dir) {
 		for _, n := range d.FileNames() {
-			out = append(out, fileEntry{path: joinPath(p, n), file: d.Files[n]})
+			out = append(out, FileRef{Dir: dir, Name: n, File: d.Files[n]})
 		}
 		for _, n := range d.DirNames() {
-			walk(joinPath(p, n), d.Dirs[n])
+			walk(dir+n+"/", d.Dirs[n])
 		}
 	}
 	walk("/", t.Root)
@@ -117,7 +113,7 @@ func sanitizeName(s string) string {
 // assign asks the sources in order for every file and builds the components. Paths no
 // source claims go to UnclaimedComponent. A content object used by several shared
 // (non-exclusive) components is kept in one of them only, so it is stored once.
-func assign(files []fileEntry, sources []componentSource) []*component {
+func assign(files []FileRef, sources []componentSource) []*component {
 	type owner struct {
 		src  int
 		name string
@@ -130,8 +126,9 @@ func assign(files []fileEntry, sources []componentSource) []*component {
 	}
 	for i, fe := range files {
 		owners[i] = owner{src: unclaimed, name: UnclaimedComponent}
+		p := fe.Path() // garbage right away: the sources keep nothing per path
 		for si, s := range sources {
-			c := s.claim(fe.path, fe.file)
+			c := s.claim(p, fe.File)
 			if c == "" {
 				continue
 			}
@@ -154,16 +151,16 @@ func assign(files []fileEntry, sources []componentSource) []*component {
 	best := map[ostree.Checksum]owner{}
 	for i, fe := range files {
 		o := owners[i]
-		if exclusive(o) || fe.file.Size < dedupMinSize {
+		if exclusive(o) || fe.File.Size < dedupMinSize {
 			continue
 		}
-		b, ok := best[fe.file.Checksum]
+		b, ok := best[fe.File.Checksum]
 		if !ok || o.src < b.src || (o.src == b.src && o.name < b.name) {
-			best[fe.file.Checksum] = o
+			best[fe.File.Checksum] = o
 		}
 	}
 	for i, fe := range files {
-		if b, ok := best[fe.file.Checksum]; ok && !exclusive(owners[i]) {
+		if b, ok := best[fe.File.Checksum]; ok && !exclusive(owners[i]) {
 			owners[i] = b
 		}
 	}
@@ -176,11 +173,15 @@ func assign(files []fileEntry, sources []componentSource) []*component {
 	}
 	comps := map[key]*component{}
 	nameSrc := map[string]int{}
+	counts := map[key]int{} // exact capacities: appending would leave up to half unused
+	for i := range files {
+		counts[key{owners[i].src, owners[i].name}]++
+	}
 	for i, fe := range files {
 		k := key{owners[i].src, owners[i].name}
 		c := comps[k]
 		if c == nil {
-			c = &component{name: k.name}
+			c = &component{name: k.name, files: make([]FileRef, 0, counts[k])}
 			if k.src == unclaimed {
 				c.source = "unclaimed"
 				c.info = sourceInfo{alwaysChanges: true, changesPerYear: -1}
@@ -218,22 +219,35 @@ func assign(files []fileEntry, sources []componentSource) []*component {
 
 // finish sorts the files and computes size and digest.
 func (c *component) finish() {
-	sort.Slice(c.files, func(i, j int) bool { return c.files[i].path < c.files[j].path })
-	seen := make(map[ostree.Checksum]struct{}, len(c.files))
+	slices.SortFunc(c.files, ComparePaths)
+	c.size = distinctSize(c.files)
 	h := sha256.New()
-	c.size = 0
 	for _, fe := range c.files {
-		if _, ok := seen[fe.file.Checksum]; !ok {
-			seen[fe.file.Checksum] = struct{}{}
-			c.size += fe.file.Size
-		}
-		io.WriteString(h, fe.path)
+		io.WriteString(h, fe.Dir)
+		io.WriteString(h, fe.Name)
 		h.Write([]byte{0})
-		h.Write(fe.file.Checksum[:])
+		h.Write(fe.File.Checksum[:])
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
 	copy(c.digest[:], sum[:8])
+}
+
+// distinctSize is the payload size of the distinct objects of refs, counted on a
+// checksum-sorted list of entries: a map keyed by checksum costs far more per entry.
+func distinctSize(refs []FileRef) int64 {
+	byObject := make([]*ostree.File, len(refs))
+	for i, r := range refs {
+		byObject[i] = r.File
+	}
+	slices.SortFunc(byObject, func(a, b *ostree.File) int { return bytes.Compare(a.Checksum[:], b.Checksum[:]) })
+	var size int64
+	for i, f := range byObject {
+		if i == 0 || f.Checksum != byObject[i-1].Checksum {
+			size += f.Size
+		}
+	}
+	return size
 }
 
 func (c *component) digestHex() string { return hex.EncodeToString(c.digest[:]) }

@@ -102,16 +102,17 @@ func forEachLine(data []byte, fn func(string)) {
 	}
 }
 
-// parseDpkgList returns the paths of a dpkg info/*.list file (one per line; "/." is the
-// root every package lists).
-func parseDpkgList(data []byte) []string {
-	var out []string
-	forEachLine(data, func(l string) {
-		if l != "" && l != "/." {
-			out = append(out, l)
+// forEachDpkgListPath calls fn for the paths of a dpkg info/*.list file (one per line;
+// "/." is the root every package lists).
+func forEachDpkgListPath(data []byte, fn func(string)) {
+	for len(data) > 0 {
+		line, rest, _ := bytes.Cut(data, []byte{'\n'})
+		data = rest
+		if len(line) == 0 || string(line) == "/." {
+			continue
 		}
-	})
-	return out
+		fn(string(line))
+	}
 }
 
 // readSmallObject returns the payload of a regular file's content object. Package
@@ -164,10 +165,11 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 	if err != nil {
 		return nil, dir, fmt.Errorf("parse %s/status: %w", dir, err)
 	}
-	var recs []pkgRecord
+	b := newPkgSourceBuilder("dpkg", r)
 	var ref time.Time
+	installed := 0
 	changelogs := map[string][]time.Time{} // per source package, read once
-	infoKeys := map[string]int{}           // NAME:ARCH and NAME -> index in recs
+	infoKeys := map[string]string{}        // NAME:ARCH and NAME -> group
 	for _, p := range pkgs {
 		if err := ctx.Err(); err != nil {
 			return nil, dir, err
@@ -175,11 +177,27 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 		if !p.installed() {
 			continue
 		}
+		installed++
 		group := p.source
 		if group == "" {
 			group = p.name
 		}
-		rec := pkgRecord{name: p.name, group: group}
+		var changes []time.Time
+		newGroup := false
+		if _, done := changelogs[group]; !done {
+			changelogs[group] = dpkgChangelog(store, r, p.name, warn)
+			changes, newGroup = changelogs[group], true
+		}
+		for _, c := range changes {
+			if c.After(ref) {
+				ref = c
+			}
+		}
+		if newGroup {
+			b.pkg(p.name, group, changes)
+		} else {
+			b.pkg(p.name, group, nil) // the group's changelog is already counted
+		}
 		// Multi-arch "same" packages name their list NAME:ARCH.list.
 		list := r.lookup(path.Join(dir, "info", p.name+":"+p.arch+".list"))
 		if list == nil {
@@ -190,28 +208,18 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 		} else if data, err := readSmallObject(store, list, maxTextObject); err != nil {
 			return nil, dir, fmt.Errorf("read file list of %s: %w", p.name, err)
 		} else {
-			rec.files = parseDpkgList(data)
+			forEachDpkgListPath(data, func(path string) { b.own(group, path) })
 		}
-		if _, done := changelogs[group]; !done {
-			changelogs[group] = dpkgChangelog(store, r, p.name, warn)
-		}
-		rec.changes = changelogs[group]
-		for _, c := range rec.changes {
-			if c.After(ref) {
-				ref = c
-			}
-		}
-		infoKeys[p.name+":"+p.arch] = len(recs)
+		infoKeys[p.name+":"+p.arch] = group
 		if _, dup := infoKeys[p.name]; !dup {
-			infoKeys[p.name] = len(recs)
+			infoKeys[p.name] = group
 		}
-		recs = append(recs, rec)
 	}
-	if len(recs) == 0 {
+	if installed == 0 {
 		return nil, dir, errors.New("dpkg status lists no installed package")
 	}
-	addDpkgInfoFiles(r, dir, infoKeys, recs)
-	return newPkgSource("dpkg", r, recs, ref), dir, nil
+	addDpkgInfoFiles(b, dir, infoKeys)
+	return b.finish(ref), dir, nil
 }
 
 // addDpkgInfoFiles gives every installed package its own files of the database's info
@@ -219,10 +227,10 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 // rewrites them only when the package itself changes, so they belong with its files,
 // not with the status file that changes on every upgrade. Files of packages that are
 // not installed (config-files state) stay with the database. keys maps NAME:ARCH and
-// NAME to the index in recs.
-func addDpkgInfoFiles(r *resolver, dir string, keys map[string]int, recs []pkgRecord) {
+// NAME to the package's group.
+func addDpkgInfoFiles(b *pkgSourceBuilder, dir string, keys map[string]string) {
 	infoDir := path.Join(dir, "info")
-	d := r.t.LookupDir(infoDir)
+	d := b.r.t.LookupDir(infoDir)
 	if d == nil {
 		return
 	}
@@ -232,8 +240,8 @@ func addDpkgInfoFiles(r *resolver, dir string, keys map[string]int, recs []pkgRe
 		if dot <= 0 {
 			continue // "format" and the like
 		}
-		if i, ok := keys[n[:dot]]; ok {
-			recs[i].files = append(recs[i].files, path.Join(infoDir, n))
+		if g, ok := keys[n[:dot]]; ok {
+			b.own(g, joinPath(infoDir, n))
 		}
 	}
 }

@@ -133,7 +133,7 @@ func TestDebianRoot(t *testing.T) {
 			for _, comp := range l.Components {
 				if comp == UnclaimedComponent {
 					for _, f := range l.Files {
-						files = append(files, f.Path)
+						files = append(files, f.Path())
 					}
 				}
 			}
@@ -157,7 +157,7 @@ func componentsByPath(t *testing.T, b *testTree) map[string]string {
 	out := map[string]string{}
 	for _, c := range comps {
 		for _, fe := range c.files {
-			out[fe.path] = c.name
+			out[fe.Path()] = c.name
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -47,14 +48,40 @@ func FuzzDpkgStatus(f *testing.F) {
 	})
 }
 
+// FuzzDpkgList feeds hostile file lists through the resolver: symlink loops, "..",
+// missing parents. Every claimed entry must be a file of the tree.
 func FuzzDpkgList(f *testing.F) {
 	f.Add([]byte("/.\n/usr\n/usr/bin/tool\n"))
 	f.Add([]byte("\n\n/x\r\n/y"))
+	f.Add([]byte("/bin/tool\n/loop/x\n/usr/../bin/../etc/conf\n/etc/../../usr/bin\nusr/bin/tool\n"))
+	b := newTestTree(f, nil)
+	b.file("/usr/bin/tool", []byte("x"))
+	b.file("/usr/etc/conf", []byte("y"))
+	b.symlink("/bin", "usr/bin")
+	b.symlink("/loop", "/loop")
+	b.symlink("/usr/bin/up", "../../bin")
+	tree := b.finalize()
+	inTree := map[*ostree.File]bool{}
+	require.NoError(f, tree.Walk(func(_ string, _ *ostree.Dir, fl *ostree.File) error {
+		if fl != nil {
+			inTree[fl] = true
+		}
+		return nil
+	}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, p := range parseDpkgList(data) {
+		pb := newPkgSourceBuilder("dpkg", newResolver(tree))
+		pb.pkg("p", "g", nil)
+		forEachDpkgListPath(data, func(p string) {
 			require.NotContains(t, p, "\n")
-			require.NotEqual(t, "", p)
 			require.NotEqual(t, "/.", p)
+			pb.own("g", p)
+		})
+		s := pb.finish(time.Time{})
+		for fl := range s.owners {
+			require.True(t, inTree[fl], "claimed a file that is not in the tree")
+		}
+		for d := range s.dirs {
+			require.NotNil(t, tree.LookupDir(d), "claimed directory %q is not in the tree", d)
 		}
 	})
 }

@@ -136,7 +136,7 @@ func (b *testTree) finalize() *ostree.Tree {
 func layerKey(l Layer) string {
 	h := sha256.New()
 	for _, f := range l.Files {
-		fmt.Fprintf(h, "%s\x00%x\n", f.Path, f.Checksum)
+		fmt.Fprintf(h, "%s\x00%x\n", f.Path(), f.File.Checksum)
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
@@ -182,14 +182,14 @@ func checkPlan(t testing.TB, tree *ostree.Tree, p *Plan, maxLayers int) {
 	require.LessOrEqual(t, len(p.Layers), maxLayers)
 	want := map[string]ostree.Checksum{}
 	for _, fe := range treeFiles(tree) {
-		want[fe.path] = fe.file.Checksum
+		want[fe.Path()] = fe.File.Checksum
 	}
 	got := map[string]int{}
 	for i, l := range p.Layers {
 		require.True(t, sort.StringsAreSorted(l.Components), "layer %d components sorted", i)
 		for _, f := range l.Files {
-			got[f.Path]++
-			require.Equal(t, want[f.Path], f.Checksum, "checksum of %s", f.Path)
+			got[f.Path()]++
+			require.Equal(t, want[f.Path()], f.File.Checksum, "checksum of %s", f.Path())
 		}
 		if len(l.Files) > 0 {
 			require.NotEmpty(t, l.Components, "layer %d (%s) with files names its components", i, l.Name)
@@ -205,7 +205,7 @@ func checkPlan(t testing.TB, tree *ostree.Tree, p *Plan, maxLayers int) {
 func ownerOf(p *Plan, path string) (Layer, bool) {
 	for _, l := range p.Layers {
 		for _, f := range l.Files {
-			if f.Path == path {
+			if f.Path() == path {
 				return l, true
 			}
 		}

@@ -21,21 +21,34 @@ type pkgRecord struct {
 // pkgSource is the component source of one package database: a component per source
 // package, owning the files its binary packages list.
 type pkgSource struct {
-	name   string
-	owners map[string]string // resolved file path -> group
+	name string
+	// owners maps each listed file of the tree to its group (an index in groupNames).
+	// Keys are the tree's own entries, not paths: a database lists every file of the
+	// image, and path strings for all of them would be most of the planner's memory.
+	owners     map[*ostree.File]int32
+	groupNames []string
 	// dirs maps a resolved directory to the only group listing it, or "" when shared.
 	dirs   map[string]string
 	groups map[string]*pkgGroup
 }
 
 type pkgGroup struct {
+	index          int32
 	packages       []string
 	changesPerYear float64
+	// days holds, until finish, the first and last changelog entry (Unix seconds) of
+	// each distinct day: enough to count days in a window exactly.
+	days map[int64][2]int64
 }
 
 func (s *pkgSource) kind() string { return s.name }
 
-func (s *pkgSource) claim(p string, _ *ostree.File) string { return s.owners[p] }
+func (s *pkgSource) claim(_ string, f *ostree.File) string {
+	if i, ok := s.owners[f]; ok {
+		return s.groupNames[i]
+	}
+	return ""
+}
 
 func (s *pkgSource) info(c string) sourceInfo {
 	g := s.groups[c]
@@ -48,54 +61,120 @@ func (s *pkgSource) info(c string) sourceInfo {
 // changeWindow is how far back changelog entries count.
 const changeWindow = 365 * 24 * time.Hour
 
-// newPkgSource resolves the packages' paths in the tree and computes per-group change
-// rates: distinct changelog days within a year before ref (the newest build or entry in
-// the database, so that old images are judged by their own time).
-func newPkgSource(kind string, r *resolver, pkgs []pkgRecord, ref time.Time) *pkgSource {
-	s := &pkgSource{name: kind, owners: map[string]string{}, dirs: map[string]string{}, groups: map[string]*pkgGroup{}}
-	days := map[string]map[int64]struct{}{}
-	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].name < pkgs[j].name })
-	for _, pk := range pkgs {
-		g := s.groups[pk.group]
-		if g == nil {
-			g = &pkgGroup{changesPerYear: -1}
-			s.groups[pk.group] = g
-			days[pk.group] = map[int64]struct{}{}
+// pkgSourceBuilder builds a pkgSource one package at a time, resolving each listed path
+// as it comes, so that the databases' file lists never have to be in memory at once.
+// The result does not depend on the order packages are added in.
+type pkgSourceBuilder struct {
+	r *resolver
+	s *pkgSource
+}
+
+func newPkgSourceBuilder(kind string, r *resolver) *pkgSourceBuilder {
+	return &pkgSourceBuilder{r: r, s: &pkgSource{
+		name: kind, owners: map[*ostree.File]int32{}, dirs: map[string]string{}, groups: map[string]*pkgGroup{},
+	}}
+}
+
+// pkg registers a binary package of group with its changelog entry times.
+func (b *pkgSourceBuilder) pkg(name, group string, changes []time.Time) {
+	g := b.group(group)
+	g.packages = append(g.packages, name)
+	for _, c := range changes {
+		if g.days == nil {
+			g.days = map[int64][2]int64{}
 		}
-		g.packages = append(g.packages, pk.name)
-		for _, c := range pk.changes {
-			if !ref.IsZero() && c.After(ref.Add(-changeWindow)) && !c.After(ref.Add(24*time.Hour)) {
-				days[pk.group][c.Unix()/86400] = struct{}{}
-			}
-			g.changesPerYear = 0 // known: the package has a changelog
-		}
-		for _, p := range pk.files {
-			rp := r.file(p)
-			if rp == "" {
-				continue
-			}
-			if r.t.LookupDir(rp) != nil {
-				if prev, ok := s.dirs[rp]; ok && prev != pk.group {
-					s.dirs[rp] = ""
-				} else {
-					s.dirs[rp] = pk.group
-				}
-				continue
-			}
-			// Several packages may list one path (multilib, shared files): the smallest
-			// group wins, which does not depend on database order.
-			if prev, ok := s.owners[rp]; !ok || pk.group < prev {
-				s.owners[rp] = pk.group
-			}
+		t := c.Unix()
+		day := floorDiv(t, 86400)
+		if r, ok := g.days[day]; !ok {
+			g.days[day] = [2]int64{t, t}
+		} else {
+			g.days[day] = [2]int64{min(r[0], t), max(r[1], t)}
 		}
 	}
-	for name, g := range s.groups {
+}
+
+func (b *pkgSourceBuilder) group(name string) *pkgGroup {
+	g := b.s.groups[name]
+	if g == nil {
+		g = &pkgGroup{index: int32(len(b.s.groupNames)), changesPerYear: -1}
+		b.s.groups[name] = g
+		b.s.groupNames = append(b.s.groupNames, name)
+	}
+	return g
+}
+
+// own records that group lists path p (as the database records it: a file, symlink or
+// directory). Paths not in the tree are ignored.
+func (b *pkgSourceBuilder) own(group, p string) {
+	f, dir := b.r.entry(p)
+	switch {
+	case f != nil:
+		// Several packages may list one path (multilib, shared files): the smallest
+		// group wins, which does not depend on database order.
+		g := b.group(group)
+		if prev, ok := b.s.owners[f]; !ok || group < b.s.groupNames[prev] {
+			b.s.owners[f] = g.index
+		}
+	case dir != "":
+		if prev, ok := b.s.dirs[dir]; ok && prev != group {
+			b.s.dirs[dir] = ""
+		} else {
+			b.s.dirs[dir] = group
+		}
+	}
+}
+
+// add registers a whole package record.
+func (b *pkgSourceBuilder) add(pk pkgRecord) {
+	b.pkg(pk.name, pk.group, pk.changes)
+	for _, p := range pk.files {
+		b.own(pk.group, p)
+	}
+}
+
+// finish computes per-group change rates: distinct changelog days within a year before
+// ref (the newest build or entry in the database, so that old images are judged by
+// their own time).
+func (b *pkgSourceBuilder) finish(ref time.Time) *pkgSource {
+	lo, hi := ref.Add(-changeWindow), ref.Add(24*time.Hour)
+	for _, g := range b.s.groups {
 		g.packages = uniqueSorted(g.packages)
-		if g.changesPerYear >= 0 {
-			g.changesPerYear = float64(len(days[name]))
+		if g.days == nil {
+			continue
 		}
+		g.changesPerYear = 0 // known: the package has a changelog
+		if ref.IsZero() {
+			g.days = nil
+			continue
+		}
+		for _, r := range g.days {
+			// A day counts when one of its entries lies in (lo, hi]. The window is
+			// longer than a day, so a day holds at most one of its ends, and its first
+			// and last entries decide.
+			if r[1] > lo.Unix() && r[0] <= hi.Unix() {
+				g.changesPerYear++
+			}
+		}
+		g.days = nil
 	}
-	return s
+	return b.s
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// newPkgSource builds a source from complete package records.
+func newPkgSource(kind string, r *resolver, pkgs []pkgRecord, ref time.Time) *pkgSource {
+	b := newPkgSourceBuilder(kind, r)
+	for _, pk := range pkgs {
+		b.add(pk)
+	}
+	return b.finish(ref)
 }
 
 func uniqueSorted(in []string) []string {

@@ -49,7 +49,8 @@ func loadPacman(ctx context.Context, store *ostree.Store, r *resolver, warn func
 	if dir == "" || d == nil {
 		return nil, "", nil
 	}
-	var recs []pkgRecord
+	b := newPkgSourceBuilder("pacman", r)
+	found := 0
 	for _, name := range d.DirNames() {
 		if err := ctx.Err(); err != nil {
 			return nil, dir, err
@@ -67,28 +68,29 @@ func loadPacman(ctx context.Context, store *ostree.Store, r *resolver, warn func
 			warn(fmt.Sprintf("pacman: %s/%s/desc has no %%NAME%%", dir, name))
 			continue
 		}
-		rec := pkgRecord{name: ds["%NAME%"][0], group: ds["%NAME%"][0]}
-		if b := ds["%BASE%"]; len(b) > 0 {
-			rec.group = b[0]
+		found++
+		pkg, group := ds["%NAME%"][0], ds["%NAME%"][0]
+		if base := ds["%BASE%"]; len(base) > 0 {
+			group = base[0]
 		}
+		b.pkg(pkg, group, nil)
 		if files != nil {
 			fs, err := parsePacmanSections(store, files)
 			if err != nil {
 				return nil, dir, fmt.Errorf("read %s/%s/files: %w", dir, name, err)
 			}
 			for _, f := range fs["%FILES%"] {
-				rec.files = append(rec.files, "/"+strings.TrimSuffix(f, "/"))
+				b.own(group, "/"+strings.TrimSuffix(f, "/"))
 			}
 		}
 		// The package's own entry (desc, files, mtree, install scriptlet) is rewritten
 		// only when the package changes: it belongs with the package's files.
 		for _, n := range pd.FileNames() {
-			rec.files = append(rec.files, path.Join(dir, name, n))
+			b.own(group, path.Join(dir, name, n))
 		}
-		recs = append(recs, rec)
 	}
-	if len(recs) == 0 {
+	if found == 0 {
 		return nil, dir, errors.New("pacman database lists no package")
 	}
-	return newPkgSource("pacman", r, recs, time.Time{}), dir, nil
+	return b.finish(time.Time{}), dir, nil
 }

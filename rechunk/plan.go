@@ -23,12 +23,52 @@
 // largest component or twice the average layer.
 package rechunk
 
-import "github.com/rechunker-dev/rechunker/ostree"
+import (
+	"strings"
 
-// FileRef is one path of the tree and the content object it uses.
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// FileRef is one path of the tree and the tree's entry at it. The path is kept in two
+// parts so that all entries of a directory share its path: an image has ~10 files per
+// directory, and a string per file path would be the largest part of a plan.
 type FileRef struct {
-	Path     string // absolute commit path, e.g. /usr/etc/os-release (etc lives under usr/etc)
-	Checksum ostree.Checksum
+	// Dir is the absolute path of the parent directory with a trailing slash ("/",
+	// "/usr/bin/"); etc lives under /usr/etc/.
+	Dir  string
+	Name string
+	File *ostree.File
+}
+
+// Path returns the entry's absolute commit path, e.g. /usr/etc/os-release.
+func (r FileRef) Path() string { return r.Dir + r.Name }
+
+// ComparePaths orders refs by Path without building the paths.
+func ComparePaths(a, b FileRef) int { return compareJoined(a.Dir, a.Name, b.Dir, b.Name) }
+
+// compareJoined compares a1+a2 with b1+b2.
+func compareJoined(a1, a2, b1, b2 string) int {
+	for {
+		n := min(len(a1), len(b1))
+		if c := strings.Compare(a1[:n], b1[:n]); c != 0 {
+			return c
+		}
+		a1, b1 = a1[n:], b1[n:]
+		switch {
+		case a1 == "" && b1 == "":
+			return strings.Compare(a2, b2)
+		case a1 == "":
+			a1, a2 = a2, ""
+			if a1 == "" {
+				return -1 // a is a proper prefix of b
+			}
+		default: // b1 == ""
+			b1, b2 = b2, ""
+			if b1 == "" {
+				return 1
+			}
+		}
+	}
 }
 
 // Layer is one planned chunk layer.

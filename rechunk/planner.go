@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -265,14 +266,14 @@ func spanParts(c *component, min int64) []packPart {
 	var rest int64
 	seen := map[ostree.Checksum]bool{}
 	for _, fe := range c.files {
-		if seen[fe.file.Checksum] {
+		if seen[fe.File.Checksum] {
 			continue
 		}
-		seen[fe.file.Checksum] = true
-		if fe.file.Size >= min && !fe.file.Header.IsSymlink() {
-			parts = append(parts, packPart{key: fe.path, size: fe.file.Size})
+		seen[fe.File.Checksum] = true
+		if fe.File.Size >= min && !fe.File.Header.IsSymlink() {
+			parts = append(parts, packPart{key: fe.Path(), size: fe.File.Size})
 		} else {
-			rest += fe.file.Size
+			rest += fe.File.Size
 		}
 	}
 	if len(parts) < spanMinParts && !(len(parts) == 1 && rest >= min) {
@@ -307,16 +308,19 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 		if mainBin[i] < 0 {
 			return fmt.Errorf("plan: internal error: component %s has no layer", c.name)
 		}
+		if partKeyBin[i] == nil {
+			continue
+		}
 		for _, fe := range c.files {
-			if bi, ok := partKeyBin[i][fe.path]; ok {
-				partBin[i][fe.file.Checksum] = bi
+			if bi, ok := partKeyBin[i][fe.Path()]; ok {
+				partBin[i][fe.File.Checksum] = bi
 			}
 		}
 	}
 	layers := make([]Layer, len(bins))
 	comps4 := make([][]int, len(bins)) // components per bin
-	binOf := func(i int, fe fileEntry) int {
-		if pb, ok := partBin[i][fe.file.Checksum]; ok {
+	binOf := func(i int, fe FileRef) int {
+		if pb, ok := partBin[i][fe.File.Checksum]; ok {
 			return pb
 		}
 		return mainBin[i]
@@ -334,7 +338,7 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 		present := map[int]bool{}
 		for _, fe := range c.files {
 			bi := binOf(i, fe)
-			layers[bi].Files = append(layers[bi].Files, FileRef{Path: fe.path, Checksum: fe.file.Checksum})
+			layers[bi].Files = append(layers[bi].Files, fe)
 			present[bi] = true
 		}
 		present[mainBin[i]] = true
@@ -344,7 +348,7 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 	}
 	for bi, b := range bins {
 		l := &layers[bi]
-		sort.Slice(l.Files, func(a, c int) bool { return l.Files[a].Path < l.Files[c].Path })
+		slices.SortFunc(l.Files, ComparePaths)
 		sort.Ints(comps4[bi])
 		q := 1.0
 		for _, i := range comps4[bi] {
@@ -355,21 +359,8 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 		l.ChangeProbability = 1 - q
 		l.Name, l.Why = describe(b, comps, items, comps4[bi], prior)
 	}
-	// Sizes: distinct objects per layer.
-	sizeOf := make(map[ostree.Checksum]int64, 1024)
-	for _, c := range comps {
-		for _, fe := range c.files {
-			sizeOf[fe.file.Checksum] = fe.file.Size
-		}
-	}
 	for bi := range layers {
-		seen := make(map[ostree.Checksum]bool, len(layers[bi].Files))
-		for _, f := range layers[bi].Files {
-			if !seen[f.Checksum] {
-				seen[f.Checksum] = true
-				layers[bi].Size += sizeOf[f.Checksum]
-			}
-		}
+		layers[bi].Size = distinctSize(layers[bi].Files)
 	}
 	plan.Layers = layers
 

@@ -233,7 +233,7 @@ func TestIssue9(t *testing.T) {
 			for _, l := range changed {
 				assert.Equal(t, []string{"containers"}, l.Components)
 				for _, f := range l.Files {
-					if strings.HasSuffix(f.Path, "manifest.json") {
+					if strings.HasSuffix(f.Path(), "manifest.json") {
 						sawSmall = true
 					}
 				}

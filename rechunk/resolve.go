@@ -17,11 +17,18 @@ type resolver struct {
 	t *ostree.Tree
 	// etcInUsr is set when the commit keeps /etc under /usr/etc (ostree layout).
 	etcInUsr bool
-	dirs     map[string]string // cache: directory path -> resolved directory path or ""
+	dirs     map[string]resolvedDir // cache: directory path as given -> where it resolves
+}
+
+// resolvedDir is a directory of the tree and its path; the zero value means the path
+// does not resolve to a directory.
+type resolvedDir struct {
+	path string
+	dir  *ostree.Dir
 }
 
 func newResolver(t *ostree.Tree) *resolver {
-	r := &resolver{t: t, dirs: map[string]string{"/": "/"}}
+	r := &resolver{t: t, dirs: map[string]resolvedDir{"/": {"/", t.Root}}}
 	_, hasEtc := t.Root.Dirs["etc"]
 	if usr := t.Root.Dirs["usr"]; usr != nil && !hasEtc {
 		_, r.etcInUsr = usr.Dirs["etc"]
@@ -39,20 +46,51 @@ func (r *resolver) mapEtc(p string) string {
 
 // file resolves a file path; it returns "" when a parent directory does not exist.
 func (r *resolver) file(p string) string {
-	p = path.Clean("/" + p)
-	if p == "/" {
+	dir, base, ok := r.split(p)
+	if !ok {
 		return ""
 	}
-	dir, base := path.Split(r.mapEtc(p))
-	d := r.dir(path.Clean(dir), 0)
-	if d == "" {
-		return ""
-	}
-	return path.Join(d, base)
+	return joinPath(dir.path, base)
 }
 
-// dir resolves a directory path fully (the last component is followed too).
-func (r *resolver) dir(p string, hops int) string {
+// split resolves the parent directory of a package database path and returns it with
+// the last component. Paths that are already clean and absolute (nearly all) are not
+// copied: database file lists are walked path by path and must not allocate per path.
+func (r *resolver) split(p string) (resolvedDir, string, bool) {
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	p = path.Clean(p)
+	if p == "/" {
+		return resolvedDir{}, "", false
+	}
+	dir, base := path.Split(r.mapEtc(p))
+	d := r.resolve(path.Clean(dir), 0)
+	return d, base, d.dir != nil
+}
+
+// entry resolves a path a package lists: the file or symlink it names (the last
+// component is not followed), or the resolved path of the directory it names. Both
+// are zero when the path is not in the tree.
+func (r *resolver) entry(p string) (*ostree.File, string) {
+	d, base, ok := r.split(p)
+	if !ok {
+		return nil, ""
+	}
+	if f := d.dir.Files[base]; f != nil {
+		return f, ""
+	}
+	if _, isDir := d.dir.Dirs[base]; isDir {
+		return nil, joinPath(d.path, base)
+	}
+	return nil, ""
+}
+
+// dir resolves a directory path fully (the last component is followed too); it
+// returns "" when the path is not a directory of the tree.
+func (r *resolver) dir(p string, hops int) string { return r.resolve(p, hops).path }
+
+func (r *resolver) resolve(p string, hops int) resolvedDir {
 	if v, ok := r.dirs[p]; ok {
 		return v
 	}
@@ -61,38 +99,34 @@ func (r *resolver) dir(p string, hops int) string {
 	return res
 }
 
-func (r *resolver) resolveDir(p string, hops int) string {
+func (r *resolver) resolveDir(p string, hops int) resolvedDir {
 	if hops > maxSymlinkHops {
-		return ""
+		return resolvedDir{}
 	}
 	parent, base := path.Split(p)
-	pd := r.dir(path.Clean(parent), hops)
-	if pd == "" {
-		return ""
+	pd := r.resolve(path.Clean(parent), hops)
+	if pd.dir == nil {
+		return resolvedDir{}
 	}
 	switch base {
 	case ".":
 		return pd
 	case "..":
-		return path.Dir(pd)
+		return r.resolve(path.Dir(pd.path), hops)
 	}
-	d := r.t.LookupDir(pd)
-	if d == nil {
-		return ""
+	if sub := pd.dir.Dirs[base]; sub != nil {
+		return resolvedDir{joinPath(pd.path, base), sub}
 	}
-	if _, ok := d.Dirs[base]; ok {
-		return path.Join(pd, base)
-	}
-	f := d.Files[base]
+	f := pd.dir.Files[base]
 	if f == nil || !f.Header.IsSymlink() {
-		return ""
+		return resolvedDir{}
 	}
 	target := f.Header.Target
 	if !strings.HasPrefix(target, "/") {
-		target = path.Join(pd, target)
+		target = path.Join(pd.path, target)
 	}
 	// Absolute targets may point into /etc like any package path.
-	return r.dir(path.Clean(r.mapEtc(path.Clean(target))), hops+1)
+	return r.resolve(path.Clean(r.mapEtc(path.Clean(target))), hops+1)
 }
 
 // lookup returns the file at an already resolved path.

@@ -48,13 +48,14 @@ func findRPMDB(r *resolver) *rpmDB {
 	return nil
 }
 
-// readRPMDB reads every package header of the database. The database files are copied
-// out of the store into a private temp directory first: sqlite may want to replay a
-// write-ahead log, and nothing must touch the store's objects.
-func readRPMDB(ctx context.Context, store *ostree.Store, t *ostree.Tree, db *rpmDB) ([]*rpmHeader, error) {
+// readRPMDB calls fn with every package header of the database, one at a time: the
+// headers of a desktop image's database add up to tens of megabytes. The database
+// files are copied out of the store into a private temp directory first: sqlite may
+// want to replay a write-ahead log, and nothing must touch the store's objects.
+func readRPMDB(ctx context.Context, store *ostree.Store, t *ostree.Tree, db *rpmDB, fn func(*rpmHeader)) error {
 	tmp, err := os.MkdirTemp("", "rechunker-rpmdb-*")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	main := path.Join(db.dir, db.file)
@@ -64,78 +65,80 @@ func readRPMDB(ctx context.Context, store *ostree.Store, t *ostree.Tree, db *rpm
 	}
 	local, err := copyOut(ctx, store, t, tmp, names...)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var blobs [][]byte
+	n := 0
+	each := func(blob []byte) error {
+		h, err := parseRPMHeader(blob)
+		if err != nil {
+			return fmt.Errorf("read %s: package %d: %w", main, n, err)
+		}
+		n++
+		if h.Name != "gpg-pubkey" { // imported keys are stored as pseudo packages
+			fn(h)
+		}
+		return nil
+	}
 	switch db.backend {
 	case "sqlite":
-		blobs, err = sqliteBlobs(ctx, local)
+		err = sqliteEach(ctx, local, each)
 	case "ndb":
 		var h *ndb.RpmNDB
 		if h, err = ndb.Open(local); err == nil {
-			blobs, err = drainEntries(h.Read())
+			err = drainEach(h.Read(), each)
 			h.Close()
 		}
 	case "bdb":
 		var h *bdb.BerkeleyDB
 		if h, err = bdb.Open(local); err == nil {
-			blobs, err = drainEntries(h.Read())
+			err = drainEach(h.Read(), each)
 			h.Close()
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s database %s: %w", db.backend, main, err)
+		return fmt.Errorf("read %s database %s: %w", db.backend, main, err)
 	}
-	var out []*rpmHeader
-	for i, b := range blobs {
-		h, err := parseRPMHeader(b)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: package %d: %w", main, i, err)
-		}
-		if h.Name == "gpg-pubkey" { // imported keys are stored as pseudo packages
-			continue
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return nil
 }
 
-// drainEntries collects every blob; the go-rpmdb readers block until fully drained.
-func drainEntries(ch <-chan dbi.Entry) ([][]byte, error) {
-	var out [][]byte
+// drainEach passes every blob to fn until one fails; the go-rpmdb readers block until
+// their channel is fully drained, so it reads to the end either way.
+func drainEach(ch <-chan dbi.Entry, fn func([]byte) error) error {
 	var first error
 	for e := range ch {
-		if e.Err != nil {
-			if first == nil {
-				first = e.Err
-			}
+		if first != nil {
 			continue
 		}
-		out = append(out, e.Value)
+		if e.Err != nil {
+			first = e.Err
+			continue
+		}
+		first = fn(e.Value)
 	}
-	return out, first
+	return first
 }
 
-func sqliteBlobs(ctx context.Context, file string) ([][]byte, error) {
+func sqliteEach(ctx context.Context, file string, fn func([]byte) error) error {
 	db, err := sql.Open("sqlite", "file:"+file)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, "SELECT blob FROM Packages")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	var out [][]byte
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, b)
+		if err := fn(b); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // loadRPM reads the rpm database of the tree, if any, as a component source with one
@@ -145,20 +148,25 @@ func loadRPM(ctx context.Context, store *ostree.Store, t *ostree.Tree, r *resolv
 	if db == nil {
 		return nil, "", nil
 	}
-	hdrs, err := readRPMDB(ctx, store, t, db)
-	if err != nil {
-		return nil, db.dir, err
-	}
-	if len(hdrs) == 0 {
-		return nil, db.dir, errors.New("rpm database has no packages")
-	}
-	pkgs := make([]pkgRecord, 0, len(hdrs))
+	b := newPkgSourceBuilder("rpm", r)
 	var ref time.Time
-	for _, h := range hdrs {
+	count := 0
+	err := readRPMDB(ctx, store, t, db, func(h *rpmHeader) {
+		count++
 		if h.BuildTime.After(ref) {
 			ref = h.BuildTime
 		}
-		pkgs = append(pkgs, pkgRecord{name: h.Name, group: h.sourceName(), files: h.Files, changes: h.ChangelogTimes})
+		group := h.sourceName()
+		b.pkg(h.Name, group, h.ChangelogTimes)
+		for _, p := range h.Files {
+			b.own(group, p)
+		}
+	})
+	if err != nil {
+		return nil, db.dir, err
 	}
-	return newPkgSource("rpm", r, pkgs, ref), db.dir, nil
+	if count == 0 {
+		return nil, db.dir, errors.New("rpm database has no packages")
+	}
+	return b.finish(ref), db.dir, nil
 }

@@ -45,7 +45,8 @@ func TestRPMFixtureDatabases(t *testing.T) {
 			r := newResolver(tree)
 			db := findRPMDB(r)
 			require.NotNil(t, db)
-			hdrs, err := readRPMDB(context.Background(), b.store, tree, db)
+			var hdrs []*rpmHeader
+			err = readRPMDB(context.Background(), b.store, tree, db, func(h *rpmHeader) { hdrs = append(hdrs, h) })
 			require.NoError(t, err)
 			require.Len(t, hdrs, tc.packages-tc.pubkeys, "packages without imported keys")
 

@@ -131,7 +131,7 @@ func writePlanJSON(w io.Writer, p *rechunk.Plan) error {
 	for i, l := range p.Layers {
 		files := make([]string, len(l.Files))
 		for k, f := range l.Files {
-			files[k] = f.Path
+			files[k] = f.Path()
 		}
 		comps := l.Components
 		if comps == nil {

@@ -115,7 +115,7 @@ func (a *applier) resolveDir(p string, create bool) ([]*ostree.Dir, error) {
 			return nil, nil
 		}
 		sub := implicitDir()
-		cur.Dirs[c] = sub
+		cur.Dirs[strings.Clone(c)] = sub // see resolveParent
 		a.markUnder(stack)
 		a.seenDirs[sub] = true
 		names = append(names, c)
@@ -138,7 +138,9 @@ func joinNames(n []string) string { return strings.Join(n, "/") }
 func (a *applier) resolveParent(p string, create bool) (*ostree.Dir, string, []*ostree.Dir, error) {
 	dir, name := "", p
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		dir, name = p[:i], p[i+1:]
+		// The name becomes a map key of the tree for the life of the build: a copy
+		// keeps the entry's whole path from staying reachable through it.
+		dir, name = p[:i], strings.Clone(p[i+1:])
 	}
 	stack, err := a.resolveDir(dir, create)
 	if err != nil || stack == nil {
