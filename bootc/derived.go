@@ -258,7 +258,7 @@ func (ds *derivedState) hashFile(i int, p string, hdr *tar.Header, r io.Reader, 
 	if err != nil {
 		return nil, problemf(CheckTar, i, "read %s: %v", p, err)
 	}
-	f := &ostree.File{Header: ostree.FileHeader{UID: h.UID, GID: h.GID, Mode: h.Mode, Target: h.Target}, Size: n}
+	f := &ostree.File{Header: &ostree.FileHeader{UID: h.UID, GID: h.GID, Mode: h.Mode, Target: h.Target}, Size: n}
 	hash.Sum(f.Checksum[:0])
 	if kept != nil && !kept.over {
 		ds.capture.data[f.Checksum] = kept.buf.Bytes()

@@ -38,10 +38,11 @@ var acceptedMediaTypes = map[string]bool{
 
 // importer holds the state of one verification pass.
 type importer struct {
-	src    *imageio.Source
-	o      Options
-	layout Layout
-	r      *Report
+	headers ostree.HeaderTable
+	src     *imageio.Source
+	o       Options
+	layout  Layout
+	r       *Report
 
 	tmp        string
 	meta       *metaStore
@@ -283,7 +284,7 @@ func (im *importer) loadDir(p string, treeSum, metaSum ostree.Checksum) (*ostree
 		if !ok {
 			return nil, problemf(CheckTree, -1, "commit tree incomplete: content object %s (%s) is in no layer", f.Checksum, path.Join(p, f.Name))
 		}
-		d.Files[f.Name] = &ostree.File{Header: info.header(), Size: info.Size, Checksum: f.Checksum}
+		d.Files[f.Name] = &ostree.File{Header: im.headers.Intern(info.header()), Size: info.Size, Checksum: f.Checksum}
 	}
 	for _, s := range dt.Dirs {
 		sub, err := im.loadDir(path.Join(p, s.Name), s.Tree, s.Meta)

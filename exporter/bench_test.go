@@ -92,7 +92,7 @@ func benchInput(b testing.TB, store *ostree.Store, nFiles int, totalBytes int64)
 		h := ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}
 		sum, n, err := store.WriteContent(context.Background(), h, newTextReader(int64(i), size, words))
 		require.NoError(b, err)
-		s.Files[fmt.Sprintf("f%06d", i)] = &ostree.File{Header: h, Size: n, Checksum: sum}
+		s.Files[fmt.Sprintf("f%06d", i)] = &ostree.File{Header: &h, Size: n, Checksum: sum}
 	}
 	rt, rm, err := tree.Finalize(store)
 	require.NoError(b, err)

@@ -76,7 +76,7 @@ func buildInput(t testing.TB, store *ostree.Store, nodes []node) *Input {
 				sum, size, err = store.WriteContent(context.Background(), h, nil)
 			}
 			require.NoError(t, err)
-			parent.Files[base] = &ostree.File{Header: h, Size: size, Checksum: sum}
+			parent.Files[base] = &ostree.File{Header: &h, Size: size, Checksum: sum}
 		default:
 			t.Fatalf("bad kind %c", n.kind)
 		}

@@ -80,7 +80,7 @@ func TestFormatLs(t *testing.T) {
 func TestFormatLsColumns(t *testing.T) {
 	tr := NewTree()
 	h := FileHeader{UID: 1000, GID: 4294967294, Mode: ModeRegular | 0o4755}
-	tr.Root.Files["suid"] = &File{Header: h, Size: 12345678, Checksum: ContentChecksum(h, nil)}
+	tr.Root.Files["suid"] = &File{Header: &h, Size: 12345678, Checksum: ContentChecksum(h, nil)}
 	tr.Root.Dirs["tmp"] = NewDir(DirMeta{Mode: ModeDir | 0o1777, UID: 5})
 	_, _, err := tr.Finalize(nil)
 	require.NoError(t, err)

@@ -50,7 +50,7 @@ func tv1Tree(t testing.TB, canonical bool) *Tree {
 		return FileHeader{Mode: ModeRegular | mode, Xattrs: x.Normalize()}
 	}
 	add := func(d *Dir, name string, h FileHeader, payload string) {
-		d.Files[name] = &File{Header: h, Size: int64(len(payload)), Checksum: ContentChecksum(h, []byte(payload))}
+		d.Files[name] = &File{Header: &h, Size: int64(len(payload)), Checksum: ContentChecksum(h, []byte(payload))}
 	}
 	add(tr.Root, "hello.txt", reg(0o644, nil), "hello\n")
 	add(tr.Root, "run.sh", reg(0o755, nil), "#!/bin/sh\necho hi\n")
@@ -352,7 +352,7 @@ func TestFinalizeNamesBadPath(t *testing.T) {
 	tr := NewTree()
 	d := NewDir(DirMeta{Mode: ModeDir | 0o755})
 	tr.Root.Dirs["etc"] = d
-	d.Files["bad\xffname"] = &File{Header: FileHeader{Mode: ModeRegular | 0o644}}
+	d.Files["bad\xffname"] = &File{Header: &FileHeader{Mode: ModeRegular | 0o644}}
 	_, _, err := tr.Finalize(nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "/etc")
@@ -365,4 +365,32 @@ func TestXattrsNormalize(t *testing.T) {
 	back, err := ParseXattrs(x.Normalize().Marshal())
 	require.NoError(t, err)
 	assert.Equal(t, x.Normalize(), back)
+}
+
+func TestHeaderTableSharesEqualHeaders(t *testing.T) {
+	reg := func(uid uint32, mode uint32, x ...Xattr) FileHeader {
+		return FileHeader{UID: uid, Mode: ModeRegular | mode, Xattrs: Xattrs(x).Normalize()}
+	}
+	tests := []struct {
+		name  string
+		a, b  FileHeader
+		share bool
+	}{
+		{"equal", reg(0, 0o644), reg(0, 0o644), true},
+		{"equal xattrs", reg(0, 0o644, Xattr{"user.a", []byte("1")}), reg(0, 0o644, Xattr{"user.a", []byte("1")}), true},
+		{"owner differs", reg(0, 0o644), reg(1, 0o644), false},
+		{"mode differs", reg(0, 0o644), reg(0, 0o755), false},
+		{"xattr value differs", reg(0, 0o644, Xattr{"user.a", []byte("1")}), reg(0, 0o644, Xattr{"user.a", []byte("2")}), false},
+		{"xattr split differs", reg(0, 0o644, Xattr{"user.a", []byte("1\x00user.b")}), reg(0, 0o644, Xattr{"user.a", []byte("1")}, Xattr{"user.b", []byte("")}), false},
+		{"symlinks never shared", FileHeader{Mode: ModeSymlink | 0o777, Target: "x"}, FileHeader{Mode: ModeSymlink | 0o777, Target: "x"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ht HeaderTable
+			a, b := ht.Intern(tc.a), ht.Intern(tc.b)
+			require.Equal(t, tc.a, *a)
+			require.Equal(t, tc.b, *b)
+			require.Equal(t, tc.share, a == b)
+		})
+	}
 }

@@ -11,9 +11,50 @@ import (
 // and checksum. Hardlinked paths are separate File values with the same checksum, exactly
 // as ostree sees them.
 type File struct {
-	Header   FileHeader
+	// Header is never nil. Files with equal metadata may share one header (see
+	// HeaderTable): never modify it through a File, point the File to a new one.
+	Header   *FileHeader
 	Size     int64 // payload bytes; 0 for symlinks
 	Checksum Checksum
+}
+
+// HeaderTable interns file headers. An image has a few dozen distinct combinations of
+// owner, mode and xattrs across 10^5 files; sharing them halves the memory of a File,
+// which is most of a tree. The zero value is ready to use; not safe for concurrent use.
+type HeaderTable struct {
+	m map[headerKey]*FileHeader
+}
+
+type headerKey struct {
+	uid, gid, mode, rdev uint32
+	xattrs               string
+}
+
+// Intern returns a shared header equal to h. Symlink headers are not shared: their
+// targets are nearly all distinct.
+func (t *HeaderTable) Intern(h FileHeader) *FileHeader {
+	if h.Target != "" {
+		return &h
+	}
+	k := headerKey{uid: h.UID, gid: h.GID, mode: h.Mode, rdev: h.Rdev}
+	if len(h.Xattrs) > 0 {
+		var b strings.Builder
+		for _, x := range h.Xattrs {
+			// Names have no NUL; the value length makes the encoding unambiguous.
+			fmt.Fprintf(&b, "%s\x00%d\x00", x.Name, len(x.Value))
+			b.Write(x.Value)
+		}
+		k.xattrs = b.String()
+	}
+	if p := t.m[k]; p != nil {
+		return p
+	}
+	if t.m == nil {
+		t.m = map[headerKey]*FileHeader{}
+	}
+	p := &h
+	t.m[k] = p
+	return p
 }
 
 // Dir is a directory in a tree.
@@ -62,8 +103,13 @@ func (d *Dir) DirTree() DirTree {
 
 // Tree is the in-memory tree of a commit: metadata only, content lives in a Store.
 type Tree struct {
-	Root *Dir
+	Root    *Dir
+	headers HeaderTable
 }
+
+// InternHeader returns a header equal to h, shared with the tree's other files that
+// have the same metadata. Not safe for concurrent use.
+func (t *Tree) InternHeader(h FileHeader) *FileHeader { return t.headers.Intern(h) }
 
 // NewTree returns a tree with an empty root owned by root, mode 0755.
 func NewTree() *Tree {

@@ -39,7 +39,7 @@ func benchTree(b *testing.B) (*ostree.Tree, *ostree.Store) {
 			var sum ostree.Checksum
 			copy(sum[:], fmt.Sprintf("%06d%06d", i, j))
 			tb.dir("/usr/lib/" + p.name).Files[fmt.Sprintf("file%02d", j)] = &ostree.File{
-				Header: ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}, Size: int64(1000 + (i*j)%50000), Checksum: sum,
+				Header: &ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}, Size: int64(1000 + (i*j)%50000), Checksum: sum,
 			}
 		}
 		tb.file("/var/lib/dpkg/info/"+p.name+".list", list)

@@ -78,7 +78,16 @@ type component struct {
 
 // treeFiles lists every regular file and symlink of the tree in walk order.
 func treeFiles(t *ostree.Tree) []FileRef {
-	var out []FileRef
+	var count func(d *ostree.Dir) int
+	count = func(d *ostree.Dir) int {
+		n := len(d.Files)
+		for _, sub := range d.Dirs {
+			n += count(sub)
+		}
+		return n
+	}
+	// Exact capacity: this is one of the largest allocations of a plan.
+	out := make([]FileRef, 0, count(t.Root))
 	var walk func(dir string, d *ostree.Dir)
 	walk = func(dir string, d *ostree.Dir) {
 		for _, n := range d.FileNames() {

@@ -51,7 +51,7 @@ func (b *testTree) file(p string, content []byte, x ...ostree.Xattr) *ostree.Fil
 	h := ostree.FileHeader{Mode: ostree.ModeRegular | 0o644, Xattrs: ostree.Xattrs(x).Normalize()}
 	sum, n, err := b.store.WriteContent(context.Background(), h, bytes.NewReader(content))
 	require.NoError(b.t, err)
-	f := &ostree.File{Header: h, Size: n, Checksum: sum}
+	f := &ostree.File{Header: &h, Size: n, Checksum: sum}
 	b.dir(path.Dir(p)).Files[path.Base(p)] = f
 	return f
 }
@@ -65,7 +65,7 @@ func (b *testTree) symlink(p, target string) {
 	h := ostree.FileHeader{Mode: ostree.ModeSymlink | 0o777, Target: target}
 	sum, _, err := b.store.WriteContent(context.Background(), h, nil)
 	require.NoError(b.t, err)
-	b.dir(path.Dir(p)).Files[path.Base(p)] = &ostree.File{Header: h, Checksum: sum}
+	b.dir(path.Dir(p)).Files[path.Base(p)] = &ostree.File{Header: &h, Checksum: sum}
 }
 
 func (b *testTree) remove(p string) {

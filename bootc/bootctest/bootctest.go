@@ -153,7 +153,7 @@ func (ti Image) Build(t testing.TB) *Built {
 			h.Mode |= ostree.ModeRegular
 		}
 		sum := ostree.ContentChecksum(h, []byte(f.Data))
-		mkdir(path.Dir(f.Path)).Files[path.Base(f.Path)] = &ostree.File{Header: h, Size: int64(len(f.Data)), Checksum: sum}
+		mkdir(path.Dir(f.Path)).Files[path.Base(f.Path)] = &ostree.File{Header: &h, Size: int64(len(f.Data)), Checksum: sum}
 		b.Sums[f.Path] = sum
 		c := max(f.Chunk, 1)
 		if _, ok := chunkOf[sum]; !ok {

@@ -317,7 +317,7 @@ func TestLoadArguments(t *testing.T) {
 
 func TestPostprocess(t *testing.T) {
 	dm := func(mode uint32) ostree.DirMeta { return ostree.DirMeta{Mode: ostree.ModeDir | mode} }
-	f := &ostree.File{Header: ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}}
+	f := &ostree.File{Header: &ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}}
 	tests := []struct {
 		name    string
 		build   func(r *ostree.Dir)

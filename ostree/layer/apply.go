@@ -241,6 +241,7 @@ func (a *applier) putFile(p string, f ostree.File) error {
 	}
 	delete(d.Dirs, name) // a file replaces a directory and everything below it
 	nf := f
+	nf.Header = a.t.InternHeader(*f.Header)
 	d.Files[name] = &nf
 	a.seenFiles[&nf] = true
 	a.markUnder(stack)

@@ -151,9 +151,9 @@ func dump(t testing.TB, s *ostree.Store, tree *ostree.Tree) []string {
 		body, err := io.ReadAll(obj)
 		require.NoError(t, err)
 		obj.Close()
-		require.Equal(t, obj.Header, h, p)
+		require.Equal(t, obj.Header, *h, p)
 		require.Equal(t, f.Size, int64(len(body)), p)
-		require.Equal(t, ostree.ContentChecksum(h, body), f.Checksum, p)
+		require.Equal(t, ostree.ContentChecksum(*h, body), f.Checksum, p)
 		out = append(out, fmt.Sprintf("%s f %04o %d:%d%s %q", p, h.Mode&0o7777, h.UID, h.GID, xs(h.Xattrs), body))
 		return nil
 	}))

@@ -185,7 +185,7 @@ func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, boo
 		if n != hdr.Size {
 			return op{}, false, fmt.Errorf("read %d of %d bytes", n, hdr.Size)
 		}
-		return op{kind: opFile, path: p, file: ostree.File{Header: h, Size: n, Checksum: sum}}, true, nil
+		return op{kind: opFile, path: p, file: ostree.File{Header: &h, Size: n, Checksum: sum}}, true, nil
 	case tar.TypeSymlink:
 		x, err := xattrs(hdr)
 		if err != nil {
@@ -207,7 +207,7 @@ func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, boo
 		if err != nil {
 			return op{}, false, err
 		}
-		return op{kind: opFile, path: p, file: ostree.File{Header: h, Checksum: sum}}, true, nil
+		return op{kind: opFile, path: p, file: ostree.File{Header: &h, Checksum: sum}}, true, nil
 	case tar.TypeLink:
 		if p == "" {
 			return op{}, false, errors.New("a hardlink cannot replace the root directory")

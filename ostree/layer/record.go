@@ -227,7 +227,8 @@ func (rr *recordReader) next() (op, error) {
 			m.Xattrs, err = rr.xattrs()
 		}
 	case opFile:
-		h := &o.file.Header
+		h := new(ostree.FileHeader)
+		o.file.Header = h
 		if h.UID, h.GID, h.Mode, err = rr.ids(); err != nil {
 			break
 		}

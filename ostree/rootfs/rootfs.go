@@ -64,8 +64,8 @@ func Import(ctx context.Context, dir string, store *ostree.Store, o Options) (*o
 		return nil, fmt.Errorf("import %s: not a directory", dir)
 	}
 
-	im := &importer{o: o, store: store, links: map[inode]*ostree.File{}}
 	tree := &ostree.Tree{}
+	im := &importer{o: o, store: store, tree: tree, links: map[inode]*ostree.File{}}
 	jobs := make(chan job, 4*workers)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -102,6 +102,7 @@ func Import(ctx context.Context, dir string, store *ostree.Store, o Options) (*o
 type importer struct {
 	o     Options
 	store *ostree.Store
+	tree  *ostree.Tree // its header table; only the walker goroutine touches it
 	// links maps an inode with several links to the File of its first path. Only the
 	// walker goroutine touches it.
 	links     map[inode]*ostree.File
@@ -155,7 +156,7 @@ func (im *importer) walk(ctx context.Context, dir, rel string, d *ostree.Dir, jo
 			if err != nil {
 				return fmt.Errorf("import %s: %w", r, err)
 			}
-			f.Header = h
+			f.Header = im.tree.InternHeader(h)
 			select {
 			case jobs <- job{path: p, rel: r, file: f, ino: key}:
 			case <-ctx.Done():
@@ -241,7 +242,7 @@ func (im *importer) fileHeader(p string, st *unix.Stat_t) (ostree.FileHeader, er
 func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 	h := j.file.Header
 	if h.IsSymlink() {
-		c, _, err := im.store.WriteContent(ctx, h, nil)
+		c, _, err := im.store.WriteContent(ctx, *h, nil)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", j.rel, err)
 		}
@@ -260,7 +261,7 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 	if (inode{uint64(st.Dev), uint64(st.Ino)}) != j.ino || st.Mode != h.Mode {
 		return fmt.Errorf("import %s: file changed while importing", j.rel)
 	}
-	sum := ostree.NewContentHash(h)
+	sum := ostree.NewContentHash(*h)
 	n, err := io.CopyBuffer(sum, ctxReader{ctx, f}, buf)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", j.rel, err)
@@ -271,7 +272,7 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("import %s: %w", j.rel, err)
 		}
-		written, wn, err := im.store.WriteContent(ctx, h, f)
+		written, wn, err := im.store.WriteContent(ctx, *h, f)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", j.rel, err)
 		}

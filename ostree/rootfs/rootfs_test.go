@@ -135,7 +135,7 @@ func TestImportModesLinksAndEmptyDirs(t *testing.T) {
 		assert.Equal(t, data.Header, l.Header, p)
 		assert.Equal(t, int64(6), l.Size, p)
 	}
-	assert.Equal(t, ostree.ContentChecksum(data.Header, []byte("shared")), data.Checksum)
+	assert.Equal(t, ostree.ContentChecksum(*data.Header, []byte("shared")), data.Checksum)
 	require.NoError(t, s.VerifyContent(data.Checksum))
 	_, _, err = tr.Finalize(s)
 	require.NoError(t, err)
