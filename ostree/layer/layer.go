@@ -242,14 +242,12 @@ func specialKind(t byte) string {
 }
 
 // splitEntryPath cleans a tar entry name into path components relative to the layer
-// root. A leading "./" is normal; absolute names, names whose ".." would leave the root,
-// and names ostree cannot store are errors rather than silently rewritten.
+// root. A leading "./" is normal, and absolute names are taken relative to the root as
+// container engines unpack them; names whose ".." would leave the root and names ostree
+// cannot store are errors rather than silently rewritten.
 func splitEntryPath(name string) ([]string, error) {
 	if !utf8.ValidString(name) {
 		return nil, errors.New("path is not valid UTF-8 (ostree cannot store it)")
-	}
-	if strings.HasPrefix(name, "/") {
-		return nil, errors.New("absolute path in a layer")
 	}
 	var out []string
 	for _, c := range strings.Split(name, "/") {

@@ -161,6 +161,12 @@ func TestApply(t *testing.T) {
 			layers: [][]ent{{file("a/../b", "b")}},
 			want:   []string{"/ d 0755 0:0", "/b f 0644 0:0 \"b\""},
 		},
+		{
+			// Container engines unpack absolute names below the image root.
+			name:   "absolute names and hardlink targets are relative to the root",
+			layers: [][]ent{{dir("/etc"), file("//etc/passwd", "x"), hardlink("/etc/p2", "/etc/passwd")}},
+			want:   []string{"/ d 0755 0:0", "/etc d 0755 0:0", "/etc/passwd f 0644 0:0 \"x\"", "/etc/p2 f 0644 0:0 \"x\""},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,7 +218,7 @@ func TestApplyErrors(t *testing.T) {
 		{name: "corrupt tar header", layers: [][]byte{corrupt}, want: []string{`after entry "first"`, "invalid tar header"}},
 		{name: "dot-dot escapes", layers: [][]byte{mkTar(t, file("a/../../etc/passwd", "x"))}, want: []string{`entry "a/../../etc/passwd"`, "escapes the layer root"}},
 		{name: "leading dot-dot", layers: [][]byte{mkTar(t, file("../x", "x"))}, want: []string{"escapes the layer root"}},
-		{name: "absolute path", layers: [][]byte{mkTar(t, file("/etc/passwd", "x"))}, want: []string{`entry "/etc/passwd"`, "absolute path"}},
+		{name: "absolute dot-dot escapes", layers: [][]byte{mkTar(t, file("/../etc/passwd", "x"))}, want: []string{`entry "/../etc/passwd"`, "escapes the layer root"}},
 		{name: "hardlink target escapes", layers: [][]byte{mkTar(t, hardlink("a", "../../x"))}, want: []string{"hardlink target", "escapes"}},
 		{name: "hardlink to a missing target", layers: [][]byte{mkTar(t, file("a", "a"), hardlink("b", "nothere"))},
 			want: []string{`entry "b"`, `hardlink target "nothere" does not exist`}},
