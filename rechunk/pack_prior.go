@@ -282,14 +282,21 @@ func shareable(items []packItem, b *pbin) bool {
 	return true
 }
 
-// mergeCheapest merges the two shared bins whose union adds the fewest expected bytes;
-// the merged bin keeps the position of the first.
+// mergeCheapest merges the two shared bins whose union costs the fewest bytes: the
+// expected bytes it adds per upgrade, plus what this upgrade downloads because a layer
+// kept unchanged from the previous build changes (merging two large stable layers to
+// make room for a small new component would re-download both right away).
+// The merged bin keeps the position of the first.
 func mergeCheapest(items []packItem, bins *[]*pbin) bool {
 	bs := *bins
 	best, bi, bj := 0.0, -1, -1
 	stats := make([]binStat, len(bs))
+	now := make([]float64, len(bs))
 	for i, b := range bs {
 		stats[i] = binStatOf(items, b)
+		if keptUnchanged(items, b) {
+			now[i] = stats[i].size
+		}
 	}
 	for i := range bs {
 		if !shareable(items, bs[i]) {
@@ -303,7 +310,7 @@ func mergeCheapest(items []packItem, bins *[]*pbin) bool {
 			m.size += stats[j].size
 			m.logQ += stats[j].logQ
 			m.always += stats[j].always
-			c := m.cost() - stats[i].cost() - stats[j].cost()
+			c := m.cost() - stats[i].cost() - stats[j].cost() + now[i] + now[j]
 			if bi < 0 || c < best {
 				best, bi, bj = c, i, j
 			}
@@ -315,6 +322,20 @@ func mergeCheapest(items []packItem, bins *[]*pbin) bool {
 	bs[bi].units = append(bs[bi].units, bs[bj].units...)
 	bs[bi].kind = binTier
 	*bins = append(bs[:bj], bs[bj+1:]...)
+	return true
+}
+
+// keptUnchanged reports whether b is a previous layer that this build would otherwise
+// reproduce as it was.
+func keptUnchanged(items []packItem, b *pbin) bool {
+	if b.prev == 0 || b.repacked {
+		return false
+	}
+	for _, u := range b.units {
+		if items[u.item].changed {
+			return false
+		}
+	}
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -171,6 +172,72 @@ func TestTwoReleases(t *testing.T) {
 		}
 		assert.LessOrEqual(t, len(changed), 3, "changed layers: %v", names(changed))
 	})
+}
+
+// TestNewComponentAtFullBudget: the previous build used every layer and a new big
+// file arrives. Making room must not merge large layers that would otherwise stay the
+// same: the upgrade would download them for a few new megabytes.
+func TestNewComponentAtFullBudget(t *testing.T) {
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	v1 := releaseTree(t, store, "")
+	const maxLayers = 6 // every layer used, several shared by many packages
+	p1, err := NewPlan(ctx, v1, store, Options{MaxLayers: maxLayers})
+	require.NoError(t, err)
+	require.Len(t, p1.Layers, maxLayers)
+
+	b := newTestTree(t, store)
+	b.addDpkg(releasePackages(""))
+	b.sized("/usr/lib/modules/6.1.0/vmlinuz", 8<<20, "kernel")
+	b.sized("/usr/lib/modules/6.1.0/initramfs.img", 20<<20, "initramfs")
+	b.sized("/usr/share/big-unowned.dat", 3<<20, "big")
+	b.file("/usr/etc/hostname", []byte("box\n"))
+	b.file("/usr/etc/machine-info", []byte("x\n"))
+	b.symlink("/bin", "usr/bin")
+	b.sized("/usr/share/new-model.bin", 2<<20, "new") // a new big-file component
+	v2 := b.finalize()
+	for _, label := range []bool{true, false} {
+		p2, err := NewPlan(ctx, v2, store, Options{MaxLayers: maxLayers, Previous: []Previous{asPrevious("v1", p1, label, true)}})
+		require.NoError(t, err)
+		checkPlan(t, v2, p2, maxLayers)
+		var changedOld int64
+		for _, l := range changedLayers(p1, p2) {
+			if !slices.Contains(l.Components, "file:/usr/share/new-model.bin") {
+				changedOld += l.Size
+			}
+		}
+		assert.Less(t, changedOld, int64(4<<20), "label=%v: bytes of previous layers changed to make room", label)
+	}
+}
+
+// TestMergeCheapestKeepsStableLayers reproduces the 2 GB benchmark's rebuild: 292
+// small packages share one 600 MB layer (together they change in nearly every upgrade,
+// by the model), the package database has a tiny layer of its own, and a new 5 MB file
+// needs a place. Merging the tiny layer into the big one adds almost no expected bytes
+// but would make this upgrade download the 600 MB.
+func TestMergeCheapestKeepsStableLayers(t *testing.T) {
+	var items []packItem
+	var shared []unitRef
+	for i := range 292 {
+		items = append(items, packItem{name: fmt.Sprintf("src%04d", i), size: 2 << 20, p: 0.09})
+		shared = append(shared, unitRef{item: i})
+	}
+	items = append(items,
+		packItem{name: PackageDBComponent, size: 100 << 10, p: 0.8},
+		packItem{name: "src-large", size: 50 << 20, p: 0.09},
+		packItem{name: "file:/new", size: 5 << 20, p: 0.5})
+	n := len(items)
+	bins := []*pbin{
+		{kind: binTier, units: shared, prev: 1},
+		{kind: binSingle, units: []unitRef{{item: n - 3}}, prev: 2},
+		{kind: binSingle, units: []unitRef{{item: n - 2}}, prev: 3},
+		{kind: binNew, units: []unitRef{{item: n - 1}}},
+	}
+	require.True(t, mergeCheapest(items, &bins))
+	require.Len(t, bins, 3)
+	assert.Len(t, bins[0].units, 292, "the big stable layer is untouched")
+	assert.Len(t, bins[2].units, 1, "the large stable layer is untouched")
 }
 
 // TestIssue9 embeds container images (one file per blob) in an exclusive component;
