@@ -18,10 +18,11 @@ import (
 
 // inputFlags are the flags of commands that load a build input (an image or a rootfs).
 type inputFlags struct {
-	store    string
-	rootfs   string
-	noCache  bool
-	insecure bool
+	store     string
+	rootfs    string
+	noCache   bool
+	insecure  bool
+	noSELinux bool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -29,6 +30,7 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.rootfs, "rootfs", "", "load this root filesystem directory instead of an image")
 	fs.BoolVar(&f.noCache, "no-layer-cache", false, "neither use nor write the store's layer records")
 	fs.BoolVar(&f.insecure, "insecure", false, "skip TLS verification for docker:// sources")
+	fs.BoolVar(&f.noSELinux, "no-selinux", false, "keep the input's xattrs instead of labelling it from the SELinux policy it contains")
 }
 
 // openStore opens --store, or the default store.
@@ -53,10 +55,11 @@ func (f *inputFlags) load(ctx context.Context, from string) (*source.Input, *ost
 		return nil, nil, err
 	}
 	in, err := source.Load(ctx, from, f.rootfs, source.Options{
-		Store:   store,
-		Image:   imageio.Options{InsecureSkipTLSVerify: f.insecure},
-		Warn:    func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
-		NoCache: f.noCache,
+		Store:     store,
+		Image:     imageio.Options{InsecureSkipTLSVerify: f.insecure},
+		Warn:      func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+		NoCache:   f.noCache,
+		NoSELinux: f.noSELinux,
 	})
 	if err != nil {
 		return nil, nil, err

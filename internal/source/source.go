@@ -25,6 +25,7 @@ import (
 	"github.com/rechunker-dev/rechunker/ostree"
 	"github.com/rechunker-dev/rechunker/ostree/layer"
 	"github.com/rechunker-dev/rechunker/ostree/rootfs"
+	"github.com/rechunker-dev/rechunker/ostree/selinux"
 )
 
 // Options configure Load.
@@ -35,6 +36,10 @@ type Options struct {
 	Warn func(string)
 	// NoCache neither replays nor writes layer records.
 	NoCache bool
+	// NoSELinux keeps the xattrs of the input as they are. By default a tree that
+	// configures an SELinux policy (etc/selinux/config) is labelled from it, as
+	// rpm-ostree does.
+	NoSELinux bool
 	// Progress, when set, is called after each layer is applied.
 	Progress func(LayerResult)
 }
@@ -57,6 +62,13 @@ type Input struct {
 	Created   time.Time       // commit timestamp (seconds precision, UTC)
 	Ref       string          // what was loaded
 	Layers    []LayerResult   // image layers in order; empty for a rootfs directory
+	SELinux   *SELinuxResult  // nil when the tree was not labelled
+}
+
+// SELinuxResult describes the labelling of a tree from its own policy.
+type SELinuxResult struct {
+	Policy string // SELINUXTYPE
+	selinux.Stats
 }
 
 // sourceDateEpoch is the reproducible-builds variable used when an image has no created time.
@@ -85,6 +97,12 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	if err != nil {
 		return nil, err
 	}
+	// Label before /etc moves: the policy names /etc paths.
+	if !o.NoSELinux {
+		if err := relabel(ctx, in, o); err != nil {
+			return nil, err
+		}
+	}
 	if err := Postprocess(in.Tree); err != nil {
 		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
 	}
@@ -106,6 +124,23 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
 	}
 	return in, nil
+}
+
+// relabel gives the tree the SELinux labels of the policy it configures, if any.
+func relabel(ctx context.Context, in *Input, o Options) error {
+	p, typ, err := selinux.Load(ctx, o.Store, in.Tree)
+	if errors.Is(err, selinux.ErrNoPolicy) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load %s: %w (--no-selinux skips labelling)", in.Ref, err)
+	}
+	st, err := selinux.Apply(ctx, o.Store, in.Tree, p)
+	if err != nil {
+		return fmt.Errorf("load %s: SELinux labels from policy %q: %w", in.Ref, typ, err)
+	}
+	in.SELinux = &SELinuxResult{Policy: typ, Stats: st}
+	return nil
 }
 
 // filesystemLayerTypes are the layer media types that hold a (possibly compressed) tar
