@@ -26,6 +26,9 @@ packages=(
 	ostree skopeo umoci podman buildah runc conmon netavark aardvark-dns catatonit
 	fuse-overlayfs uidmap debootstrap debian-archive-keyring gpgv rpm attr jq zstd
 	sqlite3 pigz xz-utils tar git ca-certificates time bc
+	# A real SELinux policy: its file contexts are the oracle for labelling tests.
+	# Nothing is enforced; these machines have no SELinux LSM.
+	selinux-policy-default
 )
 missing=()
 for p in "${packages[@]}"; do

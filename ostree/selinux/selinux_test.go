@@ -3,6 +3,7 @@ package selinux
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,4 +234,105 @@ func ostreeCmd(t *testing.T, args ...string) string {
 	out, err := exec.Command("ostree", args...).CombinedOutput()
 	require.NoError(t, err, "ostree %v: %s", args, out)
 	return string(out)
+}
+
+// TestApplyMatchesOstreeRealPolicy labels a copy of this machine's directory layout
+// (names, types and symlinks of /usr, /etc and /var, with tiny contents) with a real
+// policy, Debian's selinux-policy-default (5,000+ specifications), and compares it
+// with ostree commit --selinux-policy. CI installs the policy; elsewhere it skips.
+func TestApplyMatchesOstreeRealPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: copies thousands of paths")
+	}
+	const policy = "/etc/selinux/default"
+	if _, err := os.Stat(policy + "/contexts/files/file_contexts"); err != nil {
+		t.Skip("selinux-policy-default not installed (apt-get install selinux-policy-default)")
+	}
+	if _, err := exec.LookPath("ostree"); err != nil {
+		t.Skip("ostree not installed: it is the oracle for labels")
+	}
+	dir := filepath.Join(t.TempDir(), "root")
+	copied := 0
+	const maxEntries = 30000
+	for _, top := range []string{"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/share/doc", "/etc", "/var/lib", "/var/log", "/var/spool", "/opt", "/srv", "/root", "/home"} {
+		_ = filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+			if err != nil || copied >= maxEntries {
+				return filepath.SkipDir
+			}
+			if strings.HasPrefix(p, "/etc/selinux") || strings.ContainsAny(p, "\n\r") {
+				return nil
+			}
+			dst := filepath.Join(dir, p)
+			switch {
+			case d.Type().IsDir():
+				if err := os.MkdirAll(dst, 0o755); err != nil {
+					return err
+				}
+			case d.Type()&os.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return nil
+				}
+				_ = os.MkdirAll(filepath.Dir(dst), 0o755)
+				if err := os.Symlink(target, dst); err != nil {
+					return nil
+				}
+			case d.Type().IsRegular():
+				_ = os.MkdirAll(filepath.Dir(dst), 0o755)
+				if err := os.WriteFile(dst, []byte(filepath.Base(p)), 0o644); err != nil {
+					return nil
+				}
+			default:
+				return nil
+			}
+			copied++
+			return nil
+		})
+	}
+	require.Greater(t, copied, 1000, "too few paths copied from this machine")
+	cfg := filepath.Join(dir, "etc/selinux")
+	require.NoError(t, os.MkdirAll(filepath.Join(cfg, "default/contexts/files"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(cfg, "default/policy"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(cfg, "config"), []byte("SELINUX=enforcing\nSELINUXTYPE=default\n"), 0o644))
+	for _, f := range []string{"contexts/files/file_contexts", "contexts/files/file_contexts.homedirs", "contexts/files/file_contexts.local", "contexts/files/file_contexts.subs_dist", "contexts/files/file_contexts.subs", "policy/policy.33"} {
+		data, err := os.ReadFile(filepath.Join(policy, f))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(cfg, "default", f), data, 0o644))
+	}
+
+	repo := filepath.Join(t.TempDir(), "repo")
+	ostreeCmd(t, "init", "--repo="+repo, "--mode=bare-user")
+	ostreeCmd(t, "commit", "--repo="+repo, "--selinux-policy="+dir, "--tree=dir="+dir, "-b", "t", "--timestamp=2024-01-01T00:00:00Z")
+	want := ostreeCmd(t, "ls", "--repo="+repo, "-RCX", "t")
+
+	ctx := context.Background()
+	store, err := ostree.OpenStore(filepath.Join(t.TempDir(), "store"))
+	require.NoError(t, err)
+	tree, err := rootfs.Import(ctx, dir, store, rootfs.Options{})
+	require.NoError(t, err)
+	p, _, err := Load(ctx, store, tree)
+	require.NoError(t, err)
+	st, err := Apply(ctx, store, tree, p)
+	require.NoError(t, err)
+	t.Logf("%d paths, %d labelled, %d objects rewritten", copied, st.Labeled, st.Rewritten)
+	_, _, err = tree.Finalize(store)
+	require.NoError(t, err)
+	var got bytes.Buffer
+	require.NoError(t, ostree.FormatLsOptions(&got, tree, "/", ostree.LsOptions{Recursive: true, Checksums: true, Xattrs: true}))
+	wantLines, gotLines := strings.Split(want, "\n"), strings.Split(got.String(), "\n")
+	require.Equal(t, len(wantLines), len(gotLines))
+	bad := 0
+	for i := range wantLines {
+		if wantLines[i] != gotLines[i] && !strings.HasPrefix(wantLines[i], "d") {
+			bad++
+			if bad <= 10 {
+				t.Errorf("ostree: %s\nours:   %s", wantLines[i], gotLines[i])
+			}
+		}
+	}
+	assert.Zero(t, bad, "entries labelled differently")
+	assert.Equal(t, want, got.String(), "directory checksums")
 }
