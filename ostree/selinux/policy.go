@@ -37,8 +37,10 @@ var fileTypes = map[string]uint32{
 	"-b": modeBlock, "-s": modeSocket, "-p": modeFIFO,
 }
 
-// maxSpecs bounds a policy's specifications (Fedora's targeted policy has ~6,000).
-const maxSpecs = 1 << 20
+// maxSpecs bounds a policy's specifications: Fedora's targeted policy has about 6,000,
+// and each compiled expression takes a few KiB, so a hostile image cannot make the
+// build use more than a couple of hundred MiB through its policy.
+const maxSpecs = 50000
 
 // Policy is a parsed file-contexts configuration. Lookups are safe for concurrent use.
 type Policy struct {

@@ -101,7 +101,10 @@ func TestParseErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
-	_, err := Parse(nil, &Source{Name: "subs", R: strings.NewReader("relative /x\n")}, nil)
+	huge := strings.Repeat("/a(/.*)? ctx\n", maxSpecs+1)
+	_, err := Parse([]Source{{Name: "fc", R: strings.NewReader(huge)}}, nil, nil)
+	assert.ErrorContains(t, err, "more than 50000 specifications")
+	_, err = Parse(nil, &Source{Name: "subs", R: strings.NewReader("relative /x\n")}, nil)
 	assert.ErrorContains(t, err, "subs:1: substitution paths must be absolute")
 }
 
