@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -144,6 +145,20 @@ type Stats struct {
 	Labeled   int // files, symlinks and directories given a label
 	Rewritten int // content objects written with their new header
 	Reused    int // relabelled objects found in the store's relabel index
+	// Pruned counts the unlabelled originals removed (Options.PruneSince), and
+	// PrunedBytes their size on disk.
+	Pruned      int
+	PrunedBytes int64
+}
+
+// Options tune Apply.
+type Options struct {
+	// PruneSince, when set, removes each unlabelled content object as soon as no file
+	// of the tree uses it any more, if it was created at or after this time (by this
+	// build's import): the store then holds about one copy of the image, not two, at any
+	// time. Layer records that name them become unusable, so only set it when records
+	// are not kept.
+	PruneSince time.Time
 }
 
 // Apply gives every file, symlink and directory of t the label p assigns it, as ostree
@@ -152,8 +167,17 @@ type Stats struct {
 // needs a new content object; it is written once and remembered in the store's relabel
 // index, so rebuilds of the same content only look it up. t's paths are labelled as
 // they are (an /etc not yet moved to /usr/etc is labelled as /etc).
-func Apply(ctx context.Context, store *ostree.Store, t *ostree.Tree, p *Policy) (Stats, error) {
-	a := &applier{store: store, t: t, p: p}
+func Apply(ctx context.Context, store *ostree.Store, t *ostree.Tree, p *Policy, o Options) (Stats, error) {
+	a := &applier{store: store, t: t, p: p, since: o.PruneSince}
+	if !a.since.IsZero() {
+		a.refs = map[ostree.Checksum]int32{}
+		_ = t.Walk(func(_ string, _ *ostree.Dir, f *ostree.File) error {
+			if f != nil && !f.Header.IsSymlink() {
+				a.refs[f.Checksum]++
+			}
+			return nil
+		})
+	}
 	if l := p.Label("/", modeDir); l != "" {
 		t.Root.Meta.Xattrs = withLabel(t.Root.Meta.Xattrs, l)
 		a.labeled.Add(1)
@@ -193,14 +217,42 @@ func Apply(ctx context.Context, store *ostree.Store, t *ostree.Tree, p *Policy) 
 		})
 	}
 	err := g.Wait()
-	return Stats{Labeled: int(a.labeled.Load()), Rewritten: int(a.rewritten.Load()), Reused: int(a.reused.Load())}, err
+	return Stats{Labeled: int(a.labeled.Load()), Rewritten: int(a.rewritten.Load()), Reused: int(a.reused.Load()),
+		Pruned: a.pruned, PrunedBytes: a.prunedBytes}, err
+}
+
+// release drops one use of an unlabelled original and removes it when it was the last
+// one and the object is not older than since. Called with a.mu held; a failure only
+// leaves the object behind.
+func (a *applier) release(sum ostree.Checksum) {
+	if a.refs == nil {
+		return
+	}
+	if a.refs[sum]--; a.refs[sum] > 0 {
+		return
+	}
+	delete(a.refs, sum)
+	p := a.store.ObjectFile(sum, ostree.ObjFile)
+	fi, err := os.Lstat(p)
+	if err != nil || fi.ModTime().Before(a.since) {
+		return // older than this build: another image's import may use it
+	}
+	if os.Remove(p) == nil {
+		a.pruned++
+		a.prunedBytes += fi.Size()
+	}
 }
 
 type applier struct {
 	store *ostree.Store
 	t     *ostree.Tree
 	p     *Policy
-	mu    sync.Mutex // guards the tree's header table
+	mu    sync.Mutex // guards the tree's header table and the fields below
+	since time.Time
+	// refs counts the tree's uses of each unlabelled object, when pruning.
+	refs        map[ostree.Checksum]int32
+	pruned      int
+	prunedBytes int64
 
 	labeled, rewritten, reused atomic.Int64
 }
@@ -246,8 +298,11 @@ func (a *applier) dir(ctx context.Context, dp string, d *ostree.Dir) error {
 		}
 		a.mu.Lock()
 		f.Header = a.t.InternHeader(h)
-		a.mu.Unlock()
+		if !h.IsSymlink() {
+			a.release(f.Checksum)
+		}
 		f.Checksum = sum
+		a.mu.Unlock()
 	}
 	return nil
 }
