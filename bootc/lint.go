@@ -56,6 +56,11 @@ func (im *importer) lintTree() {
 	if im.derived != nil && im.derived.filter["sysroot"] {
 		r.warn(CheckSysroot, -1, "derived layers write to /sysroot; bootc drops that content")
 	}
+	if policy, unlabelled, total := selinuxCoverage(im.tree); policy != "" && unlabelled > 0 {
+		r.warn(CheckSELinux, -1, "%d of %d entries have no security.selinux label although the image ships an SELinux policy (%s): "+
+			"an enforcing host checks them out unlabelled; build without --no-selinux to label them from the policy",
+			unlabelled, total, policy)
+	}
 	if v := varContent(im.tree); len(v) > 0 {
 		ex := v
 		if len(ex) > maxExamples {
@@ -64,6 +69,34 @@ func (im *importer) lintTree() {
 		r.warn(CheckVar, -1, "%d files under /var (%s): bootc writes /var only at installation, upgrades never update it; ship them in /usr and use tmpfiles.d",
 			len(v), strings.Join(ex, ", "))
 	}
+}
+
+// selinuxCoverage returns where the tree configures an SELinux policy ("" when it does
+// not) and how many of its files, symlinks and directories carry no label.
+func selinuxCoverage(t *ostree.Tree) (policy string, unlabelled, total int) {
+	for _, p := range []string{"/usr/etc/selinux/config", "/etc/selinux/config"} {
+		if t.LookupFile(p) != nil {
+			policy = p
+			break
+		}
+	}
+	if policy == "" {
+		return "", 0, 0
+	}
+	_ = t.Walk(func(_ string, d *ostree.Dir, f *ostree.File) error {
+		x := ostree.Xattrs(nil)
+		if f != nil {
+			x = f.Header.Xattrs
+		} else {
+			x = d.Meta.Xattrs
+		}
+		total++
+		if _, ok := x.Get("security.selinux"); !ok {
+			unlabelled++
+		}
+		return nil
+	})
+	return policy, unlabelled, total
 }
 
 // Kernels returns the kernel versions with a usr/lib/modules/<kver>/vmlinuz.

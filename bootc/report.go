@@ -24,6 +24,7 @@ const (
 	CheckKernel      = "kernel"         // lint: kernel presence
 	CheckSysroot     = "sysroot"        // lint: content in /sysroot
 	CheckVar         = "var"            // lint: /var content
+	CheckSELinux     = "selinux"        // lint: policy shipped but files unlabelled
 	CheckLabels      = "labels"         // lint: label conventions
 	CheckLayerCount  = "layer-count"    // lint: too many layers
 	CheckNotChunked  = "not-ostree"     // lint: plain image, every layer derived

@@ -371,6 +371,19 @@ func TestVerifyLint(t *testing.T) {
 	}
 	assert.Contains(t, checks[CheckKernel], "no kernel")
 	assert.Contains(t, checks[CheckVar], "/var/lib/app/state")
+	assert.NotContains(t, checks, CheckSELinux, "no policy, no SELinux warning")
+
+	img = bootctest.Base()
+	img.Files = append(img.Files, bootctest.File{Path: "/usr/etc/selinux/config", Data: "SELINUXTYPE=targeted\n", Chunk: 3})
+	r = verifyRef(t, img.Build(t).Ref, Options{})
+	require.Nil(t, r.Failure, "%v", r.Failure)
+	var msg string
+	for _, w := range r.Warnings {
+		if w.Check == CheckSELinux {
+			msg = w.Message
+		}
+	}
+	assert.Contains(t, msg, "have no security.selinux label although the image ships an SELinux policy (/usr/etc/selinux/config)")
 }
 
 // TestVerifyMetadataSpill runs with no memory budget for metadata objects, so every
