@@ -304,6 +304,22 @@ func TestHostileImages(t *testing.T) {
 			},
 		},
 		{
+			name: "SELinux policy with a regex Go cannot compile",
+			layers: one(hdir("etc/selinux/bad/contexts/files/"), hfile("etc/selinux/config", "SELINUXTYPE=bad\n"),
+				hfile("etc/selinux/bad/contexts/files/file_contexts", "/usr(/.*)?\tsystem_u:object_r:usr_t:s0\n/x(?<=y)\tctx\n")),
+			buildErr: []string{`SELinux policy "bad"`, "file_contexts:2: regex", "--no-selinux"},
+		},
+		{
+			name:     "SELinux config is a symlink loop",
+			layers:   one(hdir("etc/selinux/"), hsymlink("etc/selinux/config", "config")),
+			buildErr: []string{"/etc/selinux/config", "too many levels of symbolic links"},
+		},
+		{
+			name:     "SELinux type escaping the policy directory",
+			layers:   one(hdir("etc/selinux/"), hfile("etc/selinux/config", "SELINUXTYPE=../../tmp\n")),
+			buildErr: []string{"invalid SELINUXTYPE"},
+		},
+		{
 			name:     "hardlink to missing target",
 			layers:   func(t *testing.T, m string) []hlayer { return one(hlink("usr/bin/link", "usr/bin/missing"))(t, m) },
 			buildErr: []string{"usr/bin/link", "usr/bin/missing"},
