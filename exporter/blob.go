@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -232,6 +234,8 @@ func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest
 	if !ok || !c.blobs.has(d, size) {
 		return "", 0, false
 	}
+	ostree.Touch(c.indexPath(comp, diffID)) // used: pruning keeps it
+	ostree.Touch(c.blobs.path(d))
 	return d, size, true
 }
 
@@ -262,7 +266,11 @@ func (c *blobCache) keyPath(key string) string {
 
 // lookupKey returns the diff_id and tar size remembered for a layer key.
 func (c *blobCache) lookupKey(key string) (digest.Digest, int64, bool) {
-	return readDigestSize(c.keyPath(key))
+	d, size, ok := readDigestSize(c.keyPath(key))
+	if ok {
+		ostree.Touch(c.keyPath(key))
+	}
+	return d, size, ok
 }
 
 // recordKey remembers the diff_id and tar size of a layer key.
@@ -328,4 +336,38 @@ func (s *layerSink) close() error {
 		return err
 	}
 	return s.fileBuf.Flush()
+}
+
+// PruneBlobCache removes the store's cached blobs and cache entries not used since
+// cutoff; a blob that a kept index entry names stays.
+func PruneBlobCache(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool) (ostree.PruneStats, error) {
+	c := newBlobCache(store.Path("blobs"))
+	st, err := ostree.PruneFiles(ctx, filepath.Join(c.root, "layers"), cutoff, dryRun, nil)
+	if err != nil {
+		return st, err
+	}
+	// Index entries: the ones kept (recently used) keep their blobs.
+	kept := map[string]bool{}
+	s, err := ostree.PruneFiles(ctx, filepath.Join(c.root, "index"), cutoff, dryRun, func(string) bool { return false })
+	st.Add(s)
+	if err != nil {
+		return st, err
+	}
+	err = filepath.WalkDir(filepath.Join(c.root, "index"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && !fi.ModTime().Before(cutoff) {
+			if dg, _, ok := readDigestSize(p); ok {
+				kept[c.blobs.path(dg)] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	s, err = ostree.PruneFiles(ctx, filepath.Join(c.root, digest.SHA256.String()), cutoff, dryRun, func(p string) bool { return kept[p] })
+	st.Add(s)
+	return st, err
 }

@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(),
 		newDiffCmd(),
 		newInspectCmd(),
+		newStoreCmd(),
 	)
 	return root
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -108,6 +109,7 @@ func replay(ctx context.Context, path string, t *ostree.Tree, store *ostree.Stor
 		return layer.Stats{}, false, nil
 	}
 	defer f.Close()
+	ostree.Touch(path) // used: pruning keeps it and its objects
 	st, err := layer.Replay(ctx, t, store, f, lo)
 	if errors.Is(err, layer.ErrRecordUnusable) {
 		lo.Warn(fmt.Sprintf("ignoring layer record %s: %v", path, err))
@@ -136,4 +138,37 @@ func commitRecord(rec *os.File, path string) error {
 		os.Remove(name)
 	}
 	return err
+}
+
+// PruneLayerRecords removes the layer records not used since cutoff and calls keep with
+// every content object a remaining record names. A damaged record names nothing: its
+// objects may go, and replaying it then fails its check and imports the layer again.
+func PruneLayerRecords(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool, keep func(ostree.Checksum)) (ostree.PruneStats, error) {
+	dir := store.Path(layerCacheDir)
+	st, err := ostree.PruneFiles(ctx, dir, cutoff, dryRun, nil)
+	if err != nil {
+		return st, err
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || fi.ModTime().Before(cutoff) {
+			return nil // pruned (or would be, on a dry run)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		_ = layer.RecordObjects(ctx, f, keep)
+		return ctx.Err()
+	})
+	return st, err
 }

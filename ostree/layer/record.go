@@ -372,3 +372,27 @@ func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
 		}
 	}
 }
+
+// RecordObjects calls fn with the checksum of every content object a record names
+// (store pruning keeps them while the record is kept).
+func RecordObjects(ctx context.Context, r io.Reader, fn func(ostree.Checksum)) error {
+	rr, err := newRecordReader(r)
+	if err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		o, err := rr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if o.kind == opFile {
+			fn(o.file.Checksum)
+		}
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -318,6 +320,7 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	if b, err := os.ReadFile(idx); err == nil {
 		if sum, err := ostree.ParseChecksum(strings.TrimSpace(string(b))); err == nil && a.store.Has(sum, ostree.ObjFile) {
 			a.reused.Add(1)
+			ostree.Touch(idx) // used: pruning keeps it and its object
 			return sum, nil
 		}
 	}
@@ -366,4 +369,35 @@ func xattrsEqual(a, b ostree.Xattrs) bool {
 		}
 	}
 	return true
+}
+
+// PruneIndex removes the relabel index entries not used since cutoff and calls keep
+// with the relabelled object of every remaining entry.
+func PruneIndex(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool, keep func(ostree.Checksum)) (ostree.PruneStats, error) {
+	dir := store.Path("relabel")
+	st, err := ostree.PruneFiles(ctx, dir, cutoff, dryRun, nil)
+	if err != nil {
+		return st, err
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || fi.ModTime().Before(cutoff) {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil {
+			if sum, err := ostree.ParseChecksum(strings.TrimSpace(string(b))); err == nil {
+				keep(sum)
+			}
+		}
+		return ctx.Err()
+	})
+	return st, err
 }

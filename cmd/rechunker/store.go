@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rechunker-dev/rechunker/bootc"
+	"github.com/rechunker-dev/rechunker/exporter"
+	"github.com/rechunker-dev/rechunker/internal/source"
+	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/ostree/selinux"
+)
+
+func newStoreCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Manage the object store",
+	}
+	cmd.AddCommand(newStorePruneCmd())
+	return cmd
+}
+
+// pruneSummary is the --json output of store prune.
+type pruneSummary struct {
+	Store        string           `json:"store"`
+	Cutoff       time.Time        `json:"cutoff"`
+	DryRun       bool             `json:"dry_run"`
+	Removed      map[string]int   `json:"removed_files"`
+	RemovedBytes map[string]int64 `json:"removed_bytes"`
+	Kept         int              `json:"objects_named_by_kept_caches"`
+	Seconds      float64          `json:"seconds"`
+	stats        map[string]ostree.PruneStats
+}
+
+func newStorePruneCmd() *cobra.Command {
+	var (
+		in        inputFlags
+		olderThan time.Duration
+		dryRun    bool
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "prune [--older-than DURATION] [--dry-run]",
+		Short: "Remove what no build used recently from the store",
+		Long: `Prune removes from the store the layer records, relabel index entries, cached
+blobs and objects that no build used within --older-than (default 30 days). Caches mark
+an entry used when a build reads it; the content objects a kept layer record or relabel
+entry names stay, whatever their age, and nothing written within --older-than is removed,
+so a build running meanwhile keeps its objects. The next build that needs something
+pruned imports or compresses it again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if olderThan <= 0 {
+				return exitError{code: 2, err: fmt.Errorf("--older-than must be positive, got %s", olderThan)}
+			}
+			store, err := in.openStore()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			cutoff := start.Add(-olderThan)
+			sum := pruneSummary{Store: store.Path(), Cutoff: cutoff.UTC(), DryRun: dryRun, stats: map[string]ostree.PruneStats{}}
+			keep := map[ostree.Checksum]bool{}
+			mark := func(c ostree.Checksum) { keep[c] = true }
+			steps := []struct {
+				name string
+				run  func() (ostree.PruneStats, error)
+			}{
+				{"layer records", func() (ostree.PruneStats, error) { return source.PruneLayerRecords(ctx, store, cutoff, dryRun, mark) }},
+				{"relabel index", func() (ostree.PruneStats, error) { return selinux.PruneIndex(ctx, store, cutoff, dryRun, mark) }},
+				{"blob cache", func() (ostree.PruneStats, error) { return exporter.PruneBlobCache(ctx, store, cutoff, dryRun) }},
+				{"objects", func() (ostree.PruneStats, error) {
+					return store.PruneObjects(ctx, cutoff, dryRun, func(c ostree.Checksum, t ostree.ObjectType) bool {
+						return t == ostree.ObjFile && keep[c]
+					})
+				}},
+			}
+			sum.Removed, sum.RemovedBytes = map[string]int{}, map[string]int64{}
+			for _, s := range steps {
+				st, err := s.run()
+				sum.stats[s.name] = st
+				sum.Removed[s.name], sum.RemovedBytes[s.name] = st.Files, st.Bytes
+				if err != nil {
+					return fmt.Errorf("prune %s: %s: %w", store.Path(), s.name, err)
+				}
+			}
+			sum.Kept = len(keep)
+			sum.Seconds = time.Since(start).Seconds()
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(sum)
+			}
+			verb := "Removed"
+			if dryRun {
+				verb = "Would remove"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s from %s (unused since %s):\n", verb, store.Path(), cutoff.UTC().Format(time.RFC3339))
+			var total ostree.PruneStats
+			for _, s := range steps {
+				st := sum.stats[s.name]
+				total.Add(st)
+				fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", s.name, st.Files, bootc.HumanSize(st.Bytes))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", "total", total.Files, bootc.HumanSize(total.Bytes))
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&in.store, "store", "", "object store directory (default $XDG_CACHE_HOME/rechunker/store)")
+	fs.DurationVar(&olderThan, "older-than", 30*24*time.Hour, "remove what no build used for this long")
+	fs.BoolVar(&dryRun, "dry-run", false, "only report what would be removed")
+	fs.BoolVar(&asJSON, "json", false, "print a JSON summary")
+	return cmd
+}
