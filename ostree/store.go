@@ -259,8 +259,19 @@ func (s *Store) ObjectFile(c Checksum, t ObjectType) string {
 	return filepath.Join(s.root, filepath.FromSlash(ObjectPath(c, t)))
 }
 
-// Has reports whether the object exists.
+// Has reports whether the object exists (for content, also as a derived object).
 func (s *Store) Has(c Checksum, t ObjectType) bool {
+	if s.hasFile(c, t) {
+		return true
+	}
+	if t != ObjFile {
+		return false
+	}
+	base, _, err := s.derived(c)
+	return err == nil && s.hasFile(base, ObjFile)
+}
+
+func (s *Store) hasFile(c Checksum, t ObjectType) bool {
 	if s.objects != nil {
 		rel := ObjectPath(c, t)[len("objects/"):]
 		err := unix.Faccessat(int(s.objects.Fd()), rel, unix.F_OK, 0)
@@ -447,12 +458,41 @@ func (o *ContentObject) Close() error {
 	return o.f.Close()
 }
 
-// OpenContent opens a content object; read its payload from the returned object.
+// OpenContent opens a content object, stored or derived; read its payload from the
+// returned object.
 func (s *Store) OpenContent(c Checksum) (*ContentObject, error) {
+	f, err := os.Open(s.ObjectFile(c, ObjFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		base, h, derr := s.derived(c)
+		if derr != nil {
+			if errors.Is(derr, fs.ErrNotExist) {
+				return nil, fmt.Errorf("open content %s: %w", c, err)
+			}
+			return nil, fmt.Errorf("open content %s: %w", c, derr)
+		}
+		obj, err := s.openFile(base)
+		if err != nil {
+			return nil, fmt.Errorf("open content %s (derived from %s): %w", c, base, err)
+		}
+		obj.Header = h
+		return obj, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open content %s: %w", c, err)
+	}
+	return s.parseOpened(c, f)
+}
+
+// openFile opens a content object stored as a file.
+func (s *Store) openFile(c Checksum) (*ContentObject, error) {
 	f, err := os.Open(s.ObjectFile(c, ObjFile))
 	if err != nil {
 		return nil, fmt.Errorf("open content %s: %w", c, err)
 	}
+	return s.parseOpened(c, f)
+}
+
+func (s *Store) parseOpened(c Checksum, f *os.File) (*ContentObject, error) {
 	br, _ := s.readers.Get().(*bufio.Reader)
 	if br == nil {
 		br = bufio.NewReaderSize(f, 64<<10)
@@ -493,15 +533,15 @@ func parseContentObject(f *os.File, br *bufio.Reader) (*ContentObject, error) {
 	return &ContentObject{Header: h, Size: st.Size() - 8 - hlen, f: f, br: br}, nil
 }
 
-// VerifyContent rereads a content object and checks its checksum.
+// VerifyContent rereads a content object (stored or derived) and checks its checksum.
 func (s *Store) VerifyContent(c Checksum) error {
-	f, err := os.Open(s.ObjectFile(c, ObjFile))
+	obj, err := s.OpenContent(c)
 	if err != nil {
 		return fmt.Errorf("verify content %s: %w", c, err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	defer obj.Close()
+	h := NewContentHash(obj.Header)
+	if _, err := io.Copy(h, obj); err != nil {
 		return fmt.Errorf("verify content %s: %w", c, err)
 	}
 	var got Checksum
@@ -576,4 +616,106 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Derived content objects share the payload of another content object and differ in
+// the header only (SELinux relabelling changes nothing else). The store keeps the
+// header and the base object's checksum instead of a second copy of the payload:
+// derived/xx/<rest> holds the base checksum, a newline, and the header in ostree's
+// encoding. OpenContent and Has treat them like stored objects.
+const derivedDir = "derived"
+
+// maxDerivedEntry bounds a derived entry: a checksum and a header with its xattrs.
+const maxDerivedEntry = 65 + MaxXattrsSize + 4096
+
+func (s *Store) derivedPath(c Checksum) string {
+	h := c.String()
+	return filepath.Join(s.root, derivedDir, h[:2], h[2:])
+}
+
+// AddDerived records that content object c is base's payload with header h. The
+// caller computed c (ContentChecksum of h and the payload); base must be stored as a
+// file. The entry is written atomically.
+func (s *Store) AddDerived(c, base Checksum, h FileHeader) error {
+	if err := h.Validate(); err != nil {
+		return fmt.Errorf("derive %s: %w", c, err)
+	}
+	if !s.hasFile(base, ObjFile) {
+		return fmt.Errorf("derive %s: base object %s is not stored", c, base)
+	}
+	p := s.derivedPath(c)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("derive %s: %w", c, err)
+	}
+	data := append([]byte(base.String()+"\n"), h.Marshal()...)
+	if err := WriteFileAtomic(p, data); err != nil {
+		return fmt.Errorf("derive %s: %w", c, err)
+	}
+	return nil
+}
+
+// derived reads the entry of derived object c.
+func (s *Store) derived(c Checksum) (Checksum, FileHeader, error) {
+	f, err := os.Open(s.derivedPath(c))
+	if err != nil {
+		return Checksum{}, FileHeader{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxDerivedEntry+1))
+	if err != nil {
+		return Checksum{}, FileHeader{}, err
+	}
+	if len(b) < 65 || len(b) > maxDerivedEntry || b[64] != '\n' {
+		return Checksum{}, FileHeader{}, fmt.Errorf("derived entry of %s is damaged", c)
+	}
+	base, err := ParseChecksum(string(b[:64]))
+	if err != nil {
+		return Checksum{}, FileHeader{}, fmt.Errorf("derived entry of %s: %w", c, err)
+	}
+	h, err := ParseFileHeader(b[65:])
+	if err != nil {
+		return Checksum{}, FileHeader{}, fmt.Errorf("derived entry of %s: %w", c, err)
+	}
+	return base, h, nil
+}
+
+// PruneDerived removes derived entries last modified before cutoff that keep does not
+// claim, and calls keepBase with the base of every remaining entry.
+func (s *Store) PruneDerived(ctx context.Context, cutoff time.Time, dryRun bool, keep func(Checksum) bool, keepBase func(Checksum)) (PruneStats, error) {
+	dir := filepath.Join(s.root, derivedDir)
+	parse := func(p string) (Checksum, bool) {
+		d, name := filepath.Split(p)
+		c, err := ParseChecksum(filepath.Base(filepath.Clean(d)) + name)
+		return c, err == nil
+	}
+	st, err := PruneFiles(ctx, dir, cutoff, dryRun, func(p string) bool {
+		c, ok := parse(p)
+		return !ok || keep(c)
+	})
+	if err != nil {
+		return st, err
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		c, ok := parse(p)
+		if !ok {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.ModTime().Before(cutoff) && !keep(c) {
+			return nil // pruned (or would be, on a dry run)
+		}
+		if base, _, err := s.derived(c); err == nil {
+			keepBase(base)
+		}
+		return ctx.Err()
+	})
+	return st, err
 }

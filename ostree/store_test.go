@@ -316,3 +316,50 @@ func TestOpenStoreRemovesStaleTemps(t *testing.T) {
 		}
 	}
 }
+
+func TestDerivedObjects(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenStore(t.TempDir())
+	require.NoError(t, err)
+	payload := []byte("shared payload of a relabelled file")
+	h := FileHeader{Mode: ModeRegular | 0o644}
+	base, _, err := s.WriteContent(ctx, h, bytes.NewReader(payload))
+	require.NoError(t, err)
+	h2 := FileHeader{Mode: ModeRegular | 0o644, Xattrs: Xattrs{{Name: "security.selinux", Value: []byte("system_u:object_r:bin_t:s0\x00")}}}
+	sum := ContentChecksum(h2, payload)
+
+	require.False(t, s.Has(sum, ObjFile))
+	require.NoError(t, s.AddDerived(sum, base, h2))
+	assert.True(t, s.Has(sum, ObjFile))
+	obj, err := s.OpenContent(sum)
+	require.NoError(t, err)
+	got, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	obj.Close()
+	assert.Equal(t, h2, obj.Header)
+	assert.Equal(t, payload, got)
+	require.NoError(t, s.VerifyContent(sum))
+
+	// A derived entry needs a stored base, and a wrong checksum is caught on verify.
+	assert.ErrorContains(t, s.AddDerived(sum, sum, h2), "is not stored")
+	bad := ContentChecksum(h, []byte("other"))
+	require.NoError(t, s.AddDerived(bad, base, h2))
+	assert.ErrorContains(t, s.VerifyContent(bad), "hash to")
+
+	// Pruning: an old entry goes unless kept; a kept one keeps its base.
+	old := time.Now().Add(-48 * time.Hour)
+	require.NoError(t, os.Chtimes(s.derivedPath(sum), old, old))
+	require.NoError(t, os.Chtimes(s.derivedPath(bad), old, old))
+	var bases []Checksum
+	st, err := s.PruneDerived(ctx, time.Now().Add(-time.Hour), false, func(c Checksum) bool { return c == sum }, func(c Checksum) { bases = append(bases, c) })
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Files)
+	assert.Equal(t, []Checksum{base}, bases)
+	assert.True(t, s.Has(sum, ObjFile))
+	assert.False(t, s.Has(bad, ObjFile))
+
+	// A damaged entry is an error naming the object, not a panic.
+	require.NoError(t, os.WriteFile(s.derivedPath(sum), []byte("garbage"), 0o644))
+	_, err = s.OpenContent(sum)
+	assert.ErrorContains(t, err, "damaged")
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -127,6 +128,22 @@ func readSmallObject(store *ostree.Store, f *ostree.File, max int64) ([]byte, er
 		return nil, fmt.Errorf("%d bytes, more than %d", f.Size, max)
 	}
 	raw, err := os.ReadFile(store.ObjectFile(f.Checksum, ostree.ObjFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A derived object (an SELinux-relabelled file) shares another one's payload.
+		obj, err := store.OpenContent(f.Checksum)
+		if err != nil {
+			return nil, err
+		}
+		defer obj.Close()
+		data, err := io.ReadAll(io.LimitReader(obj, max+1))
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(data)) != f.Size {
+			return nil, fmt.Errorf("content object %s: %d bytes, the tree says %d", f.Checksum, len(data), f.Size)
+		}
+		return data, nil
+	}
 	if err != nil {
 		return nil, err
 	}

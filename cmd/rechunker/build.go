@@ -135,7 +135,6 @@ type seSummary struct {
 	Labeled   int    `json:"labeled"`
 	Rewritten int    `json:"rewritten_objects"`
 	Reused    int    `json:"reused_objects"`
-	Pruned    int    `json:"pruned_originals,omitempty"`
 }
 
 // buildSummary is the --json output.
@@ -212,7 +211,7 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 		"total": int(time.Since(start).Milliseconds()),
 	}}
 	if in.SELinux != nil {
-		sum.SELinux = &seSummary{Policy: in.SELinux.Policy, Labeled: in.SELinux.Labeled, Rewritten: in.SELinux.Rewritten, Reused: in.SELinux.Reused, Pruned: in.SELinux.Pruned}
+		sum.SELinux = &seSummary{Policy: in.SELinux.Policy, Labeled: in.SELinux.Labeled, Rewritten: in.SELinux.Rewritten, Reused: in.SELinux.Reused}
 	}
 	for _, l := range res.Layers {
 		sum.Bytes += l.Size
@@ -234,9 +233,6 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 		if s := sum.SELinux; s != nil {
 			fmt.Fprintf(cmd.OutOrStdout(), "  SELinux labels from policy %q: %d entries labelled, %d objects rewritten (%d from the store's index)\n",
 				s.Policy, s.Labeled, s.Rewritten+s.Reused, s.Reused)
-			if s.Pruned > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "  removed %d unlabelled originals from the store (%s)\n", s.Pruned, bootc.HumanSize(in.SELinux.PrunedBytes))
-			}
 		}
 	}
 	return nil

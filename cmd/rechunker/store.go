@@ -73,6 +73,9 @@ pruned imports or compresses it again.`,
 				{"layer records", func() (ostree.PruneStats, error) { return source.PruneLayerRecords(ctx, store, cutoff, dryRun, mark) }},
 				{"relabel index", func() (ostree.PruneStats, error) { return selinux.PruneIndex(ctx, store, cutoff, dryRun, mark) }},
 				{"blob cache", func() (ostree.PruneStats, error) { return exporter.PruneBlobCache(ctx, store, cutoff, dryRun) }},
+				{"derived", func() (ostree.PruneStats, error) {
+					return store.PruneDerived(ctx, cutoff, dryRun, func(c ostree.Checksum) bool { return keep[c] }, mark)
+				}},
 				{"objects", func() (ostree.PruneStats, error) {
 					return store.PruneObjects(ctx, cutoff, dryRun, func(c ostree.Checksum, t ostree.ObjectType) bool {
 						return t == ostree.ObjFile && keep[c]

@@ -87,9 +87,6 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	if o.Warn == nil {
 		o.Warn = func(string) {}
 	}
-	// Object files have second-or-better mtimes; a margin keeps clock granularity from
-	// hiding objects this load wrote.
-	start := time.Now().Add(-2 * time.Second)
 	var in *Input
 	var err error
 	if from != "" {
@@ -102,7 +99,7 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	}
 	// Label before /etc moves: the policy names /etc paths.
 	if !o.NoSELinux {
-		if err := relabel(ctx, in, o, start); err != nil {
+		if err := relabel(ctx, in, o); err != nil {
 			return nil, err
 		}
 	}
@@ -130,7 +127,7 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 }
 
 // relabel gives the tree the SELinux labels of the policy it configures, if any.
-func relabel(ctx context.Context, in *Input, o Options, start time.Time) error {
+func relabel(ctx context.Context, in *Input, o Options) error {
 	p, typ, err := selinux.Load(ctx, o.Store, in.Tree)
 	if errors.Is(err, selinux.ErrNoPolicy) {
 		return nil
@@ -138,12 +135,7 @@ func relabel(ctx context.Context, in *Input, o Options, start time.Time) error {
 	if err != nil {
 		return fmt.Errorf("load %s: %w (--no-selinux skips labelling)", in.Ref, err)
 	}
-	var so selinux.Options
-	if o.NoCache {
-		// Without layer records nothing will read the unlabelled originals again.
-		so.PruneSince = start
-	}
-	st, err := selinux.Apply(ctx, o.Store, in.Tree, p, so)
+	st, err := selinux.Apply(ctx, o.Store, in.Tree, p)
 	if err != nil {
 		return fmt.Errorf("load %s: SELinux labels from policy %q: %w", in.Ref, typ, err)
 	}

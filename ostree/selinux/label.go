@@ -145,41 +145,20 @@ func readTreeFile(ctx context.Context, store *ostree.Store, t *ostree.Tree, p st
 // Stats counts what Apply did.
 type Stats struct {
 	Labeled   int // files, symlinks and directories given a label
-	Rewritten int // content objects written with their new header
+	Rewritten int // content objects given a new header (derived objects, see below)
 	Reused    int // relabelled objects found in the store's relabel index
-	// Pruned counts the unlabelled originals removed (Options.PruneSince), and
-	// PrunedBytes their size on disk.
-	Pruned      int
-	PrunedBytes int64
-}
-
-// Options tune Apply.
-type Options struct {
-	// PruneSince, when set, removes each unlabelled content object as soon as no file
-	// of the tree uses it any more, if it was created at or after this time (by this
-	// build's import): the store then holds about one copy of the image, not two, at any
-	// time. Layer records that name them become unusable, so only set it when records
-	// are not kept.
-	PruneSince time.Time
 }
 
 // Apply gives every file, symlink and directory of t the label p assigns it, as ostree
 // does when it commits with the policy: an existing security.selinux is replaced; when
 // the policy gives no label, the xattrs stay as they are. A file whose header changes
-// needs a new content object; it is written once and remembered in the store's relabel
-// index, so rebuilds of the same content only look it up. t's paths are labelled as
+// needs a new content object: its payload is hashed once under the new header and the
+// store records it as derived from the original (no second copy of the payload), and
+// the store's relabel index remembers it, so rebuilds of the same content only look it
+// up. t's paths are labelled as
 // they are (an /etc not yet moved to /usr/etc is labelled as /etc).
-func Apply(ctx context.Context, store *ostree.Store, t *ostree.Tree, p *Policy, o Options) (Stats, error) {
-	a := &applier{store: store, t: t, p: p, since: o.PruneSince}
-	if !a.since.IsZero() {
-		a.refs = map[ostree.Checksum]int32{}
-		_ = t.Walk(func(_ string, _ *ostree.Dir, f *ostree.File) error {
-			if f != nil && !f.Header.IsSymlink() {
-				a.refs[f.Checksum]++
-			}
-			return nil
-		})
-	}
+func Apply(ctx context.Context, store *ostree.Store, t *ostree.Tree, p *Policy) (Stats, error) {
+	a := &applier{store: store, t: t, p: p}
 	if l := p.Label("/", modeDir); l != "" {
 		t.Root.Meta.Xattrs = withLabel(t.Root.Meta.Xattrs, l)
 		a.labeled.Add(1)
@@ -219,42 +198,14 @@ func Apply(ctx context.Context, store *ostree.Store, t *ostree.Tree, p *Policy, 
 		})
 	}
 	err := g.Wait()
-	return Stats{Labeled: int(a.labeled.Load()), Rewritten: int(a.rewritten.Load()), Reused: int(a.reused.Load()),
-		Pruned: a.pruned, PrunedBytes: a.prunedBytes}, err
-}
-
-// release drops one use of an unlabelled original and removes it when it was the last
-// one and the object is not older than since. Called with a.mu held; a failure only
-// leaves the object behind.
-func (a *applier) release(sum ostree.Checksum) {
-	if a.refs == nil {
-		return
-	}
-	if a.refs[sum]--; a.refs[sum] > 0 {
-		return
-	}
-	delete(a.refs, sum)
-	p := a.store.ObjectFile(sum, ostree.ObjFile)
-	fi, err := os.Lstat(p)
-	if err != nil || fi.ModTime().Before(a.since) {
-		return // older than this build: another image's import may use it
-	}
-	if os.Remove(p) == nil {
-		a.pruned++
-		a.prunedBytes += fi.Size()
-	}
+	return Stats{Labeled: int(a.labeled.Load()), Rewritten: int(a.rewritten.Load()), Reused: int(a.reused.Load())}, err
 }
 
 type applier struct {
 	store *ostree.Store
 	t     *ostree.Tree
 	p     *Policy
-	mu    sync.Mutex // guards the tree's header table and the fields below
-	since time.Time
-	// refs counts the tree's uses of each unlabelled object, when pruning.
-	refs        map[ostree.Checksum]int32
-	pruned      int
-	prunedBytes int64
+	mu    sync.Mutex // guards the tree's header table
 
 	labeled, rewritten, reused atomic.Int64
 }
@@ -300,11 +251,8 @@ func (a *applier) dir(ctx context.Context, dp string, d *ostree.Dir) error {
 		}
 		a.mu.Lock()
 		f.Header = a.t.InternHeader(h)
-		if !h.IsSymlink() {
-			a.release(f.Checksum)
-		}
-		f.Checksum = sum
 		a.mu.Unlock()
+		f.Checksum = sum
 	}
 	return nil
 }
@@ -329,18 +277,46 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 		return ostree.Checksum{}, err
 	}
 	defer obj.Close()
-	sum, n, err := a.store.WriteContent(ctx, h, obj)
+	hash := ostree.NewContentHash(h)
+	n, err := io.Copy(hash, ctxReader{ctx, obj})
 	if err != nil {
-		return ostree.Checksum{}, err
+		return ostree.Checksum{}, fmt.Errorf("read object %s: %w", f.Checksum, err)
 	}
 	if n != f.Size {
 		return ostree.Checksum{}, fmt.Errorf("object %s has %d bytes, the tree says %d", f.Checksum, n, f.Size)
+	}
+	var sum ostree.Checksum
+	hash.Sum(sum[:0])
+	// The tree's objects are stored files (import writes them), so the new object can
+	// share the payload; a derived original (an odd store) gets a real copy instead.
+	if err := a.store.AddDerived(sum, f.Checksum, h); err != nil {
+		obj2, err2 := a.store.OpenContent(f.Checksum)
+		if err2 != nil {
+			return ostree.Checksum{}, err
+		}
+		defer obj2.Close()
+		if _, _, err := a.store.WriteContent(ctx, h, obj2); err != nil {
+			return ostree.Checksum{}, err
+		}
 	}
 	a.rewritten.Add(1)
 	if err := os.MkdirAll(path.Dir(idx), 0o755); err == nil {
 		_ = ostree.WriteFileAtomic(idx, []byte(sum.String()+"\n")) // only a cache
 	}
 	return sum, nil
+}
+
+// ctxReader stops a long copy when the context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // indexPath names the relabel index entry of an object given a new header.
