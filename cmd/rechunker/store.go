@@ -49,7 +49,9 @@ func newStorePruneCmd() *cobra.Command {
 blobs and objects that no build used within --older-than (default 30 days). Caches mark
 an entry used when a build reads it; the content objects a kept layer record or relabel
 entry names stay, whatever their age, and nothing written within --older-than is removed,
-so a build running meanwhile keeps its objects. The next build that needs something
+so a build running meanwhile keeps what it wrote. Run it while no build uses the store,
+though: a build replaying a record unused for the whole window could lose objects under
+it (running that build again imports them anew). The next build that needs something
 pruned imports or compresses it again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
