@@ -267,8 +267,11 @@ func (s *Store) Has(c Checksum, t ObjectType) bool {
 	if t != ObjFile {
 		return false
 	}
-	base, _, err := s.derived(c)
-	return err == nil && s.hasFile(base, ObjFile)
+	// A derived entry is only written for a stored base, and pruning keeps the base of
+	// every entry it keeps: the entry's presence is enough (one stat, no parse; rebuilds
+	// ask this for every relabelled file).
+	_, err := os.Lstat(s.derivedPath(c))
+	return err == nil
 }
 
 func (s *Store) hasFile(c Checksum, t ObjectType) bool {
