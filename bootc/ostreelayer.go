@@ -28,9 +28,12 @@ func (o objInfo) header() ostree.FileHeader {
 }
 
 // checkoutEntry is a non-directory checkout path of an ostree layer, for the
-// container-view check: a hardlink to an object, or a standalone empty file.
+// container-view check: a hardlink to an object, or a standalone empty file. The path
+// is kept as a 64-bit hash: an image has one entry per file, and path strings would
+// be most of verify's memory.
 type checkoutEntry struct {
-	Layer    int
+	hash     uint64
+	Layer    int32
 	Object   ostree.Checksum // zero for a standalone file
 	UID, GID uint32
 	Mode     uint32
@@ -84,7 +87,7 @@ func (im *importer) ostreeLayer(i int, tr *tar.Reader, lr *LayerReport) error {
 		pending    *pendingXattrs
 		considered int
 		lastCommit bool // the previous considered entry was the .commit
-		inLayer    = map[objKey]bool{}
+		inLayer    = map[ostree.Checksum]uint16{} // suffixes seen per object, one bit each
 	)
 	for {
 		hdr, err := tr.Next()
@@ -126,11 +129,11 @@ func (im *importer) ostreeLayer(i int, tr *tar.Reader, lr *LayerReport) error {
 		if pending != nil && suffix != string(ostree.ObjFile) {
 			return problemf(CheckXattrs, i, "dangling xattrs reference for %s: followed by %s instead of its .file", pending.sum, name)
 		}
-		key := objKey{sum, suffix}
-		if inLayer[key] && suffix != "file-xattrs" {
+		bit := suffixBit(suffix)
+		if inLayer[sum]&bit != 0 && suffix != "file-xattrs" {
 			return problemf(CheckObject, i, "duplicate object %s in the layer", name)
 		}
-		inLayer[key] = true
+		inLayer[sum] |= bit
 		switch suffix {
 		case string(ostree.ObjCommit), string(ostree.ObjCommitMeta), string(ostree.ObjDirTree), string(ostree.ObjDirMeta):
 			if role != RoleCommit {
@@ -169,6 +172,21 @@ func (im *importer) ostreeLayer(i int, tr *tar.Reader, lr *LayerReport) error {
 		return problemf(CheckCommit, i, "the commit layer has no <commit>.commit object")
 	}
 	return nil
+}
+
+// objectSuffixes are the object file suffixes of a chunked image.
+var objectSuffixes = []string{"file", "file-xattrs", "file-xattrs-link", "file.xattrs", "commit", "commitmeta", "dirtree", "dirmeta"}
+
+// suffixBit gives each known object suffix a bit for the per-layer duplicate check
+// (a map keyed by checksum and suffix string kept every entry's path reachable, and
+// cost twice the memory); unknown suffixes share the last bit and fail later anyway.
+func suffixBit(s string) uint16 {
+	for i, c := range objectSuffixes {
+		if s == c {
+			return 1 << i
+		}
+	}
+	return 1 << len(objectSuffixes)
 }
 
 func readLimited(r io.Reader, size, limit int64) ([]byte, error) {

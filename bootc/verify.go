@@ -3,13 +3,15 @@ package bootc
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/rechunker-dev/rechunker/internal/imageio"
@@ -50,7 +52,8 @@ type importer struct {
 	commitSum  ostree.Checksum
 	objects    map[ostree.Checksum]objInfo
 	xattrBlobs map[ostree.Checksum]ostree.Xattrs
-	checkout   map[string]checkoutEntry
+	checkout   []checkoutEntry
+	pathSeed   maphash.Seed
 	tree       *ostree.Tree
 	derived    *derivedState
 	capture    *capture
@@ -90,7 +93,7 @@ func newImporter(src *imageio.Source, o Options) (*importer, error) {
 		},
 		objects:    map[ostree.Checksum]objInfo{},
 		xattrBlobs: map[ostree.Checksum]ostree.Xattrs{},
-		checkout:   map[string]checkoutEntry{},
+		pathSeed:   maphash.MakeSeed(),
 		buf:        make([]byte, 128<<10),
 	}, nil
 }
@@ -296,14 +299,6 @@ func (im *importer) loadDir(p string, treeSum, metaSum ostree.Checksum) (*ostree
 	return d, nil
 }
 
-// treePath maps a checkout path of an ostree layer to its commit path (etc is usr/etc).
-func treePath(p string) string {
-	if p == "etc" || strings.HasPrefix(p, "etc/") {
-		p = "usr/" + p
-	}
-	return "/" + p
-}
-
 // recordCheckout remembers non-directory checkout paths of ostree layers: hardlinks to
 // objects, and standalone entries for empty files.
 func (im *importer) recordCheckout(i int, p string, hdr *tar.Header) error {
@@ -319,45 +314,71 @@ func (im *importer) recordCheckout(i int, p string, hdr *tar.Header) error {
 		if err != nil || suffix != string(ostree.ObjFile) {
 			return problemf(CheckContainer, i, "%s is a hardlink to %q, not to a .file object", p, hdr.Linkname)
 		}
-		im.checkout[treePath(p)] = checkoutEntry{Layer: i, Object: sum}
+		im.checkout = append(im.checkout, checkoutEntry{hash: im.checkoutHash(p), Layer: int32(i), Object: sum})
 	case tar.TypeReg:
 		if hdr.Size != 0 {
 			return problemf(CheckContainer, i, "%s is a %d-byte regular file outside the object store", p, hdr.Size)
 		}
-		im.checkout[treePath(p)] = checkoutEntry{Layer: i, UID: uint32(hdr.Uid), GID: uint32(hdr.Gid), Mode: uint32(hdr.Mode)&0o7777 | ostree.ModeRegular}
+		im.checkout = append(im.checkout, checkoutEntry{hash: im.checkoutHash(p), Layer: int32(i), UID: uint32(hdr.Uid), GID: uint32(hdr.Gid), Mode: uint32(hdr.Mode)&0o7777 | ostree.ModeRegular})
 	default:
 		return problemf(CheckContainer, i, "unexpected checkout entry %s (tar type %q) in an ostree layer", p, hdr.Typeflag)
 	}
 	return nil
 }
 
+// checkoutHash hashes the commit path of checkout path p ("/" + p, with etc under
+// usr/etc) without building it.
+func (im *importer) checkoutHash(p string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(im.pathSeed)
+	if p == "etc" || strings.HasPrefix(p, "etc/") {
+		h.WriteString("/usr/")
+	} else {
+		h.WriteString("/")
+	}
+	h.WriteString(p)
+	return h.Sum64()
+}
+
 // checkContainerView compares what `podman run` would show (the checkout paths) with
 // the commit. A path showing other content than the commit is a failure; paths missing
 // from the container view are a warning (bootc itself ignores checkout paths).
 func (im *importer) checkContainerView() error {
+	// A later entry for a path replaces an earlier one, as in a container's view.
+	es := im.checkout
+	slices.SortStableFunc(es, func(a, b checkoutEntry) int { return cmp.Compare(a.hash, b.hash) })
+	w := 0
+	for i := range es {
+		if i+1 < len(es) && es[i+1].hash == es[i].hash {
+			continue
+		}
+		es[w] = es[i]
+		w++
+	}
+	es = es[:w]
+	matched := make([]bool, len(es))
 	var missing []string
 	var bad error
 	_ = im.tree.Walk(func(p string, d *ostree.Dir, f *ostree.File) error {
 		if d != nil || strings.HasPrefix(p, "/sysroot/") {
 			return nil
 		}
-		e, ok := im.checkout[p]
+		h := maphash.String(im.pathSeed, p)
+		i, ok := slices.BinarySearchFunc(es, h, func(e checkoutEntry, h uint64) int { return cmp.Compare(e.hash, h) })
 		if !ok {
 			missing = append(missing, p)
 			return nil
 		}
-		delete(im.checkout, p)
+		matched[i] = true
+		e := es[i]
 		switch {
 		case !e.Object.IsZero() && e.Object != f.Checksum:
-			bad = problemf(CheckContainer, e.Layer, "%s links to object %s but the commit has %s", p, e.Object, f.Checksum)
+			bad = problemf(CheckContainer, int(e.Layer), "%s links to object %s but the commit has %s", p, e.Object, f.Checksum)
 		case e.Object.IsZero() && (f.Size != 0 || f.Header.IsSymlink() || f.Header.UID != e.UID || f.Header.GID != e.GID || f.Header.Mode != e.Mode):
-			bad = problemf(CheckContainer, e.Layer, "%s is an empty file (uid %d gid %d mode %#o) but the commit has object %s (uid %d gid %d mode %#o, %d bytes)",
+			bad = problemf(CheckContainer, int(e.Layer), "%s is an empty file (uid %d gid %d mode %#o) but the commit has object %s (uid %d gid %d mode %#o, %d bytes)",
 				p, e.UID, e.GID, e.Mode, f.Checksum, f.Header.UID, f.Header.GID, f.Header.Mode, f.Size)
 		}
-		if bad != nil {
-			return bad
-		}
-		return nil
+		return bad
 	})
 	if bad != nil {
 		return bad
@@ -365,13 +386,17 @@ func (im *importer) checkContainerView() error {
 	if len(missing) > 0 {
 		im.r.warn(CheckContainer, -1, "%d commit paths have no checkout entry in any layer (e.g. %s); containers built FROM this image will not see them", len(missing), missing[0])
 	}
-	if len(im.checkout) > 0 {
-		extra := make([]string, 0, len(im.checkout))
-		for p := range im.checkout {
-			extra = append(extra, p)
+	extra, first := 0, -1
+	for i, m := range matched {
+		if !m {
+			extra++
+			if first < 0 || es[i].Layer < es[first].Layer {
+				first = i
+			}
 		}
-		sort.Strings(extra)
-		return problemf(CheckContainer, im.checkout[extra[0]].Layer, "%d checkout paths are not in the commit (e.g. %s)", len(extra), extra[0])
+	}
+	if extra > 0 {
+		return problemf(CheckContainer, int(es[first].Layer), "%d checkout paths are not in the commit (the first in layer %d)", extra, es[first].Layer)
 	}
 	im.checkout = nil
 	return nil

@@ -321,6 +321,36 @@ func TestVerifyRejects(t *testing.T) {
 			check: CheckContainer, layer: 1, msg: "/usr/bin/bash links to object",
 		},
 		{
+			name: "checkout path not in the commit",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
+					if n == 1 {
+						e := es[findEntry(es, "usr/bin/bash")]
+						e.Hdr.Name = "usr/bin/bash-extra"
+						es = append(es, e)
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckContainer, layer: 1, msg: "1 checkout paths are not in the commit (the first in layer 1)",
+		},
+		{
+			name: "checkout entry under etc maps to usr/etc",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditLayer = func(n int, es []bootctest.Entry) []bootctest.Entry {
+					if n == 3 {
+						es[findEntry(es, "etc/os-release")].Hdr.Linkname = bootctest.ObjPath(sums["/usr/bin/ping"], "file")
+					}
+					return es
+				}
+				return i
+			},
+			check: CheckContainer, layer: 3, msg: "/usr/etc/os-release links to object",
+		},
+		{
 			name: "diff_id mismatch",
 			img: func() bootctest.Image {
 				i := bootctest.Base()
