@@ -86,7 +86,7 @@ func (im *importer) ostreeLayer(i int, tr *tar.Reader, lr *LayerReport) error {
 	var (
 		pending    *pendingXattrs
 		considered int
-		lastCommit bool // the previous considered entry was the .commit
+		lastCommit bool                           // the previous considered entry was the .commit
 		inLayer    = map[ostree.Checksum]uint16{} // suffixes seen per object, one bit each
 	)
 	for {
