@@ -74,6 +74,9 @@ type Input struct {
 	CommitSum ostree.Checksum
 	Config    imgspecv1.Image // source image config; Config.Config is carried over
 	Created   time.Time       // source created time
+	// CommitMeta, when set, is the commit's detached metadata (signatures); otherwise
+	// the store's .commitmeta object is used, if any.
+	CommitMeta []byte
 }
 
 // Options configure an export.
@@ -304,7 +307,9 @@ func (e *export) loadCommit() error {
 			sum, e.in.Commit.RootTree, e.in.Commit.RootMeta, rt, rm)
 	}
 	e.cd = &commitData{sum: sum, commit: b}
-	if e.store.Has(sum, ostree.ObjCommitMeta) {
+	if e.in.CommitMeta != nil {
+		e.cd.commitMeta = e.in.CommitMeta
+	} else if e.store.Has(sum, ostree.ObjCommitMeta) {
 		meta, err := e.store.ReadMetadata(ostree.ObjCommitMeta, sum)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)

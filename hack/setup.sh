@@ -29,6 +29,8 @@ packages=(
 	# A real SELinux policy: its file contexts are the oracle for labelling tests.
 	# Nothing is enforced; these machines have no SELinux LSM.
 	selinux-policy-default
+	# GLib's own GVariant encoder (through PyGObject) is the oracle for signed metadata.
+	python3-gi
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -19,6 +19,8 @@ import (
 	"github.com/rechunker-dev/rechunker/exporter"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/internal/source"
+	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/ostree/sign"
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
@@ -53,7 +55,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	fs.StringArrayVar(&f.previous, "previous-build", nil, "a previous build (TRANSPORT:REF) whose layout and blobs to reuse; repeatable; default: --output if it is a chunked image")
 	fs.StringArrayVarP(&f.labels, "label", "l", nil, "add a config label KEY=VALUE; repeatable")
 	fs.StringVar(&f.reference, "reference", "latest", "accepted for rpm-ostree compatibility and ignored (rpm-ostree ignores it too)")
-	fs.StringArrayVar(&f.signCommit, "sign-commit", nil, "sign the commit (KEYTYPE=PATH); not supported yet")
+	fs.StringArrayVar(&f.signCommit, "sign-commit", nil, "sign the commit with the ed25519 secret key in PATH (ed25519=PATH, repeatable), as ostree sign does")
 	fs.StringVar(&f.compression, "compression", exporter.CompressionGzip, "layer compression: gzip, zstd or none")
 	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: gzip 6, zstd 3)")
 	fs.BoolVar(&f.noBlobCache, "no-blob-cache", false, "neither use nor fill the store's compressed-blob cache")
@@ -79,8 +81,16 @@ func (f *buildFlags) validate() (map[string]string, error) {
 	if f.maxLayers < 1 {
 		return nil, usageErr("--max-layers %d: must be at least 1", f.maxLayers)
 	}
-	if len(f.signCommit) > 0 {
-		return nil, usageErr("--sign-commit is not supported yet")
+	for _, s := range f.signCommit {
+		typ, path, ok := strings.Cut(s, "=")
+		switch {
+		case !ok || path == "":
+			return nil, usageErr("--sign-commit %q: want KEYTYPE=PATH", s)
+		case typ == "spki":
+			return nil, usageErr("--sign-commit %q: spki keys are not supported; use ed25519", s)
+		case typ != "ed25519":
+			return nil, usageErr("--sign-commit %q: unknown key type %q (ed25519)", s, typ)
+		}
 	}
 	switch f.compression {
 	case exporter.CompressionGzip, exporter.CompressionZstd, exporter.CompressionNone:
@@ -177,6 +187,10 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
+	commitMeta, err := signCommit(store, in, f.signCommit)
+	if err != nil {
+		return err
+	}
 	tLoad := time.Since(start)
 	plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{MaxLayers: f.maxLayers, Previous: prev, Warn: warn})
 	if err != nil {
@@ -197,7 +211,9 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 		opts.Progress = prog
 	}
 	guard := guardOutput(f.output)
-	res, err := exporter.Export(ctx, exporterInput(in), store, plan, opts)
+	ein := exporterInput(in)
+	ein.CommitMeta = commitMeta
+	res, err := exporter.Export(ctx, ein, store, plan, opts)
 	if prog != nil {
 		prog.finish(err == nil)
 	}
@@ -342,4 +358,29 @@ func (d *progressDisplay) finish(ok bool) {
 		d.bar.Abort(false)
 	}
 	d.p.Wait()
+}
+
+// signCommit returns the commit's detached metadata with a signature by each
+// --sign-commit key (nil without keys). It is handed to the exporter rather than
+// stored, so a later unsigned build of the same commit carries no stale signature.
+func signCommit(store *ostree.Store, in *source.Input, specs []string) ([]byte, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	commit, err := store.ReadMetadata(ostree.ObjCommit, in.CommitSum)
+	if err != nil {
+		return nil, fmt.Errorf("sign commit %s: %w", in.CommitSum, err)
+	}
+	var meta []byte
+	for _, s := range specs {
+		_, path, _ := strings.Cut(s, "=")
+		key, err := sign.LoadEd25519(path)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-commit: %w", err)
+		}
+		if meta, err = sign.AppendEd25519(meta, commit, key); err != nil {
+			return nil, fmt.Errorf("--sign-commit: %w", err)
+		}
+	}
+	return meta, nil
 }
