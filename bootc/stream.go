@@ -10,6 +10,7 @@ import (
 	"go.podman.io/image/v5/pkg/compression"
 
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // layerStream reads one layer blob once, hashing the blob as stored and the
@@ -36,18 +37,6 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 func digesterFor(d digest.Digest) digest.Digester {
 	if d.Validate() == nil && d.Algorithm().Available() {
 		return d.Algorithm().Digester()
@@ -62,7 +51,7 @@ func openLayerStream(ctx context.Context, src *imageio.Source, i int) (*layerStr
 		return nil, err
 	}
 	s := &layerStream{raw: raw, rawHash: digesterFor(src.LayerBlobDigest(i)), diff: digesterFor(src.Layers[i].DiffID)}
-	tee := io.TeeReader(countingReader{ctxReader{ctx, raw}, &s.rawN}, s.rawHash.Hash())
+	tee := io.TeeReader(countingReader{ostree.ContextReader(ctx, raw), &s.rawN}, s.rawHash.Hash())
 	dec, _, err := compression.AutoDecompress(tee)
 	if err != nil {
 		raw.Close()

@@ -2,6 +2,7 @@ package ostree
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,25 +24,12 @@ func (s *PruneStats) Add(other PruneStats) { s.Files += other.Files; s.Bytes += 
 // entries on use, so the modification time is the time of last use.
 func PruneFiles(ctx context.Context, dir string, cutoff time.Time, dryRun bool, keep func(path string) bool) (PruneStats, error) {
 	var st PruneStats
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil || !fi.ModTime().Before(cutoff) || (keep != nil && keep(p)) {
+	err := WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
+		if !fi.ModTime().Before(cutoff) || (keep != nil && keep(p)) {
 			return nil
 		}
 		if !dryRun {
-			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 		}
@@ -67,6 +55,29 @@ func (s *Store) PruneObjects(ctx context.Context, cutoff time.Time, dryRun bool,
 			return true
 		}
 		return keep(sum, ObjectType(ext))
+	})
+}
+
+// WalkFiles calls fn for each regular file below dir (a missing dir has none).
+func WalkFiles(ctx context.Context, dir string, fn func(path string, fi fs.FileInfo) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		return fn(p, fi)
 	})
 }
 

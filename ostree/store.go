@@ -609,6 +609,10 @@ func writeFileAtomic(path string, data []byte, sync bool) error {
 	return nil
 }
 
+// ContextReader returns a reader of r that fails with the context's error once ctx is
+// done, so that long copies stop on cancellation.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
@@ -698,27 +702,15 @@ func (s *Store) PruneDerived(ctx context.Context, cutoff time.Time, dryRun bool,
 	if err != nil {
 		return st, err
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
+	err = WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
 		c, ok := parse(p)
-		if !ok {
-			return nil
-		}
-		if fi, err := d.Info(); err == nil && fi.ModTime().Before(cutoff) && !keep(c) {
+		if !ok || (fi.ModTime().Before(cutoff) && !keep(c)) {
 			return nil // pruned (or would be, on a dry run)
 		}
 		if base, _, err := s.derived(c); err == nil {
 			keepBase(base)
 		}
-		return ctx.Err()
+		return nil
 	})
 	return st, err
 }

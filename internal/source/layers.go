@@ -149,17 +149,8 @@ func PruneLayerRecords(ctx context.Context, store *ostree.Store, cutoff time.Tim
 	if err != nil {
 		return st, err
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		if fi, err := d.Info(); err != nil || fi.ModTime().Before(cutoff) {
+	err = ostree.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
+		if fi.ModTime().Before(cutoff) {
 			return nil // pruned (or would be, on a dry run)
 		}
 		f, err := os.Open(p)

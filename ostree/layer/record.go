@@ -352,6 +352,16 @@ func checkCleanPath(p string) error {
 }
 
 func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
+	return eachOp(ctx, r, func(o op) error {
+		if err := checkOp(store, o); err != nil {
+			return fmt.Errorf("entry %q: %w", o.path, err)
+		}
+		return nil
+	})
+}
+
+// eachOp calls fn with every operation of a record.
+func eachOp(ctx context.Context, r io.Reader, fn func(op) error) error {
 	rr, err := newRecordReader(r)
 	if err != nil {
 		return err
@@ -367,8 +377,8 @@ func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if err := checkOp(store, o); err != nil {
-			return fmt.Errorf("entry %q: %w", o.path, err)
+		if err := fn(o); err != nil {
+			return err
 		}
 	}
 }
@@ -376,23 +386,10 @@ func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
 // RecordObjects calls fn with the checksum of every content object a record names
 // (store pruning keeps them while the record is kept).
 func RecordObjects(ctx context.Context, r io.Reader, fn func(ostree.Checksum)) error {
-	rr, err := newRecordReader(r)
-	if err != nil {
-		return err
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		o, err := rr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return eachOp(ctx, r, func(o op) error {
 		if o.kind == opFile {
 			fn(o.file.Checksum)
 		}
-	}
+		return nil
+	})
 }

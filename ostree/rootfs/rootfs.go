@@ -262,7 +262,7 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 		return fmt.Errorf("import %s: file changed while importing", j.rel)
 	}
 	sum := ostree.NewContentHash(*h)
-	n, err := io.CopyBuffer(sum, ctxReader{ctx, f}, buf)
+	n, err := io.CopyBuffer(sum, ostree.ContextReader(ctx, f), buf)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", j.rel, err)
 	}
@@ -282,18 +282,6 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 	}
 	j.file.Checksum, j.file.Size = c, n
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // readXattrs returns a path's xattrs (not following symlinks) as ostree reads them from

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -278,7 +277,7 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	}
 	defer obj.Close()
 	hash := ostree.NewContentHash(h)
-	n, err := io.Copy(hash, ctxReader{ctx, obj})
+	n, err := io.Copy(hash, ostree.ContextReader(ctx, obj))
 	if err != nil {
 		return ostree.Checksum{}, fmt.Errorf("read object %s: %w", f.Checksum, err)
 	}
@@ -304,19 +303,6 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 		_ = ostree.WriteFileAtomic(idx, []byte(sum.String()+"\n")) // only a cache
 	}
 	return sum, nil
-}
-
-// ctxReader stops a long copy when the context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // indexPath names the relabel index entry of an object given a new header.
@@ -355,25 +341,16 @@ func PruneIndex(ctx context.Context, store *ostree.Store, cutoff time.Time, dryR
 	if err != nil {
 		return st, err
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		if fi, err := d.Info(); err != nil || fi.ModTime().Before(cutoff) {
-			return nil
+	err = ostree.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
+		if fi.ModTime().Before(cutoff) {
+			return nil // pruned (or would be, on a dry run)
 		}
 		if b, err := os.ReadFile(p); err == nil {
 			if sum, err := ostree.ParseChecksum(strings.TrimSpace(string(b))); err == nil {
 				keep(sum)
 			}
 		}
-		return ctx.Err()
+		return nil
 	})
 	return st, err
 }
