@@ -45,10 +45,10 @@ func newStorePruneCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [--older-than DURATION] [--dry-run]",
 		Short: "Remove what no build used recently from the store",
-		Long: `Prune removes from the store the layer records, relabel index entries, cached
-blobs and objects that no build used within --older-than (default 30 days). Caches mark
-an entry used when a build reads it; the content objects a kept layer record or relabel
-entry names stay, whatever their age, and nothing written within --older-than is removed,
+		Long: `Prune removes from the store the layer records, relabel index entries, derived
+objects, cached blobs and objects that no build used within --older-than (default 30
+days). Caches mark an entry used when a build reads it; the content objects a kept layer
+record or relabel entry names stay, whatever their age, with the bases of derived ones, and nothing written within --older-than is removed,
 so a build running meanwhile keeps what it wrote. Run it while no build uses the store,
 though: a build replaying a record unused for the whole window could lose objects under
 it (running that build again imports them anew). The next build that needs something
