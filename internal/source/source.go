@@ -129,6 +129,10 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 // relabel gives the tree the SELinux labels of the policy it configures, if any.
 func relabel(ctx context.Context, in *Input, o Options) error {
 	p, typ, err := selinux.Load(ctx, o.Store, in.Tree)
+	if errors.Is(err, selinux.ErrPolicyMissing) {
+		o.Warn(fmt.Sprintf("not labelling: etc/selinux/config names SELinux policy %q, but %v", typ, err))
+		return nil
+	}
 	if errors.Is(err, selinux.ErrNoPolicy) {
 		return nil
 	}

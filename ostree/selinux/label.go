@@ -76,7 +76,10 @@ func Load(ctx context.Context, store *ostree.Store, t *ostree.Tree) (*Policy, st
 	var contexts []Source
 	for i, name := range []string{base, base + ".homedirs", base + ".local"} {
 		data, err := readTreeFile(ctx, store, t, name)
-		if errors.Is(err, os.ErrNotExist) && i > 0 {
+		if errors.Is(err, os.ErrNotExist) {
+			if i == 0 {
+				return nil, typ, fmt.Errorf("%w (%s)", ErrPolicyMissing, name)
+			}
 			continue
 		}
 		if err != nil {

@@ -272,3 +272,8 @@ func (p *Policy) candidates(dir string) []int32 {
 
 // ErrNoPolicy is returned by Load when the tree has no SELinux configuration.
 var ErrNoPolicy = errors.New("no SELinux policy")
+
+// ErrPolicyMissing is returned (wrapping ErrNoPolicy) when the configuration names a
+// policy whose file contexts the tree lacks: a host cannot load such a policy either,
+// so labels would not matter.
+var ErrPolicyMissing = fmt.Errorf("%w: the configured policy has no file_contexts", ErrNoPolicy)

@@ -241,10 +241,11 @@ func TestLoadWithoutPolicy(t *testing.T) {
 		require.NoError(t, err)
 		tree, err := rootfs.Import(context.Background(), dir, store, rootfs.Options{})
 		require.NoError(t, err)
-		_, _, err = Load(context.Background(), store, tree)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), `SELinux policy "gone"`)
-		assert.Contains(t, err.Error(), "file_contexts")
+		_, typ, err := Load(context.Background(), store, tree)
+		require.ErrorIs(t, err, ErrPolicyMissing)
+		require.ErrorIs(t, err, ErrNoPolicy, "callers that only know ErrNoPolicy skip labelling")
+		assert.Equal(t, "gone", typ)
+		assert.Contains(t, err.Error(), "/etc/selinux/gone/contexts/files/file_contexts")
 	})
 }
 
