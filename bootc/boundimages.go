@@ -10,24 +10,31 @@ import (
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/ostree/selinux"
 )
 
 // BoundImagesDir holds bootc's logically bound images: symlinks to (or copies of)
 // quadlet .image and .container units whose Image= bootc pulls with the host.
 const BoundImagesDir = "/usr/lib/bootc/bound-images.d"
 
-// captureLimit bounds the bytes kept of one unit file.
-const captureLimit = 64 << 10
+// captureLimit bounds the bytes kept of one unit file; policyCaptureLimit of one
+// SELinux policy file (Fedora's file_contexts is about 1 MB).
+const (
+	captureLimit       = 64 << 10
+	policyCaptureLimit = 16 << 20
+)
 
-// capture keeps the content of the few small files bound-image resolution needs:
-// quadlet units anywhere in the tree and the entries of BoundImagesDir.
+// capture keeps the content of the few files lints need: quadlet units anywhere in the
+// tree and the entries of BoundImagesDir (with units set), and the SELinux policy's
+// configuration and file contexts.
 type capture struct {
-	want map[ostree.Checksum]bool
-	data map[ostree.Checksum][]byte
+	units bool
+	want  map[ostree.Checksum]int // the object's byte limit
+	data  map[ostree.Checksum][]byte
 }
 
-func newCapture() *capture {
-	return &capture{want: map[ostree.Checksum]bool{}, data: map[ostree.Checksum][]byte{}}
+func newCapture(units bool) *capture {
+	return &capture{units: units, want: map[ostree.Checksum]int{}, data: map[ostree.Checksum][]byte{}}
 }
 
 func wantUnitPath(p string) bool {
@@ -35,7 +42,15 @@ func wantUnitPath(p string) bool {
 		strings.HasPrefix(p, BoundImagesDir+"/")
 }
 
-func (c *capture) wantPath(p string) bool { return wantUnitPath(p) }
+func (c *capture) wantPath(p string) bool { return c.units && wantUnitPath(p) }
+
+// wantLimit returns how many bytes of object sum to keep (0: none).
+func (c *capture) wantLimit(sum ostree.Checksum) int {
+	if c == nil {
+		return 0
+	}
+	return c.want[sum]
+}
 
 // addWanted walks the commit's dirtrees (all read once layer 0 is done) and marks
 // the content objects of unit-like paths.
@@ -49,8 +64,12 @@ func (c *capture) addWanted(s *metaStore, p string, tree ostree.Checksum) {
 		return
 	}
 	for _, f := range dt.Files {
-		if wantUnitPath(path.Join(p, f.Name)) {
-			c.want[f.Checksum] = true
+		fp := path.Join(p, f.Name)
+		switch {
+		case selinux.PolicyFiles(fp):
+			c.want[f.Checksum] = policyCaptureLimit
+		case c.units && wantUnitPath(fp):
+			c.want[f.Checksum] = max(c.want[f.Checksum], captureLimit)
 		}
 	}
 	for _, d := range dt.Dirs {

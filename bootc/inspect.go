@@ -94,7 +94,7 @@ func Inspect(ctx context.Context, src *imageio.Source, o InspectOptions) (*Inspe
 		return nil, err
 	}
 	defer im.close()
-	im.capture = newCapture()
+	im.capture = newCapture(true)
 	if err := im.run(ctx); err != nil {
 		return nil, err
 	}

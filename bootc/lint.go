@@ -1,10 +1,15 @@
 package bootc
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
 	"sort"
 	"strings"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/ostree/selinux"
 )
 
 // lintMetadata adds `bootc container lint`-style warnings about labels and layers.
@@ -56,7 +61,9 @@ func (im *importer) lintTree() {
 	if im.derived != nil && im.derived.filter["sysroot"] {
 		r.warn(CheckSysroot, -1, "derived layers write to /sysroot; bootc drops that content")
 	}
-	if policy, unlabelled, total := selinuxCoverage(im.tree); policy != "" && unlabelled > 0 {
+	if im.lintLabels() {
+		// checked against the policy itself
+	} else if policy, unlabelled, total := selinuxCoverage(im.tree); policy != "" && unlabelled > 0 {
 		r.warn(CheckSELinux, -1, "%d of %d entries have no security.selinux label although the image ships an SELinux policy (%s): "+
 			"an enforcing host checks them out unlabelled; build without --no-selinux to label them from the policy",
 			unlabelled, total, policy)
@@ -69,6 +76,84 @@ func (im *importer) lintTree() {
 		r.warn(CheckVar, -1, "%d files under /var (%s): bootc writes /var only at installation, upgrades never update it; ship them in /usr and use tmpfiles.d",
 			len(v), strings.Join(ex, ", "))
 	}
+}
+
+// lintLabels compares every label of the tree with the one the image's own SELinux
+// policy gives (what rpm-ostree and rechunker write): an image labelled by another tool,
+// or not at all, runs with wrong contexts on an enforcing host. /usr/etc is looked up
+// as /etc, where rpm-ostree labels it. It returns false when the image ships no
+// readable policy.
+func (im *importer) lintLabels() bool {
+	if im.capture == nil || im.tree == nil {
+		return false
+	}
+	read := func(p string) ([]byte, error) {
+		f := im.tree.LookupFile(p)
+		if f == nil || f.Header.IsSymlink() {
+			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+		}
+		b, ok := im.capture.data[f.Checksum]
+		if !ok {
+			return nil, fmt.Errorf("%s was not read (over %d bytes?)", p, policyCaptureLimit)
+		}
+		return b, nil
+	}
+	pol, typ, err := selinux.LoadFrom(read)
+	if errors.Is(err, selinux.ErrNoPolicy) {
+		return false
+	}
+	if err != nil {
+		im.r.warn(CheckSELinux, -1, "cannot check labels against the image's SELinux policy: %v", err)
+		return true
+	}
+	policyPath := func(p string) string {
+		if p == "/usr/etc" || strings.HasPrefix(p, "/usr/etc/") {
+			return p[len("/usr"):]
+		}
+		return p
+	}
+	var wrong, total int
+	var ex []string
+	check := func(p string, x ostree.Xattrs, want string) {
+		if want == "" {
+			return // <<none>>: whatever the entry has is kept
+		}
+		total++
+		got, _ := x.Get("security.selinux")
+		if g := strings.TrimSuffix(string(got), "\x00"); g != want {
+			wrong++
+			if len(ex) < maxExamples {
+				if g == "" {
+					g = "no label"
+				}
+				ex = append(ex, fmt.Sprintf("%s: %s, the policy says %s", p, g, want))
+			}
+		}
+	}
+	check("/", im.tree.Root.Meta.Xattrs, pol.Label("/", 0o040000))
+	var walk func(p string, d *ostree.Dir)
+	walk = func(p string, d *ostree.Dir) {
+		label := pol.DirLabeler(policyPath(p))
+		for _, n := range d.FileNames() {
+			f := d.Files[n]
+			check(path.Join(p, n), f.Header.Xattrs, label(n, f.Header.Mode))
+		}
+		for _, n := range d.DirNames() {
+			sub, child := d.Dirs[n], path.Join(p, n)
+			want := label(n, 0o040000)
+			if child == "/usr/etc" {
+				want = pol.Label("/etc", 0o040000)
+			}
+			check(child, sub.Meta.Xattrs, want)
+			walk(child, sub)
+		}
+	}
+	walk("/", im.tree.Root)
+	if wrong > 0 {
+		im.r.warn(CheckSELinux, -1, "%d of %d entries are labelled otherwise than the image's SELinux policy %q says (%s); an enforcing host checks them out so",
+			wrong, total, typ, strings.Join(ex, "; "))
+	}
+	return true
 }
 
 // selinuxCoverage returns where the tree configures an SELinux policy ("" when it does

@@ -20,11 +20,12 @@ const repoPrefix = "sysroot/ostree/repo/"
 type objInfo struct {
 	UID, GID, Mode uint32
 	Target         string
+	Xattrs         ostree.Xattrs // shared between objects with the same set
 	Size           int64
 }
 
 func (o objInfo) header() ostree.FileHeader {
-	return ostree.FileHeader{UID: o.UID, GID: o.GID, Mode: o.Mode, Target: o.Target}
+	return ostree.FileHeader{UID: o.UID, GID: o.GID, Mode: o.Mode, Target: o.Target, Xattrs: o.Xattrs}
 }
 
 // checkoutEntry is a non-directory checkout path of an ostree layer, for the
@@ -282,10 +283,15 @@ func (im *importer) xattrsLink(i int, sum ostree.Checksum, hdr *tar.Header, r io
 		if err != nil {
 			return nil, problemf(CheckXattrs, i, "read %s: %v", name, err)
 		}
+		// Every object carries its set; images have a few hundred distinct ones.
+		if x, ok := im.xattrSets[string(data)]; ok {
+			return x, nil
+		}
 		x, err := ostree.ParseXattrs(data)
 		if err != nil {
 			return nil, problemf(CheckXattrs, i, "%s: %v", name, err)
 		}
+		im.xattrSets[string(data)] = x
 		return x, nil
 	case tar.TypeLink:
 		target, err := cleanTarPath(hdr.Linkname)
@@ -325,8 +331,8 @@ func (im *importer) contentObject(i int, sum ostree.Checksum, x ostree.Xattrs, h
 	}
 	hash := ostree.NewContentHash(h)
 	var kept *limitedBuffer
-	if im.capture != nil && im.capture.want[sum] {
-		kept = &limitedBuffer{limit: captureLimit}
+	if limit := im.capture.wantLimit(sum); limit > 0 {
+		kept = &limitedBuffer{limit: limit}
 		r = io.TeeReader(r, kept)
 	}
 	n, err := io.CopyBuffer(hash, r, im.buf)
@@ -341,7 +347,7 @@ func (im *importer) contentObject(i int, sum ostree.Checksum, x ostree.Xattrs, h
 	lr.Objects++
 	lr.Bytes += n
 	if _, dup := im.objects[sum]; !dup {
-		im.objects[sum] = objInfo{UID: h.UID, GID: h.GID, Mode: h.Mode, Target: h.Target, Size: n}
+		im.objects[sum] = objInfo{UID: h.UID, GID: h.GID, Mode: h.Mode, Target: h.Target, Xattrs: h.Xattrs, Size: n}
 	}
 	if kept != nil && !kept.over {
 		im.capture.data[sum] = kept.buf.Bytes()

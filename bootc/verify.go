@@ -52,6 +52,7 @@ type importer struct {
 	commitSum  ostree.Checksum
 	objects    map[ostree.Checksum]objInfo
 	xattrBlobs map[ostree.Checksum]ostree.Xattrs
+	xattrSets  map[string]ostree.Xattrs // inline xattrs sets, by their bytes
 	checkout   []checkoutEntry
 	pathSeed   maphash.Seed
 	tree       *ostree.Tree
@@ -93,7 +94,9 @@ func newImporter(src *imageio.Source, o Options) (*importer, error) {
 		},
 		objects:    map[ostree.Checksum]objInfo{},
 		xattrBlobs: map[ostree.Checksum]ostree.Xattrs{},
+		xattrSets:  map[string]ostree.Xattrs{},
 		pathSeed:   maphash.MakeSeed(),
+		capture:    newCapture(false), // the SELinux policy, for the label lint
 		buf:        make([]byte, 128<<10),
 	}, nil
 }

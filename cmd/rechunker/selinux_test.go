@@ -50,8 +50,18 @@ func TestBuildLabelsFromImagePolicy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, derived, sum.SELinux.Rewritten, "relabelled files share their payload")
 
-	r = runBin(t, tmp, "verify", out)
+	r = runBin(t, tmp, "verify", "--json", out)
 	require.Equal(t, 0, r.code, r)
+	assert.NotContains(t, r.stdout, `"check": "selinux"`, "labels agree with the image's policy")
+
+	// Built without labels, the image ships a policy its files disagree with.
+	unl := "oci:" + filepath.Join(tmp, "unlabelled") + ":v1"
+	r = runBin(t, tmp, "build", "--bootc", "--no-selinux", "--store", store, "--rootfs", root, "--output", unl)
+	require.Equal(t, 0, r.code, r)
+	r = runBin(t, tmp, "verify", unl)
+	require.Equal(t, 0, r.code, r)
+	assert.Contains(t, r.stdout+r.stderr, `entries are labelled otherwise than the image's SELinux policy "t" says`)
+	assert.Contains(t, r.stdout+r.stderr, "/usr/bin/tool: no label, the policy says system_u:object_r:bin_t:s0")
 	r = runBin(t, tmp, "ls", "-R", "-X", "--store", store, out, "/")
 	require.Equal(t, 0, r.code, r)
 	assert.Contains(t, r.stdout, "b'system_u:object_r:bin_t:s0')] } /usr/bin/tool")

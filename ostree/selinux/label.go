@@ -34,10 +34,33 @@ const maxPolicyFile = 64 << 20
 // --selinux-policy. It returns ErrNoPolicy when the tree has no configuration, no
 // SELINUXTYPE, or SELINUX=disabled. The policy type is returned too.
 func Load(ctx context.Context, store *ostree.Store, t *ostree.Tree) (*Policy, string, error) {
+	return LoadFrom(func(p string) ([]byte, error) { return readTreeFile(ctx, store, t, p) })
+}
+
+// PolicyFiles reports whether p is a file Load may read (for readers that must pick
+// them out while streaming an image).
+func PolicyFiles(p string) bool {
+	for _, etc := range []string{"/etc/selinux/", "/usr/etc/selinux/"} {
+		rest, ok := strings.CutPrefix(p, etc)
+		if !ok {
+			continue
+		}
+		if rest == "config" {
+			return true
+		}
+		_, f, ok := strings.Cut(rest, "/contexts/files/")
+		return ok && strings.HasPrefix(f, "file_contexts") && !strings.Contains(f, "/") && !strings.HasSuffix(f, ".bin")
+	}
+	return false
+}
+
+// LoadFrom is Load with files read by read (absolute tree paths; an error wrapping
+// os.ErrNotExist when there is none).
+func LoadFrom(read func(path string) ([]byte, error)) (*Policy, string, error) {
 	var etc string
 	var config []byte
 	for _, dir := range []string{"/etc", "/usr/etc"} {
-		data, err := readTreeFile(ctx, store, t, dir+"/selinux/config")
+		data, err := read(dir + "/selinux/config")
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -75,7 +98,7 @@ func Load(ctx context.Context, store *ostree.Store, t *ostree.Tree) (*Policy, st
 	base := etc + "/selinux/" + typ + "/contexts/files/file_contexts"
 	var contexts []Source
 	for i, name := range []string{base, base + ".homedirs", base + ".local"} {
-		data, err := readTreeFile(ctx, store, t, name)
+		data, err := read(name)
 		if errors.Is(err, os.ErrNotExist) {
 			if i == 0 {
 				return nil, typ, fmt.Errorf("%w (%s)", ErrPolicyMissing, name)
@@ -89,7 +112,7 @@ func Load(ctx context.Context, store *ostree.Store, t *ostree.Tree) (*Policy, st
 	}
 	var subs [2]*Source
 	for i, name := range []string{base + ".subs_dist", base + ".subs"} {
-		data, err := readTreeFile(ctx, store, t, name)
+		data, err := read(name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -215,15 +238,7 @@ type applier struct {
 // dir labels the entries of one directory: its files and the metadata of its
 // subdirectories (their own entries are other jobs).
 func (a *applier) dir(ctx context.Context, dp string, d *ostree.Dir) error {
-	dkey := a.p.Key(dp)
-	cands := a.p.candidates(dkey)
-	label := func(name string, mode uint32) string {
-		key := a.p.Key(path.Join(dp, name))
-		if !strings.HasPrefix(key, strings.TrimSuffix(dkey, "/")+"/") {
-			return a.p.lookup(key, mode, nil) // a substitution of the entry itself
-		}
-		return a.p.lookup(key, mode, cands)
-	}
+	label := a.p.DirLabeler(dp)
 	for _, n := range d.DirNames() {
 		if l := label(n, modeDir); l != "" {
 			sub := d.Dirs[n]

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -226,6 +227,23 @@ func (p *Policy) Key(path string) string {
 // when the policy gives it none.
 func (p *Policy) Label(path string, mode uint32) string {
 	return p.lookup(p.Key(path), mode, nil)
+}
+
+// DirLabeler returns a function giving the label of an entry of directory dir (an
+// absolute path) from its name and st_mode; "" for none. It matches against the
+// specifications that can apply below dir only, which makes labelling a tree cost a
+// few regex matches per entry instead of one per specification.
+func (p *Policy) DirLabeler(dir string) func(name string, mode uint32) string {
+	dkey := p.Key(dir)
+	cands := p.candidates(dkey)
+	prefix := strings.TrimSuffix(dkey, "/") + "/"
+	return func(name string, mode uint32) string {
+		key := p.Key(path.Join(dir, name))
+		if !strings.HasPrefix(key, prefix) {
+			return p.lookup(key, mode, nil) // a substitution of the entry itself
+		}
+		return p.lookup(key, mode, cands)
+	}
 }
 
 // lookup scans the candidate specifications (all when cands is nil) from the last.
