@@ -221,6 +221,7 @@ func (im *importer) metadataObject(i int, sum ostree.Checksum, t ostree.ObjectTy
 		if _, err := ostree.ParseMetadata(data); err != nil {
 			return problemf(CheckObject, i, "%s: %v", name, err)
 		}
+		im.commitMeta = data
 		return nil // named by its commit, not by its own hash
 	}
 	if got := ostree.Checksum(sha256.Sum256(data)); got != sum {
@@ -232,7 +233,7 @@ func (im *importer) metadataObject(i int, sum ostree.Checksum, t ostree.ObjectTy
 		if err != nil {
 			return problemf(CheckObject, i, "%s: %v", name, err)
 		}
-		im.commit, im.commitSum = c, sum
+		im.commit, im.commitSum, im.commitBytes = c, sum, data
 	case ostree.ObjDirTree:
 		if _, err := ostree.ParseDirTree(data); err != nil {
 			return problemf(CheckObject, i, "%s: %v", name, err)

@@ -94,6 +94,7 @@ type Report struct {
 	Failure        *Problem        `json:"failure,omitempty"`
 	Warnings       []Problem       `json:"warnings"`
 	Commit         string          `json:"commit,omitempty"`
+	Signatures     int             `json:"ed25519_signatures,omitempty"`
 	Layers         []LayerReport   `json:"layers"`
 	Tree           *TreeSummary    `json:"tree,omitempty"`
 	Derived        *DerivedSummary `json:"derived,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/ostree/sign"
 )
 
 // Options configure Verify.
@@ -27,6 +29,9 @@ type Options struct {
 	// VarToFactory models hosts with ostree older than 2024.3, where bootc moves derived
 	// layers' var/ content to usr/share/factory/var.
 	VarToFactory bool
+	// SignKeys, when set, require an ed25519 signature of the commit by one of them (as
+	// a host verifying with `sign-verify` would).
+	SignKeys []ed25519.PublicKey
 }
 
 // acceptedMediaTypes are the layer types ostree-ext's importer decompresses.
@@ -46,19 +51,21 @@ type importer struct {
 	layout  Layout
 	r       *Report
 
-	tmp        string
-	meta       *metaStore
-	commit     ostree.Commit
-	commitSum  ostree.Checksum
-	objects    map[ostree.Checksum]objInfo
-	xattrBlobs map[ostree.Checksum]ostree.Xattrs
-	xattrSets  map[string]ostree.Xattrs // inline xattrs sets, by their bytes
-	checkout   []checkoutEntry
-	pathSeed   maphash.Seed
-	tree       *ostree.Tree
-	derived    *derivedState
-	capture    *capture
-	buf        []byte // copy buffer shared by all objects
+	tmp         string
+	meta        *metaStore
+	commit      ostree.Commit
+	commitSum   ostree.Checksum
+	objects     map[ostree.Checksum]objInfo
+	xattrBlobs  map[ostree.Checksum]ostree.Xattrs
+	xattrSets   map[string]ostree.Xattrs // inline xattrs sets, by their bytes
+	checkout    []checkoutEntry
+	pathSeed    maphash.Seed
+	tree        *ostree.Tree
+	derived     *derivedState
+	capture     *capture
+	commitBytes []byte // the commit object, for signatures
+	commitMeta  []byte // its detached metadata, if any
+	buf         []byte // copy buffer shared by all objects
 }
 
 // Verify reads every layer of src once, streaming, and checks it the way bootc's
@@ -255,7 +262,34 @@ func (im *importer) finishOstree() error {
 		return err
 	}
 	im.tree = &ostree.Tree{Root: root}
+	if err := im.checkSignatures(); err != nil {
+		return err
+	}
 	return im.checkContainerView()
+}
+
+// checkSignatures counts the commit's ed25519 signatures and, with Options.SignKeys,
+// requires one that verifies.
+func (im *importer) checkSignatures() error {
+	var sigs [][]byte
+	if im.commitMeta != nil {
+		var err error
+		if sigs, err = sign.Ed25519Signatures(im.commitMeta); err != nil {
+			return problemf(CheckCommit, 0, "detached metadata of commit %s: %v", im.commitSum, err)
+		}
+	}
+	im.r.Signatures = len(sigs)
+	if len(im.o.SignKeys) == 0 {
+		return nil
+	}
+	for _, s := range sigs {
+		for _, k := range im.o.SignKeys {
+			if ed25519.Verify(k, im.commitBytes, s) {
+				return nil
+			}
+		}
+	}
+	return problemf(CheckCommit, 0, "commit %s has no ed25519 signature by the given key(s) (%d signatures)", im.commitSum, len(sigs))
 }
 
 // loadDir rebuilds a directory of the commit from the metadata objects of layer 0 and

@@ -81,6 +81,25 @@ func TestBuildSignCommit(t *testing.T) {
 	}
 	vout, err := runCLI(t, "verify", "oci:"+dir+":v1")
 	require.NoError(t, err, vout)
+	assert.Contains(t, vout, "Signed:    2 ed25519 signature(s)")
+
+	// verify --sign-key: the second key's public half is accepted, another key is not.
+	pubFile := filepath.Join(keys, "pub")
+	require.NoError(t, os.WriteFile(pubFile, []byte("# ours\n"+base64.StdEncoding.EncodeToString(pubs[1])+"\n"), 0o644))
+	vout, err = runCLI(t, "verify", "--sign-key", "ed25519="+pubFile, "oci:"+dir+":v1")
+	require.NoError(t, err, vout)
+	other, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	otherFile := filepath.Join(keys, "other")
+	require.NoError(t, os.WriteFile(otherFile, []byte(base64.StdEncoding.EncodeToString(other)), 0o644))
+	vout, err = runCLI(t, "verify", "--sign-key", "ed25519="+otherFile, "oci:"+dir+":v1")
+	var ee exitError
+	require.ErrorAs(t, err, &ee, vout)
+	assert.Equal(t, 1, ee.code)
+	assert.Contains(t, vout, "has no ed25519 signature by the given key(s) (2 signatures)")
+	_, err = runCLI(t, "verify", "--sign-key", "gpg="+otherFile, "oci:"+dir+":v1")
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.code)
 
 	// The same commit built again without keys carries no signature.
 	plain := filepath.Join(t.TempDir(), "plain")

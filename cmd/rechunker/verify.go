@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/ostree/sign"
 )
 
 // imageReadFlags are the image access flags shared by verify, diff and inspect.
@@ -36,9 +38,10 @@ func writeReportJSON(w io.Writer, v any) error {
 
 func newVerifyCmd() *cobra.Command {
 	var (
-		img    imageReadFlags
-		asJSON bool
-		o      bootc.Options
+		img      imageReadFlags
+		asJSON   bool
+		o        bootc.Options
+		signKeys []string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE",
@@ -55,6 +58,17 @@ docker://REF, ...) or a path to an OCI layout.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			for _, s := range signKeys {
+				typ, path, ok := strings.Cut(s, "=")
+				if !ok || typ != "ed25519" || path == "" {
+					return exitError{code: 2, err: fmt.Errorf("--sign-key %q: want ed25519=PATH", s)}
+				}
+				keys, err := sign.LoadEd25519Public(path)
+				if err != nil {
+					return exitError{code: 2, err: fmt.Errorf("--sign-key: %w", err)}
+				}
+				o.SignKeys = append(o.SignKeys, keys...)
+			}
 			src, err := imageio.Open(ctx, args[0], img.options(o.Arch))
 			if err != nil {
 				return err
@@ -83,6 +97,7 @@ docker://REF, ...) or a path to an OCI layout.`,
 	cmd.Flags().StringVar(&o.Arch, "arch", runtime.GOARCH, "client architecture the image must match (OCI naming)")
 	cmd.Flags().BoolVar(&o.VarToFactory, "var-to-factory", false, "model hosts with ostree < 2024.3 (derived var/ goes to usr/share/factory/var)")
 	cmd.Flags().StringVar(&o.TempDir, "tmpdir", "", "directory for the temporary metadata store (default $TMPDIR)")
+	cmd.Flags().StringArrayVar(&signKeys, "sign-key", nil, "require a commit signature by a key in PATH (ed25519=PATH: base64 public keys, one per line, as ostree's keys files)")
 	return cmd
 }
 
@@ -92,6 +107,9 @@ func printVerify(w io.Writer, name string, r *bootc.Report) {
 	fmt.Fprintf(w, "Config:    %s (%s)\n", r.ConfigDigest, r.Architecture)
 	if r.Commit != "" {
 		fmt.Fprintf(w, "Commit:    %s\n", r.Commit)
+	}
+	if r.Signatures > 0 {
+		fmt.Fprintf(w, "Signed:    %d ed25519 signature(s)\n", r.Signatures)
 	}
 	if len(r.Layers) > 0 {
 		fmt.Fprintln(w)

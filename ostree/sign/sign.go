@@ -120,3 +120,35 @@ func Ed25519Signatures(meta []byte) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// LoadEd25519Public reads ed25519 public keys as ostree's keys files hold them: one
+// base64-encoded 32-byte key per line (blank lines and # comments skipped).
+func LoadEd25519Public(path string) ([]ed25519.PublicKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("ed25519 public key: %w", err)
+	}
+	if fi.Size() > maxKeyFile {
+		return nil, fmt.Errorf("ed25519 public key %s: %d bytes, not a key file", path, fi.Size())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ed25519 public key: %w", err)
+	}
+	var keys []ed25519.PublicKey
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(raw) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("ed25519 public key %s:%d: want base64 of %d bytes", path, n+1, ed25519.PublicKeySize)
+		}
+		keys = append(keys, ed25519.PublicKey(raw))
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("ed25519 public key %s: no key", path)
+	}
+	return keys, nil
+}

@@ -113,3 +113,26 @@ func TestLoadEd25519(t *testing.T) {
 	_, err := LoadEd25519(filepath.Join(dir, "missing"))
 	assert.Error(t, err)
 }
+
+func TestLoadEd25519Public(t *testing.T) {
+	k1, k2 := testKey(1), testKey(2)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	content := "# keys\n" + base64.StdEncoding.EncodeToString(k1.Public().(ed25519.PublicKey)) + "\n\n" +
+		base64.StdEncoding.EncodeToString(k2.Public().(ed25519.PublicKey)) + "\n"
+	require.NoError(t, os.WriteFile(good, []byte(content), 0o644))
+	keys, err := LoadEd25519Public(good)
+	require.NoError(t, err)
+	assert.Equal(t, []ed25519.PublicKey{k1.Public().(ed25519.PublicKey), k2.Public().(ed25519.PublicKey)}, keys)
+
+	for name, data := range map[string]string{
+		"secret key, not public": base64.StdEncoding.EncodeToString(k1),
+		"not base64":             "!!!",
+		"empty":                  "# nothing\n",
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		require.NoError(t, os.WriteFile(p, []byte(data), 0o644))
+		_, err := LoadEd25519Public(p)
+		assert.Error(t, err, name)
+	}
+}
