@@ -156,19 +156,7 @@ func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin
 		}
 	}
 	// Big files the fresh plan would split out and that have no layer yet.
-	for i := range items {
-		for _, g := range freshSpans[i] {
-			var us []unitRef
-			for _, u := range g {
-				if !placedPart[u] {
-					us = append(us, u)
-				}
-			}
-			if len(us) > 0 {
-				bins = append(bins, &pbin{kind: binSpan, units: us})
-			}
-		}
-	}
+	bins = append(bins, unplacedSpans(items, freshSpans, placedPart)...)
 	if reserved == nil && len(bins) < maxLayers {
 		reserved = &pbin{kind: binReserved}
 		bins = append(bins, reserved)
@@ -325,6 +313,26 @@ func mergeCheapest(items []packItem, bins *[]*pbin) bool {
 	return true
 }
 
+// unplacedSpans returns a span bin for each group of big-file parts the fresh plan
+// splits out that has no layer yet.
+func unplacedSpans(items []packItem, freshSpans map[int][][]unitRef, placedPart map[unitRef]bool) []*pbin {
+	var bins []*pbin
+	for i := range items {
+		for _, g := range freshSpans[i] {
+			var us []unitRef
+			for _, u := range g {
+				if !placedPart[u] {
+					us = append(us, u)
+				}
+			}
+			if len(us) > 0 {
+				bins = append(bins, &pbin{kind: binSpan, units: us})
+			}
+		}
+	}
+	return bins
+}
+
 // keptUnchanged reports whether b is a previous layer that this build would otherwise
 // reproduce as it was.
 func keptUnchanged(items []packItem, b *pbin) bool {
@@ -458,19 +466,7 @@ func repackChanged(items []packItem, maxLayers int, prior *priorLayout, layerUni
 			pool = append(pool, i)
 		}
 	}
-	for i := range items {
-		for _, g := range freshSpans[i] {
-			var us []unitRef
-			for _, u := range g {
-				if !placedPart[u] {
-					us = append(us, u)
-				}
-			}
-			if len(us) > 0 {
-				bins = append(bins, &pbin{kind: binSpan, units: us})
-			}
-		}
-	}
+	bins = append(bins, unplacedSpans(items, freshSpans, placedPart)...)
 	// Refill: the changed layers' places first, then unused budget.
 	k := len(slots) + max(0, maxLayers-len(bins))
 	if k == 0 && len(pool) > 0 {

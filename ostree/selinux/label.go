@@ -304,17 +304,10 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	}
 	var sum ostree.Checksum
 	hash.Sum(sum[:0])
-	// The tree's objects are stored files (import writes them), so the new object can
-	// share the payload; a derived original (an odd store) gets a real copy instead.
+	// The tree's unlabelled objects are stored files (import and layer records only
+	// name those), so the new object can share the payload.
 	if err := a.store.AddDerived(sum, f.Checksum, h); err != nil {
-		obj2, err2 := a.store.OpenContent(f.Checksum)
-		if err2 != nil {
-			return ostree.Checksum{}, err
-		}
-		defer obj2.Close()
-		if _, _, err := a.store.WriteContent(ctx, h, obj2); err != nil {
-			return ostree.Checksum{}, err
-		}
+		return ostree.Checksum{}, err
 	}
 	a.rewritten.Add(1)
 	if err := os.MkdirAll(path.Dir(idx), 0o755); err == nil {

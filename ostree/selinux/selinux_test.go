@@ -161,27 +161,11 @@ func TestApplyMatchesOstree(t *testing.T) {
 	require.NoError(t, unix.Lsetxattr(filepath.Join(dir, "usr/bin/relabel"), "security.selinux", []byte("system_u:object_r:container_file_t:s0\x00"), 0))
 	require.NoError(t, unix.Lsetxattr(filepath.Join(dir, "var/x/y"), "security.selinux", []byte("kept_because_none\x00"), 0))
 
-	repo := filepath.Join(t.TempDir(), "repo")
-	ostreeCmd(t, "init", "--repo="+repo, "--mode=bare-user")
-	ostreeCmd(t, "commit", "--repo="+repo, "--selinux-policy="+dir, "--tree=dir="+dir, "-b", "t", "--timestamp=2024-01-01T00:00:00Z")
-	want := ostreeCmd(t, "ls", "--repo="+repo, "-RCX", "t")
-
-	ctx := context.Background()
-	store, err := ostree.OpenStore(filepath.Join(t.TempDir(), "store"))
-	require.NoError(t, err)
-	tree, err := rootfs.Import(ctx, dir, store, rootfs.Options{})
-	require.NoError(t, err)
-	p, typ, err := Load(ctx, store, tree)
-	require.NoError(t, err)
-	assert.Equal(t, "tp", typ)
-	st, err := Apply(ctx, store, tree, p)
-	require.NoError(t, err)
+	l := labelBoth(t, dir)
+	store, tree, p, st, want := l.store, l.tree, l.policy, l.st, l.want
+	assert.Equal(t, "tp", l.typ)
 	assert.Positive(t, st.Rewritten)
-	_, _, err = tree.Finalize(store)
-	require.NoError(t, err)
-	var got bytes.Buffer
-	require.NoError(t, ostree.FormatLsOptions(&got, tree, "/", ostree.LsOptions{Recursive: true, Checksums: true, Xattrs: true}))
-	assert.Equal(t, want, got.String())
+	assert.Equal(t, want, l.got)
 	assert.Contains(t, want, "system_u:object_r:special_t:s0", "the oracle labelled the tree")
 
 	// Relabelled objects share their original's payload, and read back as what they hash to.
@@ -201,6 +185,7 @@ func TestApplyMatchesOstree(t *testing.T) {
 	assert.Equal(t, st.Rewritten, derived, "every relabelled regular file is a derived object")
 
 	// A second run finds every rewritten object in the relabel index.
+	ctx := context.Background()
 	tree2, err := rootfs.Import(ctx, dir, store, rootfs.Options{})
 	require.NoError(t, err)
 	st2, err := Apply(ctx, store, tree2, p)
@@ -247,6 +232,43 @@ func TestLoadWithoutPolicy(t *testing.T) {
 		assert.Equal(t, "gone", typ)
 		assert.Contains(t, err.Error(), "/etc/selinux/gone/contexts/files/file_contexts")
 	})
+}
+
+// labelled is a tree labelled both ways: by ostree (the oracle) and by us.
+type labelled struct {
+	want, got string // ostree ls -RCX of the oracle's commit, and our tree in that format
+	store     *ostree.Store
+	tree      *ostree.Tree
+	policy    *Policy
+	typ       string
+	st        Stats
+}
+
+// labelBoth commits dir with ostree commit --selinux-policy and imports, labels and
+// finalizes it ourselves.
+func labelBoth(t *testing.T, dir string) labelled {
+	t.Helper()
+	repo := filepath.Join(t.TempDir(), "repo")
+	ostreeCmd(t, "init", "--repo="+repo, "--mode=bare-user")
+	ostreeCmd(t, "commit", "--repo="+repo, "--selinux-policy="+dir, "--tree=dir="+dir, "-b", "t", "--timestamp=2024-01-01T00:00:00Z")
+	l := labelled{want: ostreeCmd(t, "ls", "--repo="+repo, "-RCX", "t")}
+
+	ctx := context.Background()
+	var err error
+	l.store, err = ostree.OpenStore(filepath.Join(t.TempDir(), "store"))
+	require.NoError(t, err)
+	l.tree, err = rootfs.Import(ctx, dir, l.store, rootfs.Options{})
+	require.NoError(t, err)
+	l.policy, l.typ, err = Load(ctx, l.store, l.tree)
+	require.NoError(t, err)
+	l.st, err = Apply(ctx, l.store, l.tree, l.policy)
+	require.NoError(t, err)
+	_, _, err = l.tree.Finalize(l.store)
+	require.NoError(t, err)
+	var got bytes.Buffer
+	require.NoError(t, ostree.FormatLsOptions(&got, l.tree, "/", ostree.LsOptions{Recursive: true, Checksums: true, Xattrs: true}))
+	l.got = got.String()
+	return l
 }
 
 func ostreeCmd(t *testing.T, args ...string) string {
@@ -323,26 +345,10 @@ func TestApplyMatchesOstreeRealPolicy(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(cfg, "default", f), data, 0o644))
 	}
 
-	repo := filepath.Join(t.TempDir(), "repo")
-	ostreeCmd(t, "init", "--repo="+repo, "--mode=bare-user")
-	ostreeCmd(t, "commit", "--repo="+repo, "--selinux-policy="+dir, "--tree=dir="+dir, "-b", "t", "--timestamp=2024-01-01T00:00:00Z")
-	want := ostreeCmd(t, "ls", "--repo="+repo, "-RCX", "t")
-
-	ctx := context.Background()
-	store, err := ostree.OpenStore(filepath.Join(t.TempDir(), "store"))
-	require.NoError(t, err)
-	tree, err := rootfs.Import(ctx, dir, store, rootfs.Options{})
-	require.NoError(t, err)
-	p, _, err := Load(ctx, store, tree)
-	require.NoError(t, err)
-	st, err := Apply(ctx, store, tree, p)
-	require.NoError(t, err)
-	t.Logf("%d paths, %d labelled, %d objects rewritten", copied, st.Labeled, st.Rewritten)
-	_, _, err = tree.Finalize(store)
-	require.NoError(t, err)
-	var got bytes.Buffer
-	require.NoError(t, ostree.FormatLsOptions(&got, tree, "/", ostree.LsOptions{Recursive: true, Checksums: true, Xattrs: true}))
-	wantLines, gotLines := strings.Split(want, "\n"), strings.Split(got.String(), "\n")
+	l := labelBoth(t, dir)
+	want := l.want
+	t.Logf("%d paths, %d labelled, %d objects rewritten", copied, l.st.Labeled, l.st.Rewritten)
+	wantLines, gotLines := strings.Split(want, "\n"), strings.Split(l.got, "\n")
 	require.Equal(t, len(wantLines), len(gotLines))
 	bad := 0
 	for i := range wantLines {
@@ -354,5 +360,5 @@ func TestApplyMatchesOstreeRealPolicy(t *testing.T) {
 		}
 	}
 	assert.Zero(t, bad, "entries labelled differently")
-	assert.Equal(t, want, got.String(), "directory checksums")
+	assert.Equal(t, want, l.got, "directory checksums")
 }
