@@ -25,8 +25,8 @@ const (
 )
 
 // capture keeps the content of the few files lints need: quadlet units anywhere in the
-// tree and the entries of BoundImagesDir (with units set), and the SELinux policy's
-// configuration and file contexts.
+// tree and the entries of BoundImagesDir (with units set), the SELinux policy's
+// configuration and file contexts, and the files of KargsDir.
 type capture struct {
 	units bool
 	want  map[ostree.Checksum]int // the object's byte limit
@@ -42,7 +42,7 @@ func wantUnitPath(p string) bool {
 		strings.HasPrefix(p, BoundImagesDir+"/")
 }
 
-func (c *capture) wantPath(p string) bool { return c.units && wantUnitPath(p) }
+func (c *capture) wantPath(p string) bool { return c.units && wantUnitPath(p) || wantKargsPath(p) }
 
 // wantLimit returns how many bytes of object sum to keep (0: none).
 func (c *capture) wantLimit(sum ostree.Checksum) int {
@@ -53,7 +53,7 @@ func (c *capture) wantLimit(sum ostree.Checksum) int {
 }
 
 // addWanted walks the commit's dirtrees (all read once layer 0 is done) and marks
-// the content objects of unit-like paths.
+// the content objects of the paths it keeps.
 func (c *capture) addWanted(s *metaStore, p string, tree ostree.Checksum) {
 	b, err := s.get(ostree.ObjDirTree, tree)
 	if err != nil {
@@ -68,7 +68,7 @@ func (c *capture) addWanted(s *metaStore, p string, tree ostree.Checksum) {
 		switch {
 		case selinux.PolicyFiles(fp):
 			c.want[f.Checksum] = policyCaptureLimit
-		case c.units && wantUnitPath(fp):
+		case c.units && wantUnitPath(fp), wantKargsPath(fp):
 			c.want[f.Checksum] = max(c.want[f.Checksum], captureLimit)
 		}
 	}

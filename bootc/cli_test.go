@@ -63,6 +63,13 @@ func writeRootfs(t *testing.T, dir, conf string) {
 	}
 	_ = unix.Setxattr(filepath.Join(dir, "usr/share/data/blob"), "user.component", []byte("data"), 0)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "var/tmp"), 0o1777))
+	// What bootc's fatal lints require of a base image (fatal.go).
+	for _, d := range []string{"sysroot", "dev", "proc", "sys", "run", "tmp"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "ostree")); err != nil {
+		require.NoError(t, os.Symlink("sysroot/ostree", filepath.Join(dir, "ostree")))
+	}
 }
 
 // TestCLIBuildVerifyDiff builds two chunked images with `rechunker build` (the second

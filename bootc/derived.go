@@ -33,6 +33,10 @@ type derivedState struct {
 	sum     DerivedSummary
 	filter  map[string]bool
 	buf     []byte
+	// usrEtc is the first entry a derived layer writes under usr/etc (and usrEtcLayer
+	// that layer): the etc-usretc lint refuses it, see fatal.go.
+	usrEtc      string
+	usrEtcLayer int
 }
 
 func newDerivedState(t *ostree.Tree, o Options, c *capture) *derivedState {
@@ -98,6 +102,9 @@ func (ds *derivedState) apply(i int, tr *tar.Reader, lr *LayerReport) error {
 				stash[p] = f
 			}
 			continue
+		}
+		if ds.usrEtc == "" && (p == "usr/etc" || strings.HasPrefix(p, "usr/etc/")) {
+			ds.usrEtc, ds.usrEtcLayer = p, i
 		}
 		dst, filtered := ds.mapDerivedPath(p)
 		if filtered != "" {

@@ -40,6 +40,28 @@ func (im *importer) lintMetadata() {
 // maxExamples bounds the paths quoted in one warning.
 const maxExamples = 5
 
+// lintFatal applies bootc's fatal lints (fatal.go, kargs.go); the first that fails
+// becomes the Report's failure. The root lints need the commit's root: a plain image's
+// layers are all derived and verify does not rebuild its root, so they are skipped there.
+func (im *importer) lintFatal() {
+	if im.tree == nil {
+		return
+	}
+	var ps []*Problem
+	if im.layout.Ostree {
+		ps = RootLints(im.tree)
+	}
+	if p := derivedUsrEtc(im.derived); p != nil {
+		ps = append(ps, p)
+	}
+	if p := im.lintKargs(); p != nil {
+		ps = append(ps, p)
+	}
+	if len(ps) > 0 && im.r.Failure == nil {
+		im.r.Failure = ps[0]
+	}
+}
+
 // lintTree checks the final tree: a kernel to boot, nothing in /sysroot, and /var
 // content that bootc writes only at installation.
 func (im *importer) lintTree() {
@@ -47,13 +69,8 @@ func (im *importer) lintTree() {
 		return
 	}
 	r := im.r
-	kernels := Kernels(im.tree)
-	switch len(kernels) {
-	case 0:
+	if len(Kernels(im.tree)) == 0 {
 		r.warn(CheckKernel, -1, "no kernel at usr/lib/modules/*/vmlinuz: the image cannot be booted")
-	case 1:
-	default:
-		r.warn(CheckKernel, -1, "%d kernels (%s): bootc expects exactly one", len(kernels), strings.Join(kernels, ", "))
 	}
 	if sys := im.tree.LookupDir("/sysroot"); sys != nil && (len(sys.Files) > 0 || len(sys.Dirs) > 0) {
 		r.warn(CheckSysroot, -1, "/sysroot is not empty in the commit; its content is not deployed")

@@ -66,9 +66,10 @@ func TestVerifyRealOstreeCommit(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
-	for _, d := range []string{"usr/bin", "usr/etc", "usr/lib/modules/6.1.0", "sysroot", "var/lib/app"} {
+	for _, d := range []string{"usr/bin", "usr/etc", "usr/lib/modules/6.1.0", "sysroot", "var/lib/app", "dev", "proc", "sys", "run", "tmp"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
+	require.NoError(t, os.Symlink("sysroot/ostree", filepath.Join(root, "ostree")))
 	write := func(p, data string, mode os.FileMode) {
 		require.NoError(t, os.WriteFile(filepath.Join(root, p), []byte(data), mode))
 		require.NoError(t, os.Chmod(filepath.Join(root, p), mode))

@@ -21,7 +21,7 @@ const (
 	CheckTree        = "tree"           // commit tree incomplete
 	CheckContainer   = "container-view" // checkout paths disagree with the commit
 	CheckDerived     = "derived"        // derived layer cannot be applied
-	CheckKernel      = "kernel"         // lint: kernel presence
+	CheckKernel      = "kernel"         // lint: no kernel (warning); several kernels (fatal, as bootc's kernel lint)
 	CheckSysroot     = "sysroot"        // lint: content in /sysroot
 	CheckVar         = "var"            // lint: /var content
 	CheckSELinux     = "selinux"        // lint: policy shipped but files unlabelled
@@ -29,6 +29,13 @@ const (
 	CheckLayerCount  = "layer-count"    // lint: too many layers
 	CheckNotChunked  = "not-ostree"     // lint: plain image, every layer derived
 	CheckBoundImages = "bound-images"   // inspect: unparsable bound image units
+
+	// Fatal lints of `bootc container lint`, named as bootc names them (see fatal.go).
+	CheckBaseimageRoot = "baseimage-root"       // /sysroot not a directory, /ostree not a symlink to sysroot/ostree
+	CheckAPIDirs       = "api-base-directories" // /dev, /proc, /sys, /run, /tmp or /var not a directory
+	CheckVarRun        = "var-run"              // /var/run not a symlink
+	CheckEtcUsrEtc     = "etc-usretc"           // both /etc and /usr/etc
+	CheckKargs         = "bootc-kargs"          // unparsable /usr/lib/bootc/kargs.d file
 )
 
 // Problem is one finding. As a failure it is what bootc would refuse (or what makes the

@@ -70,9 +70,9 @@ type importer struct {
 
 // Verify reads every layer of src once, streaming, and checks it the way bootc's
 // ostree-ext importer would (section 5 of the format notes), plus the lint checks of
-// `bootc container lint`. Problems with the image are reported in the Report (first
-// failure only; later checks depend on earlier ones); the error is for the run itself
-// (cancelled, no temp space).
+// `bootc container lint`: its fatal lints fail the image, the rest are warnings.
+// Problems with the image are reported in the Report (first failure only; later checks
+// depend on earlier ones); the error is for the run itself (cancelled, no temp space).
 func Verify(ctx context.Context, src *imageio.Source, o Options) (*Report, error) {
 	im, err := newImporter(src, o)
 	if err != nil {
@@ -148,6 +148,7 @@ func (im *importer) run(ctx context.Context) error {
 	st := im.tree.Stats()
 	im.r.Tree = &TreeSummary{Dirs: st.Dirs, Files: st.Files, Symlinks: st.Symlinks, Bytes: st.Bytes}
 	im.lintTree()
+	im.lintFatal()
 	im.r.OK = im.r.Failure == nil
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,8 +76,20 @@ func TestVerifyAccepts(t *testing.T) {
 				assert.Equal(t, 3, r.Derived.Removed, "ping whited out, doc/a and doc/b hidden by the opaque dir")
 				assert.Equal(t, RoleDerived, r.Layers[4].Role)
 				// /usr/etc/hostname is empty and removed, motd added.
-				assert.Equal(t, 9-1-2+1+1-1, r.Tree.Files+r.Tree.Symlinks)
+				assert.Equal(t, 10-1-2+1+1-1, r.Tree.Files+r.Tree.Symlinks)
 			}},
+		{name: "what bootc's fatal lints accept", img: func() bootctest.Image {
+			i := bootctest.Base()
+			i.Files = append(i.Files,
+				bootctest.File{Path: "/var/run", Target: "../run", Chunk: 3},
+				bootctest.File{Path: "/usr/lib/bootc/kargs.d/10-console.toml", Data: "kargs = [\"console=ttyS0\"]\nmatch-architectures = [\"x86_64\"]\n", Chunk: 3},
+				bootctest.File{Path: "/usr/lib/bootc/kargs.d/README", Data: "not TOML, not read", Chunk: 3},
+				bootctest.File{Path: baseimageRef + "/ostree", Target: "sysroot/ostree", Chunk: 3})
+			i.EditTree = func(t *ostree.Tree) { mkdirs(t, baseimageRef+"/sysroot") }
+			return i
+		}(), check: func(t *testing.T, r *Report) {
+			assert.Empty(t, r.Warnings)
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -414,6 +427,226 @@ func TestVerifyLint(t *testing.T) {
 		}
 	}
 	assert.Contains(t, msg, "have no security.selinux label although the image ships an SELinux policy (/usr/etc/selinux/config)")
+}
+
+// mkdirs creates the directories p and its parents in t.
+func mkdirs(t *ostree.Tree, p string) {
+	d := t.Root
+	parts, _ := ostree.SplitPath(p)
+	for _, c := range parts {
+		if d.Dirs[c] == nil {
+			d.Dirs[c] = ostree.NewDir(ostree.DirMeta{Mode: ostree.ModeDir | 0o755})
+		}
+		d = d.Dirs[c]
+	}
+}
+
+// withFiles is the base image with its files changed: those at the paths in drop
+// removed, add appended.
+func withFiles(drop []string, add ...bootctest.File) bootctest.Image {
+	i := bootctest.Base()
+	var fs []bootctest.File
+	for _, f := range i.Files {
+		if !slices.Contains(drop, f.Path) {
+			fs = append(fs, f)
+		}
+	}
+	i.Files = append(fs, add...)
+	return i
+}
+
+// TestVerifyFatalLints has one case per fatal lint of `bootc container lint` (fatal.go):
+// each fails the image with the lint's name as the check and a message that says
+// what is wrong, where, and what to add to the Containerfile.
+func TestVerifyFatalLints(t *testing.T) {
+	rmdir := func(names ...string) func(*ostree.Tree) {
+		return func(t *ostree.Tree) {
+			for _, n := range names {
+				delete(t.Root.Dirs, n)
+			}
+		}
+	}
+	kargs := func(data string) bootctest.Image {
+		return withFiles(nil, bootctest.File{Path: "/usr/lib/bootc/kargs.d/10-console.toml", Data: data, Chunk: 3})
+	}
+	tests := []struct {
+		name  string
+		img   func() bootctest.Image
+		check string
+		layer int
+		msg   []string
+	}{
+		{
+			name: "no /sysroot, no /ostree",
+			img: func() bootctest.Image {
+				i := withFiles([]string{"/ostree"})
+				i.EditTree = rmdir("sysroot")
+				return i
+			},
+			check: CheckBaseimageRoot, layer: -1,
+			msg: []string{"/sysroot is missing and /ostree is missing: bootc container lint refuses the image (baseimage-root) " +
+				"and a deployment stops in emergency mode (ostree-prepare-root cannot move its root to /sysroot); " +
+				"add `mkdir /sysroot && ln -s sysroot/ostree /ostree` to the Containerfile"},
+		},
+		{
+			name: "/ostree a directory",
+			img: func() bootctest.Image {
+				i := withFiles([]string{"/ostree"})
+				i.EditTree = func(t *ostree.Tree) { mkdirs(t, "/ostree") }
+				return i
+			},
+			check: CheckBaseimageRoot, layer: -1,
+			msg: []string{"/ostree is a directory, not a symlink to sysroot/ostree: bootc container lint refuses the image (baseimage-root); " +
+				"add `rm -rf /ostree && ln -s sysroot/ostree /ostree` to the Containerfile"},
+		},
+		{
+			name: "/ostree an absolute symlink",
+			img: func() bootctest.Image {
+				return withFiles([]string{"/ostree"}, bootctest.File{Path: "/ostree", Target: "/sysroot/ostree", Chunk: 3})
+			},
+			check: CheckBaseimageRoot, layer: -1,
+			msg: []string{`/ostree is a symlink to "/sysroot/ostree", not a symlink to sysroot/ostree`},
+		},
+		{
+			name: "reference root without sysroot",
+			img: func() bootctest.Image {
+				return withFiles(nil, bootctest.File{Path: baseimageRef + "/ostree", Target: "sysroot/ostree", Chunk: 3})
+			},
+			check: CheckBaseimageRoot, layer: -1,
+			msg: []string{"/usr/share/doc/bootc/baseimage/base/sysroot is missing: bootc container lint refuses the image (baseimage-root); " +
+				"add `mkdir /usr/share/doc/bootc/baseimage/base/sysroot` to the Containerfile"},
+		},
+		{
+			name: "/proc missing, /tmp a symlink",
+			img: func() bootctest.Image {
+				i := withFiles(nil, bootctest.File{Path: "/tmp", Target: "var/tmp", Chunk: 3})
+				i.EditTree = rmdir("proc", "tmp")
+				return i
+			},
+			check: CheckAPIDirs, layer: -1,
+			msg: []string{`/proc is missing, /tmp is a symlink to "var/tmp": bootc container lint refuses the image (api-base-directories:`,
+				"add `rm -f /tmp && mkdir /proc /tmp` to the Containerfile"},
+		},
+		{
+			name: "/var/run a directory",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditTree = func(t *ostree.Tree) { mkdirs(t, "/var/run") }
+				return i
+			},
+			check: CheckVarRun, layer: -1,
+			msg: []string{"/var/run is a directory, not a symlink: bootc container lint refuses the image (var-run); " +
+				"add `rm -rf /var/run && ln -s ../run /var/run` to the Containerfile"},
+		},
+		{
+			name: "/etc beside /usr/etc in the commit",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.EditTree = func(t *ostree.Tree) { mkdirs(t, "/etc") }
+				return i
+			},
+			check: CheckEtcUsrEtc, layer: -1,
+			msg: []string{"the commit has both /etc (a directory) and /usr/etc: bootc container lint refuses the image (etc-usretc) " +
+				"and ostree refuses to deploy it; ship configuration in /etc only"},
+		},
+		{
+			name: "derived layer writes usr/etc",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.Derived = [][]bootctest.Entry{{{Hdr: bootctest.Hdr("usr/etc/motd", tar.TypeReg, 0o644, 0), Data: []byte("hi\n")}}}
+				return i
+			},
+			check: CheckEtcUsrEtc, layer: 4,
+			msg: []string{"the layer writes usr/etc/motd, but a bootc container has /etc: bootc container lint refuses the image (etc-usretc)",
+				"write to /etc instead"},
+		},
+		{
+			name: "two kernels",
+			img: func() bootctest.Image {
+				return withFiles(nil, bootctest.File{Path: "/usr/lib/modules/6.2.0/vmlinuz", Data: "K2", Chunk: 2})
+			},
+			check: CheckKernel, layer: -1,
+			msg: []string{"2 kernels in /usr/lib/modules (6.1.0, 6.2.0): bootc container lint refuses the image (kernel), bootc boots exactly one",
+				"remove all but one /usr/lib/modules/<version> directory"},
+		},
+		{
+			name:  "kargs.d file not TOML",
+			img:   func() bootctest.Image { return kargs("kargs = console=ttyS0\n") },
+			check: CheckKargs, layer: -1,
+			msg: []string{"/usr/lib/bootc/kargs.d/10-console.toml: toml: ",
+				"bootc container lint refuses the image (bootc-kargs), and bootc install and upgrade fail on it too; fix or remove the file"},
+		},
+		{
+			name:  "kargs.d file with an unknown key",
+			img:   func() bootctest.Image { return kargs("kargs = [\"quiet\"]\narch = [\"x86_64\"]\n") },
+			check: CheckKargs, layer: -1,
+			msg: []string{`/usr/lib/bootc/kargs.d/10-console.toml: unknown key "arch": bootc container lint refuses the image (bootc-kargs)`},
+		},
+		{
+			name:  "kargs.d file without kargs",
+			img:   func() bootctest.Image { return kargs("") },
+			check: CheckKargs, layer: -1,
+			msg: []string{"/usr/lib/bootc/kargs.d/10-console.toml: no kargs list: "},
+		},
+		{
+			name: "kargs.d file from a derived layer",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				i.Derived = [][]bootctest.Entry{{{Hdr: bootctest.Hdr("usr/lib/bootc/kargs.d/20-x.toml", tar.TypeReg, 0o644, 0), Data: []byte("kargs = [1]\n")}}}
+				return i
+			},
+			check: CheckKargs, layer: -1,
+			msg: []string{"/usr/lib/bootc/kargs.d/20-x.toml: toml: "},
+		},
+		{
+			// utf8 is refused before any lint: ostree cannot store such a target.
+			name: "symlink target not UTF-8",
+			img: func() bootctest.Image {
+				i := bootctest.Base()
+				h := bootctest.Hdr("usr/bin/cafe", tar.TypeSymlink, 0o777, 0)
+				h.Linkname = "caf\xe9"
+				i.Derived = [][]bootctest.Entry{{{Hdr: h}}}
+				return i
+			},
+			check: CheckDerived, layer: 4,
+			msg: []string{"usr/bin/cafe: symlink target \"caf\\xe9\" is not valid UTF-8"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := verifyRef(t, tc.img().Build(t).Ref, Options{})
+			require.NotNil(t, r.Failure, "verify passed")
+			assert.False(t, r.OK)
+			assert.Equal(t, tc.check, r.Failure.Check, r.Failure.Error())
+			assert.Equal(t, tc.layer, r.Failure.Layer, r.Failure.Error())
+			for _, m := range tc.msg {
+				assert.Contains(t, r.Failure.Message, m)
+			}
+		})
+	}
+}
+
+// TestRootLints checks the lints on a tree alone, as build uses them: a tree with no
+// /sysroot and no /ostree gets one problem, naming both.
+func TestRootLints(t *testing.T) {
+	tree := ostree.NewTree()
+	for _, d := range []string{"/dev", "/proc", "/sys", "/run", "/tmp", "/var", "/usr/etc"} {
+		mkdirs(tree, d)
+	}
+	ps := RootLints(tree)
+	require.Len(t, ps, 1)
+	assert.Equal(t, CheckBaseimageRoot, ps[0].Check)
+	assert.Contains(t, ps[0].Message, "add `mkdir /sysroot && ln -s sysroot/ostree /ostree` to the Containerfile")
+
+	mkdirs(tree, "/sysroot")
+	tree.Root.Files["ostree"] = &ostree.File{Header: &ostree.FileHeader{Mode: ostree.ModeSymlink | 0o777, Target: "sysroot/ostree"}}
+	assert.Empty(t, RootLints(tree))
+
+	mkdirs(tree, "/etc")
+	ps = RootLints(tree)
+	require.Len(t, ps, 1)
+	assert.Equal(t, CheckEtcUsrEtc, ps[0].Check)
+	assert.Contains(t, ps[0].Message, "the commit has both /etc (a directory) and /usr/etc")
 }
 
 // TestVerifyMetadataSpill runs with no memory budget for metadata objects, so every

@@ -62,7 +62,14 @@ type Image struct {
 	EditLayer func(i int, es []Entry) []Entry
 	// EditImage may change manifest and config after the layers are written.
 	EditImage func(m *imgspecv1.Manifest, c *imgspecv1.Image)
+	// EditTree may add or remove directories of the commit tree before it is written
+	// (files come from Files only: the chunk layers carry their objects).
+	EditTree func(t *ostree.Tree)
 }
+
+// RootDirs are the directories Build creates in every commit, as a bootc base image
+// has them: /sysroot, and the mount points bootc's api-base-directories lint wants.
+var RootDirs = []string{"/sysroot", "/dev", "/proc", "/sys", "/run", "/tmp", "/var"}
 
 // built is the result of Image.build.
 type Built struct {
@@ -131,7 +138,9 @@ func (ti Image) Build(t testing.TB) *Built {
 		}
 		return d
 	}
-	mkdir("/sysroot")
+	for _, d := range RootDirs {
+		mkdir(d)
+	}
 	mkdir("/var/tmp").Meta.Mode = ostree.ModeDir | 0o1777
 	b := &Built{Sums: map[string]ostree.Checksum{}}
 	chunkOf := map[ostree.Checksum]int{}
@@ -161,6 +170,9 @@ func (ti Image) Build(t testing.TB) *Built {
 		}
 		payload[sum], headers[sum] = []byte(f.Data), h
 		pathsOf[sum] = append(pathsOf[sum], f.Path)
+	}
+	if ti.EditTree != nil {
+		ti.EditTree(tree)
 	}
 	meta := memMeta{}
 	rootTree, rootMeta, err := tree.Finalize(meta)
@@ -393,6 +405,7 @@ func BaseFiles() []File {
 		{Path: "/usr/etc/hostname", Data: "", Chunk: 3},
 		{Path: "/usr/share/doc/a", Data: "same", Chunk: 3},
 		{Path: "/usr/share/doc/b", Data: "same", Chunk: 3}, // hardlinked content
+		{Path: "/ostree", Target: "sysroot/ostree", Chunk: 3},
 	}
 }
 

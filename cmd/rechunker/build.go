@@ -187,6 +187,12 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.bootc {
+		// What `rechunker verify` and bootc will refuse; the tree is left as it is.
+		for _, p := range bootc.RootLints(in.Tree) {
+			warn(p.Error())
+		}
+	}
 	commitMeta, err := signCommit(store, in, f.signCommit)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +24,7 @@ func buildRootfs(t *testing.T) string {
 		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
 		require.NoError(t, os.WriteFile(full, []byte(content), 0o644))
 	}
+	addBootcRoot(t, rootfs)
 	return rootfs
 }
 
@@ -88,4 +90,31 @@ func TestBuildCommand(t *testing.T) {
 	for i, l := range third.Layers {
 		assert.Equal(t, first.Layers[i].DiffID, l.DiffID)
 	}
+}
+
+// TestBuildWarnsWhatBootcRefuses: build --bootc of a tree without /sysroot and /ostree
+// writes the image as it is but says, in one line, that bootc refuses it and how to fix
+// the Containerfile; verify then fails the image on the same lint.
+func TestBuildWarnsWhatBootcRefuses(t *testing.T) {
+	tmp := t.TempDir()
+	rootfs := buildRootfs(t)
+	require.NoError(t, os.Remove(filepath.Join(rootfs, "ostree")))
+	require.NoError(t, os.Remove(filepath.Join(rootfs, "sysroot")))
+	store := filepath.Join(tmp, "store")
+	out := "oci:" + filepath.Join(tmp, "out") + ":latest"
+	r := runBin(t, tmp, "build", "--bootc", "--rootfs", rootfs, "--store", store, "--output", out)
+	require.Equal(t, 0, r.code, r)
+	want := "rechunker: warning: baseimage-root: /sysroot is missing and /ostree is missing: bootc container lint refuses the image " +
+		"(baseimage-root) and a deployment stops in emergency mode (ostree-prepare-root cannot move its root to /sysroot); " +
+		"add `mkdir /sysroot && ln -s sysroot/ostree /ostree` to the Containerfile\n"
+	assert.Contains(t, r.stderr, want)
+	assert.Equal(t, 1, strings.Count(r.stderr, "baseimage-root:"), r.stderr)
+
+	r = runBin(t, tmp, "verify", out)
+	assert.Equal(t, 1, r.code, r)
+	assert.Contains(t, r.stdout, "FAIL: baseimage-root: /sysroot is missing and /ostree is missing")
+
+	r = runBin(t, tmp, "build", "--rootfs", rootfs, "--store", store, "--output", "oci:"+filepath.Join(tmp, "plain")+":latest")
+	require.Equal(t, 0, r.code, r)
+	assert.NotContains(t, r.stderr, "baseimage-root", "only --bootc builds are linted")
 }

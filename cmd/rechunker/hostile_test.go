@@ -160,10 +160,31 @@ func gzLayer(t testing.TB, raw []byte) hlayer {
 }
 
 func baseEntries() []hent {
-	return []hent{
+	return append([]hent{
 		hdir("usr/"), hdir("usr/bin/"), hdir("usr/lib/"), hdir("etc/"),
 		hfile("usr/bin/tool", "#!/bin/sh\necho tool\n"), hfile("usr/lib/libx.so", "library"),
 		hfile("etc/os-release", "ID=test\n"),
+	}, bootcRootEntries()...)
+}
+
+// bootcRootEntries are what bootc's fatal lints require of a base image: /sysroot,
+// /ostree -> sysroot/ostree and the API file system mount points.
+func bootcRootEntries() []hent {
+	return []hent{
+		hdir("sysroot/"), hsymlink("ostree", "sysroot/ostree"),
+		hdir("dev/"), hdir("proc/"), hdir("sys/"), hdir("run/"), hdir("tmp/"), hdir("var/"),
+	}
+}
+
+// addBootcRoot writes bootcRootEntries into the root file system at root.
+func addBootcRoot(t *testing.T, root string) {
+	for _, e := range bootcRootEntries() {
+		p := filepath.Join(root, e.name)
+		if e.typ == tar.TypeSymlink {
+			require.NoError(t, os.Symlink(e.link, p))
+		} else {
+			require.NoError(t, os.MkdirAll(p, 0o755))
+		}
 	}
 }
 
@@ -297,8 +318,8 @@ func TestHostileImages(t *testing.T) {
 			name: "symlinked parent escaping",
 			layers: func(t *testing.T, marker string) []hlayer {
 				return []hlayer{
-					gzLayer(t, htar(t, hdir("usr/"), hsymlink("usr/lib", "../../../../tmp"), hfile("usr/lib/"+marker, "evil"),
-						hsymlink("usr/abs", "/tmp"), hfile("usr/abs/"+marker+"-abs", "evil"))),
+					gzLayer(t, htar(t, append(bootcRootEntries(), hdir("usr/"), hsymlink("usr/lib", "../../../../tmp"), hfile("usr/lib/"+marker, "evil"),
+						hsymlink("usr/abs", "/tmp"), hfile("usr/abs/"+marker+"-abs", "evil"))...)),
 					gzLayer(t, htar(t, hfile("usr/lib/"+marker+"-2", "evil in the next layer"))),
 				}
 			},

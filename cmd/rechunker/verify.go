@@ -50,7 +50,9 @@ func newVerifyCmd() *cobra.Command {
 ostree-ext importer: bootable label, architecture, one history entry per layer, the
 ostree.final-diffid split, the order and checksums of every ostree object, a complete
 commit tree equal to ostree.commit, blob digests and diff_ids. Derived layers (an image
-built FROM a chunked base) are applied as bootc does. Lint findings are warnings.
+built FROM a chunked base) are applied as bootc does. The lints bootc container lint
+treats as fatal (baseimage-root, api-base-directories, var-run, etc-usretc, kernel,
+bootc-kargs) fail the image; other lint findings are warnings.
 Exit status 1 when the image would be refused or is inconsistent.
 
 IMAGE is TRANSPORT:REF (oci:DIR[:TAG], oci-archive:FILE, containers-storage:NAME,
