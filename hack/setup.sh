@@ -31,6 +31,10 @@ packages=(
 	selinux-policy-default
 	# GLib's own GVariant encoder (through PyGObject) is the oracle for signed metadata.
 	python3-gi
+	# The QEMU boot suite (vm-tests): libostree through GObject introspection is the
+	# importing client, QEMU (TCG where KVM does not work) boots the deployments, and
+	# mkfs.ext4 -d makes their disks without a loop mount.
+	gir1.2-ostree-1.0 qemu-system-x86 e2fsprogs
 )
 missing=()
 for p in "${packages[@]}"; do

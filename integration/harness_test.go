@@ -149,7 +149,7 @@ func bookwormBootc() debianRootfs {
 }
 
 // rootfsRecipeVersion changes whenever shapeForBootc changes, so stale caches are not used.
-const rootfsRecipeVersion = "1"
+const rootfsRecipeVersion = "2"
 
 // tarball returns a zstd tarball of the root file system, building it with debootstrap
 // on first use and caching it.
@@ -230,6 +230,21 @@ func shapeForBootc(t testing.TB, root string) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc/machine-id")); err == nil {
 		require.NoError(t, os.Truncate(filepath.Join(root, "etc/machine-id"), 0))
+	}
+	addBootcRoot(t, root)
+}
+
+// addBootcRoot adds what bootc's fatal lints require of every base image's root:
+// the API directories, /sysroot and /ostree -> sysroot/ostree (ostree-prepare-root
+// moves the physical root there; without them a deployment stops in emergency mode).
+func addBootcRoot(t testing.TB, root string) {
+	t.Helper()
+	for _, dir := range []string{"dev", "proc", "sys", "run", "tmp", "var", "sysroot"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, dir), 0o755))
+	}
+	link := filepath.Join(root, "ostree")
+	if _, err := os.Lstat(link); errors.Is(err, os.ErrNotExist) {
+		require.NoError(t, os.Symlink("sysroot/ostree", link))
 	}
 }
 

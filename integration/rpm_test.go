@@ -52,6 +52,7 @@ func TestRPMPackageUpgrade(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
 		require.NoError(t, os.Symlink("../usr/lib/os-release", filepath.Join(root, "etc/os-release")))
 		installRPMs(t, root, rpms...)
+		addBootcRoot(t, root)
 	})
 	v2 := v1.derive(t, "v2", "upgrade "+upgraded, func(root string) {
 		upgradeRPMs(t, root, update)

@@ -39,7 +39,7 @@ func TestRechunkerDiffCLI(t *testing.T) {
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 	bin := filepath.Join(dir, "rechunker")
-	run(Cmd{Name: "go", Args: []string{"build", "-C", root, "-o", bin, "./cmd/rechunker"}})
+	require.NoError(t, BuildRechunker(ctx, root, bin))
 
 	layout := filepath.Join(dir, "layout")
 	run(Cmd{Name: "umoci", Args: []string{"init", "--layout", layout}})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -53,4 +54,18 @@ func tail(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return ": " + strings.Join(lines, " | ")
+}
+
+// BuildRechunker builds ./cmd/rechunker of the module at root into out the way
+// hack/test.sh does (no cgo, so no C headers for storage drivers are needed;
+// the pure-Go OpenPGP backend of containers/image).
+func BuildRechunker(ctx context.Context, root, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-tags=containers_image_openpgp",
+		"-o", out, "./cmd/rechunker")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build rechunker in %s: %w%s", root, err, tail(b, 5))
+	}
+	return nil
 }

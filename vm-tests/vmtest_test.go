@@ -272,7 +272,9 @@ func (h *harness) rechunkerBin(dir string) string {
 	root, err := filepath.Abs("..")
 	require.NoError(h.t, err)
 	bin := filepath.Join(dir, "rechunker")
-	h.run(Cmd{Name: "go", Args: []string{"build", "-C", root, "-o", bin, "./cmd/rechunker"}}, 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	require.NoError(h.t, BuildRechunker(ctx, root, bin))
 	return bin
 }
 
