@@ -40,7 +40,7 @@ start=$SECONDS
 
 # 1. A Debian rootfs shaped like a bootc base image, cached as a tarball.
 include=systemd,systemd-sysv,linux-image-amd64,openssh-server
-rootfs=$cache/debian-bookworm-minbase-bootc.tar.zst
+rootfs=$cache/debian-bookworm-minbase-bootc-v2.tar.zst
 if [[ ! -f $rootfs ]]; then
 	step "debootstrap bookworm (minbase + $include); once, about 1-4 minutes"
 	tmp=$(mktemp -d "$cache/debootstrap.XXXXXX")
@@ -49,7 +49,8 @@ if [[ ! -f $rootfs ]]; then
 		{ tail -20 "$tmp/log"; die "debootstrap failed (log above)"; }
 	r=$tmp/rootfs
 	# bootc layout: no device nodes or apt caches, kernel + initramfs in /usr/lib/modules/<kver>/,
-	# empty /boot, empty machine-id.
+	# empty /boot, empty machine-id, /sysroot and /ostree -> sysroot/ostree (where
+	# ostree-prepare-root moves the physical root; bootc's lint refuses images without them).
 	for k in "$r"/boot/vmlinuz-*; do
 		[[ -e $k ]] || continue
 		kver=${k##*/vmlinuz-}
@@ -61,6 +62,8 @@ if [[ ! -f $rootfs ]]; then
 	done
 	rm -f "$r"/vmlinuz* "$r"/initrd.img*
 	: >"$r/etc/machine-id"
+	mkdir -p "$r/sysroot"
+	ln -sfn sysroot/ostree "$r/ostree"
 	tar --numeric-owner --xattrs --xattrs-include='*' -I 'zstd -T0 -3 -q' -C "$r" -cf "$rootfs.tmp" .
 	mv "$rootfs.tmp" "$rootfs"
 	rm -rf "$tmp"

@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Runs rechunker's checks: gofmt, go vet, unit tests, then the end-to-end integration
-# suite (package integration, build tag "integration", which drives the built CLI with
-# debootstrap, umoci, skopeo, rpm and podman; needs root and the tools from
-# hack/setup.sh; tests skip with a message when a tool is missing).
+# Runs rechunker's checks: gofmt, go vet, unit tests, the end-to-end integration suite
+# (package integration, build tag "integration", which drives the built CLI with
+# debootstrap, umoci, skopeo, rpm and podman), then the QEMU boot suite (vm-tests, build
+# tag "qemuvm": boots, upgrades and rolls back real deployments of chunked images). Both
+# need root and the tools from hack/setup.sh; tests skip with a message when a tool is
+# missing, and fail instead when CI=true.
 #
-#   ./hack/test.sh          everything (unit + integration)
+#   ./hack/test.sh          everything (unit + integration + QEMU boots)
 #   ./hack/test.sh -short   gofmt, vet and unit tests with go test -short (no integration)
+#   ./hack/test.sh -vm      only the QEMU boot suite
 #
 # Exits non-zero on any failure. The last line is "test.sh: PASS ..." or "test.sh: FAIL ...".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 short=0
+vmonly=0
 for arg in "$@"; do
 	case $arg in
 	-short | --short) short=1 ;;
+	-vm | --vm) vmonly=1 ;;
 	-h | --help)
-		sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "test.sh: unknown argument $arg (use -short)" >&2
+		echo "test.sh: unknown argument $arg (use -short or -vm)" >&2
 		exit 2
 		;;
 	esac
@@ -36,6 +41,21 @@ start=$SECONDS
 stage=""
 trap 'rc=$?; if ((rc != 0)); then echo "test.sh: FAIL in ${stage:-setup} after $((SECONDS - start))s"; fi' EXIT
 
+# The QEMU suite: three TCG boots of real deployments (about a minute each); the boot
+# image is built once (debootstrap + dracut, about 4 minutes) and cached in
+# $RECHUNKER_TEST_CACHE. Console logs of a failed boot are kept under the test's work
+# directory, named in the failure.
+vm_suite() {
+	stage="QEMU boot suite"
+	echo "== QEMU boot suite: go test -tags=containers_image_openpgp,qemuvm ./vm-tests/ -run TestQEMU -count=1 -timeout 45m -v"
+	go test -tags=containers_image_openpgp,qemuvm ./vm-tests/ -run TestQEMU -count=1 -timeout 45m -v
+}
+if ((vmonly)); then
+	vm_suite
+	echo "test.sh: PASS (QEMU boot suite) in $((SECONDS - start))s"
+	exit 0
+fi
+
 stage="gofmt"
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
@@ -49,6 +69,7 @@ stage="go vet"
 echo "== go vet"
 go vet ./...
 go vet -tags="$tags" ./integration/...
+go vet -tags=containers_image_openpgp,qemuvm ./vm-tests/
 
 stage="unit tests"
 if ((short)); then
@@ -80,4 +101,13 @@ grep -E '^(--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$)' "$log" | grep -v '^    ' || tru
 grep -o 'scenario summary: .*' "$log" || true
 skips=$(grep -c -- '--- SKIP' "$log" || true)
 ((rc == 0)) || exit "$rc"
-echo "test.sh: PASS (gofmt, vet, unit tests, integration tests; $skips skipped) in $((SECONDS - start))s"
+vm_log=$(mktemp)
+trap 'rc=$?; rm -f "$log" "$vm_log"; if ((rc != 0)); then echo "test.sh: FAIL in ${stage:-setup} after $((SECONDS - start))s"; fi' EXIT
+set +e
+vm_suite 2>&1 | tee "$vm_log"
+rc=${PIPESTATUS[0]}
+set -e
+((rc == 0)) || exit "$rc"
+skips=$((skips + $(grep -c -- '--- SKIP' "$vm_log" || true)))
+grep -o 'boot [0-9a-z-]*: .* report after [0-9]* s' "$vm_log" || true
+echo "test.sh: PASS (gofmt, vet, unit tests, integration tests, QEMU boots; $skips skipped) in $((SECONDS - start))s"

@@ -40,6 +40,7 @@ func TestQEMUBootUpgradeRollback(t *testing.T) {
 	s := newQEMUSuite(t)
 	v1, v2 := s.buildReleases()
 	repo := filepath.Join(s.work, "task", "repo")
+	require.NoError(t, os.MkdirAll(filepath.Dir(repo), 0o755))
 	_, err := Run(s.ctx, Cmd{Name: "ostree", Args: []string{"init", "--repo=" + repo, "--mode=bare"}}, nil)
 	require.NoError(t, err)
 

@@ -27,7 +27,9 @@ for fs in proc sys dev; do
 	mounted+=("$root/$fs")
 done
 
-in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+# INITRD=No: the kernel's postinst would build a generic initramfs that is thrown away;
+# the one the image boots is built below, after the module cut.
+in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C INITRD=No PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 # The mirror's Release files can look expired against a skewed clock.
 apt_opts=(-o Acquire::Check-Valid-Until=false -o Dpkg::Use-Pty=0 -qq)
 in_root apt-get "${apt_opts[@]}" update
