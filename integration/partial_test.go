@@ -69,7 +69,7 @@ func TestPartialComponentUpdate(t *testing.T) {
 			require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
 			require.NoError(t, os.Symlink("../usr/lib/os-release", filepath.Join(root, "etc/os-release")))
 			writeFile(t, root, "usr/bin/tool", "#!/bin/sh\necho tool\n", 0o755)
-		addBootcRoot(t, root)
+			addBootcRoot(t, root)
 		})
 	}
 
