@@ -62,6 +62,8 @@ type sourceInfo struct {
 	changesPerYear float64
 	// alwaysChanges marks content that changes with every build (catch-all, package db).
 	alwaysChanges bool
+	// volatilePart marks the volatile part of a split package (volatile.go).
+	volatilePart bool
 }
 
 // component is one unit of change: every path of the tree belongs to exactly one.

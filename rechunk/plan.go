@@ -122,4 +122,7 @@ type ComponentInfo struct {
 	Changed bool
 	// New is set when a previous build's plan did not know the component.
 	New bool
+	// Volatile marks the volatile part of a split package (named with VolatileSuffix);
+	// the package's stable part keeps the package's name.
+	Volatile bool
 }

@@ -44,6 +44,9 @@ type Options struct {
 	SpanFileSize int64
 	// UpdateInterval is the expected time between two upgrades.
 	UpdateInterval time.Duration
+	// NoVolatileSplit keeps every package whole instead of splitting off the files
+	// that package rebuilds change (volatile.go).
+	NoVolatileSplit bool
 }
 
 // NewPlan assigns every file of the finalized tree t to a component and packs the
@@ -166,6 +169,9 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 			rate = minChangesPerYear
 		}
 		c.p = -math.Expm1(-rate * years)
+	}
+	if !o.NoVolatileSplit {
+		comps = splitVolatile(comps)
 	}
 	return comps, nil
 }
@@ -391,6 +397,7 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 			Name: c.name, Source: c.source, Exclusive: c.info.exclusive, Files: len(c.files), Size: c.size,
 			ChangeProbability: items[i].p, Digest: c.digestHex(), Layers: compLayers[i],
 			Changed: h.changed, New: prior != nil && prior.fromLabel && !h.known,
+			Volatile: c.info.volatilePart,
 		})
 	}
 	label, err := encodePlanRecord(rec)

@@ -27,21 +27,22 @@ import (
 // buildFlags are the flags of `build` and `compose build-chunked-oci`: rpm-ostree's
 // build-chunked-oci flags plus ours.
 type buildFlags struct {
-	in            inputFlags
-	from          string
-	output        string
-	bootc         bool
-	formatVersion int
-	maxLayers     int
-	previous      []string
-	labels        []string
-	reference     string
-	signCommit    []string
-	compression   string
-	level         int
-	noBlobCache   bool
-	asJSON        bool
-	quiet         bool
+	in              inputFlags
+	from            string
+	output          string
+	bootc           bool
+	formatVersion   int
+	maxLayers       int
+	previous        []string
+	labels          []string
+	reference       string
+	signCommit      []string
+	compression     string
+	level           int
+	noBlobCache     bool
+	noVolatileSplit bool
+	asJSON          bool
+	quiet           bool
 }
 
 func (f *buildFlags) register(cmd *cobra.Command) {
@@ -52,6 +53,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.bootc, "bootc", false, "add the label containers.bootc=1")
 	fs.IntVar(&f.formatVersion, "format-version", 2, "chunk format: 1 (sparse) or 2 (parent directories in every chunk, reproducible unpacking)")
 	fs.IntVar(&f.maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
+	fs.BoolVar(&f.noVolatileSplit, "no-volatile-split", false, "keep every package in one component (default: split off the files package rebuilds change)")
 	fs.StringArrayVar(&f.previous, "previous-build", nil, "a previous build (TRANSPORT:REF) whose layout and blobs to reuse; repeatable; default: --output if it is a chunked image")
 	fs.StringArrayVarP(&f.labels, "label", "l", nil, "add a config label KEY=VALUE; repeatable")
 	fs.StringVar(&f.reference, "reference", "latest", "accepted for rpm-ostree compatibility and ignored (rpm-ostree ignores it too)")
@@ -153,6 +155,7 @@ type buildSummary struct {
 	Source       string         `json:"source"`
 	FromPrevious string         `json:"from_previous,omitempty"`
 	SELinux      *seSummary     `json:"selinux,omitempty"`
+	BaseMarks    int            `json:"base_marks,omitempty"`
 	Reused       int            `json:"reused_layers"`
 	Bytes        int64          `json:"compressed_bytes"`
 	TarBytes     int64          `json:"uncompressed_bytes"`
@@ -198,7 +201,7 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 		return err
 	}
 	tLoad := time.Since(start)
-	plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{MaxLayers: f.maxLayers, Previous: prev, Warn: warn})
+	plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{MaxLayers: f.maxLayers, Previous: prev, Warn: warn, NoVolatileSplit: f.noVolatileSplit})
 	if err != nil {
 		return err
 	}
@@ -227,7 +230,7 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 		guard.discard()
 		return err
 	}
-	sum := buildSummary{Result: res, Source: in.Ref, FromPrevious: plan.FromPrevious, Phases: map[string]int{
+	sum := buildSummary{Result: res, Source: in.Ref, FromPrevious: plan.FromPrevious, BaseMarks: in.BaseMarks, Phases: map[string]int{
 		"load": int(tLoad.Milliseconds()), "plan": int(tPlan.Milliseconds()),
 		"layers": int(res.Timings.Layers.Milliseconds()), "write": int(res.Timings.Write.Milliseconds()),
 		"total": int(time.Since(start).Milliseconds()),
@@ -255,6 +258,9 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 		if s := sum.SELinux; s != nil {
 			fmt.Fprintf(cmd.OutOrStdout(), "  SELinux labels from policy %q: %d entries labelled, %d objects rewritten (%d from the store's index)\n",
 				s.Policy, s.Labeled, s.Rewritten+s.Reused, s.Reused)
+		}
+		if sum.BaseMarks > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "  %d directory marks (user.component, user.update-interval) restored from the base image's commit\n", sum.BaseMarks)
 		}
 	}
 	return nil

@@ -20,13 +20,15 @@ func newPlanCmd() *cobra.Command {
 	var f inputFlags
 	var previous []string
 	var maxLayers int
-	var asJSON bool
+	var asJSON, noVolatileSplit bool
 	cmd := &cobra.Command{
 		Use:   "plan [SOURCE] [--rootfs DIR] [--previous-build IMAGE]... [--max-layers N] [--json] [--store DIR]",
 		Short: "Show how the image's files would be split into layers",
 		Long: `Plan loads the input (an image or --rootfs DIR), assigns every file to a component
 (user.component xattr, rpm/dpkg/pacman/apk package grouped by source package, kernel and
-initramfs, package database, big unowned file, state directory, catch-all) and packs the
+initramfs, package database, big unowned file, state directory, catch-all), splits off a
+package's volatile part (executables, shared objects, bytecode, changelogs: what a
+rebuild of the package changes) when that pays, and packs the
 components into at most --max-layers chunk layers (the commit layer comes in addition),
 minimising the bytes an upgrade downloads. With --previous-build, components stay in the
 layers they had there. Nothing is written but the store.`,
@@ -55,9 +57,10 @@ layers they had there. Nothing is written but the store.`,
 				return err
 			}
 			plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{
-				MaxLayers: maxLayers,
-				Previous:  prev,
-				Warn:      func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+				MaxLayers:       maxLayers,
+				Previous:        prev,
+				NoVolatileSplit: noVolatileSplit,
+				Warn:            func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
 			})
 			if err != nil {
 				return err
@@ -73,6 +76,7 @@ layers they had there. Nothing is written but the store.`,
 	cmd.Flags().StringArrayVar(&previous, "previous-build", nil, "a previous build of this image (TRANSPORT:REF) whose layout to keep; repeat for more change history")
 	cmd.Flags().IntVar(&maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().BoolVar(&noVolatileSplit, "no-volatile-split", false, "keep every package in one component")
 	return cmd
 }
 
@@ -166,6 +170,12 @@ func printPlan(w io.Writer, p *rechunk.Plan) {
 	if p.FromPrevious != "" {
 		from = "layout kept from " + p.FromPrevious
 	}
-	fmt.Fprintf(w, "\n%d chunk layers (+1 commit layer), %d components, %s total, %s; expected download per upgrade: %s\n",
-		len(p.Layers), len(p.Components), bootc.HumanSize(int64(total)), from, bootc.HumanSize(int64(expected)))
+	split := 0
+	for _, c := range p.Components {
+		if c.Volatile {
+			split++
+		}
+	}
+	fmt.Fprintf(w, "\n%d chunk layers (+1 commit layer), %d components (%d packages split into stable and %s parts), %s total, %s; expected download per upgrade: %s\n",
+		len(p.Layers), len(p.Components), split, rechunk.VolatileSuffix[1:], bootc.HumanSize(int64(total)), from, bootc.HumanSize(int64(expected)))
 }

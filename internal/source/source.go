@@ -63,6 +63,9 @@ type Input struct {
 	Ref       string          // what was loaded
 	Layers    []LayerResult   // image layers in order; empty for a rootfs directory
 	SELinux   *SELinuxResult  // nil when the tree was not labelled
+	// BaseMarks counts the directories that got user.component or user.update-interval
+	// back from the dirmeta objects of a chunked base image (basemarks.go).
+	BaseMarks int
 }
 
 // SELinuxResult describes the labelling of a tree from its own policy.
@@ -97,6 +100,8 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	if err != nil {
 		return nil, err
 	}
+	// Before /sysroot is emptied: the base image's commit is read from there.
+	in.BaseMarks = restoreBaseMarks(in.Tree, o.Store, o.Warn)
 	// Label before /etc moves: the policy names /etc paths.
 	if !o.NoSELinux {
 		if err := relabel(ctx, in, o); err != nil {

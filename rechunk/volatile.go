@@ -1,0 +1,126 @@
+package rechunk
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/rechunker-dev/rechunker/ostree"
+)
+
+// Volatility split. A security or point update of a package rebuilds it from patched
+// sources: its compiled files (executables, shared objects, Python bytecode, whose
+// header embeds the source's mtime) and its per-version metadata (the Debian changelog,
+// dpkg's md5sums) change, while most of its data, documentation, translations, headers
+// and sources stay byte-identical. A package component is therefore split into a
+// volatile part (named VolatileSuffix after the package's component) and a stable part
+// (keeping the component's name, so a previous build's layout still finds it), each
+// planned like any component. The rule is a pure function of path and mode, so a file
+// keeps its part from one release to the next without any record; the parts' own plan
+// label entries (digests and change history) replace the assumed rates below once
+// previous builds have been seen.
+
+// VolatileSuffix ends the name of a package component's volatile part.
+const VolatileSuffix = "/volatile"
+
+const (
+	// stableRateFactor is how much less often a package's stable part is assumed to
+	// change than the package: only new upstream versions touch it.
+	stableRateFactor = 0.25
+	// splitMinSaving is the smallest expected saving per upgrade (bytes) for which a
+	// package is split: about what a layer costs to fetch even when tiny (its
+	// repository skeleton, manifest and config entries, a request).
+	splitMinSaving = 4 << 10
+	// splitMinPart is the smallest part worth a component of its own.
+	splitMinPart = 16 << 10
+)
+
+// isVolatile says whether the file at dir+name is likely to change in a rebuild of its
+// package that leaves upstream data alone.
+func isVolatile(dir, name string, f *ostree.File) bool {
+	if f.Header.IsSymlink() {
+		return false
+	}
+	switch {
+	case strings.Contains(dir, "/__pycache__/"), strings.HasSuffix(name, ".pyc"), strings.HasSuffix(name, ".pyo"):
+		return true
+	case dir == "/var/lib/dpkg/info/" && strings.HasSuffix(name, ".md5sums"),
+		strings.HasPrefix(dir, "/usr/share/doc/") && strings.HasPrefix(name, "changelog"):
+		// Per-build metadata: checksums of the package's files, and the changelog that
+		// gains an entry with every upload.
+		return true
+	case isSharedObject(name):
+		return true
+	case f.Header.Mode&0o111 != 0 && !strings.HasPrefix(dir, "/usr/share/"):
+		// Executables outside /usr/share are mostly compiled; scripts there are data.
+		return true
+	}
+	return false
+}
+
+// isSharedObject matches lib.so, lib.so.1 and lib.so.1.2.3, and Python/Perl extension
+// modules (*.cpython-311-x86_64-linux-gnu.so, *.so).
+func isSharedObject(name string) bool {
+	i := strings.Index(name, ".so")
+	if i <= 0 {
+		return false
+	}
+	rest := name[i+3:]
+	for rest != "" {
+		if rest[0] != '.' {
+			return false
+		}
+		j := 1
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if j == 1 {
+			return false
+		}
+		rest = rest[j:]
+	}
+	return true
+}
+
+// splittable lists the sources whose components are packages.
+var splittable = map[string]bool{"rpm": true, "dpkg": true, "pacman": true, "apk": true}
+
+// splitVolatile replaces every package component for which the split pays by its
+// stable and volatile parts. p must already be set on comps.
+func splitVolatile(comps []*component) []*component {
+	out := make([]*component, 0, len(comps))
+	for _, c := range comps {
+		if !splittable[c.source] || c.info.exclusive {
+			out = append(out, c)
+			continue
+		}
+		var vol, stable []FileRef
+		for _, fe := range c.files {
+			if isVolatile(fe.Dir, fe.Name, fe.File) {
+				vol = append(vol, fe)
+			} else {
+				stable = append(stable, fe)
+			}
+		}
+		if len(vol) == 0 || len(stable) == 0 {
+			out = append(out, c)
+			continue
+		}
+		vs, ss := distinctSize(vol), distinctSize(stable)
+		pStable := c.p * stableRateFactor
+		if vs < splitMinPart || ss < splitMinPart || float64(ss)*(c.p-pStable) < splitMinSaving {
+			out = append(out, c)
+			continue
+		}
+		v := &component{name: c.name + VolatileSuffix, source: c.source, info: c.info, files: vol, p: c.p}
+		// The stable part keeps the package aliases: it is what a previous layout knew.
+		v.info.packages = nil
+		v.info.volatilePart = true
+		s := &component{name: c.name, source: c.source, info: c.info, files: stable, p: pStable}
+		s.info.changesPerYear *= stableRateFactor
+		v.finish()
+		s.finish()
+		out = append(out, s, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
