@@ -66,6 +66,7 @@ type buildOutput struct {
 	Bytes          int64             `json:"compressed_bytes"`
 	Labels         map[string]string `json:"labels"`
 	Layers         []buildLayer      `json:"layers"`
+	BaseMarks      int               `json:"base_marks"`
 }
 
 // buildLayer is one layer of a build report.
