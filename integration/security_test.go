@@ -73,4 +73,23 @@ func TestSecurityUpdate(t *testing.T) {
 		d.BytesFetched, bound, d.describe())
 	assert.Less(t, d.BytesFetched, plain.BytesFetched/10,
 		"chunked upgrade (%d B) must be far below the plain image's (%d B)", d.BytesFetched, plain.BytesFetched)
+
+	// The same pair at 128 layers, and at 64 with every package kept whole (what the
+	// volatility split saves), logged for docs/benchmarks.md.
+	for _, v := range []struct {
+		name  string
+		flags []string
+	}{
+		{"128 layers", []string{"--max-layers", "128"}},
+		{"64 layers, --no-volatile-split", []string{"--no-volatile-split"}},
+	} {
+		dir := filepath.Join(t.TempDir(), "out")
+		o2, o3 := ociImage{Layout: dir, Tag: "v2"}, ociImage{Layout: dir, Tag: "v3"}
+		c.build(t, append([]string{"--bootc", "--from", v2.Ref(), "--output", o2.Ref()}, v.flags...)...)
+		c.build(t, append([]string{"--bootc", "--from", v3.Ref(), "--output", o3.Ref(), "--previous-build", o2.Ref()}, v.flags...)...)
+		dv := c.diff(t, o2.Ref(), o3.Ref())
+		cv, _ := dv.commitLayer()
+		t.Logf("%s: fetches %d of %d layers, %d B = %.2f x (changed files + commit layer %d B)", v.name,
+			dv.LayersFetched, dv.LayersTotal, dv.BytesFetched, float64(dv.BytesFetched)/float64(change.Gzipped+cv.Size), cv.Size)
+	}
 }

@@ -410,6 +410,24 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 
 // describe names a layer and says why it holds what it holds.
 func describe(b *pbin, comps []*component, items []packItem, members []int, prior *priorLayout) (string, string) {
+	name, why := describeBin(b, comps, items, members, prior)
+	volatile := 0
+	for _, i := range members {
+		if comps[i].info.volatilePart {
+			volatile++
+		}
+	}
+	switch {
+	case volatile == 1 && len(members) == 1:
+		why += "; the volatile part of a package (what its rebuilds change)"
+	case volatile > 0:
+		why += fmt.Sprintf("; %d of them volatile parts of packages", volatile)
+	}
+	return name, why
+}
+
+// describeBin names a layer by its kind of bin.
+func describeBin(b *pbin, comps []*component, items []packItem, members []int, prior *priorLayout) (string, string) {
 	kept := ""
 	if b.prev > 0 && prior != nil {
 		kept = fmt.Sprintf("kept from %s layer %d; ", prior.ref, b.prev)
