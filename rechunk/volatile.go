@@ -9,9 +9,10 @@ import (
 
 // Volatility split. A security or point update of a package rebuilds it from patched
 // sources: its compiled files (executables, shared objects, Python bytecode, whose
-// header embeds the source's mtime) and its per-version metadata (the Debian changelog,
-// dpkg's md5sums) change, while most of its data, documentation, translations, headers
-// and sources stay byte-identical. A package component is therefore split into a
+// header embeds the source's mtime), what the build generates with the version or date
+// in it (man pages, Perl's and Python's build configuration) and its per-version
+// metadata (the Debian changelog, dpkg's md5sums, symbols and shlibs) change, while most
+// of its data, documentation, translations, headers and sources stay byte-identical. A package component is therefore split into a
 // volatile part (named VolatileSuffix after the package's component) and a stable part
 // (keeping the component's name, so a previous build's layout still finds it), each
 // planned like any component. The rule is a pure function of path and mode, so a file
@@ -43,15 +44,34 @@ func isVolatile(dir, name string, f *ostree.File) bool {
 	switch {
 	case strings.Contains(dir, "/__pycache__/"), strings.HasSuffix(name, ".pyc"), strings.HasSuffix(name, ".pyo"):
 		return true
-	case dir == "/var/lib/dpkg/info/" && strings.HasSuffix(name, ".md5sums"),
+	case dir == "/var/lib/dpkg/info/" && !strings.HasSuffix(name, ".list") && !strings.HasSuffix(name, ".conffiles"),
 		strings.HasPrefix(dir, "/usr/share/doc/") && strings.HasPrefix(name, "changelog"):
-		// Per-build metadata: checksums of the package's files, and the changelog that
-		// gains an entry with every upload.
+		// Per-build metadata: dpkg's checksums, symbols, shlibs and triggers of the
+		// package (its file and conffile lists change only when files come or go), and the changelog
+		// that gains an entry with every upload.
+		return true
+	case isBuildConfig(dir, name):
+		return true
+	case strings.HasPrefix(dir, "/usr/share/man/"):
+		// Generated at build time (pod2man, help2man) with the package version in them.
 		return true
 	case isSharedObject(name):
 		return true
 	case f.Header.Mode&0o111 != 0 && !strings.HasPrefix(dir, "/usr/share/"):
 		// Executables outside /usr/share are mostly compiled; scripts there are data.
+		return true
+	}
+	return false
+}
+
+// isBuildConfig matches the configuration interpreters record when they are built,
+// with build dates, hosts and versions in it: Perl's Config.pm and Config_*.pl, and
+// Python's _sysconfigdata*.py and config-*/Makefile.
+func isBuildConfig(dir, name string) bool {
+	switch {
+	case strings.Contains(dir, "/perl") && (name == "Config.pm" || strings.HasPrefix(name, "Config_") && strings.HasSuffix(name, ".pl")):
+		return true
+	case strings.Contains(dir, "/python") && (strings.HasPrefix(name, "_sysconfigdata") || strings.Contains(dir, "/config-") && name == "Makefile"):
 		return true
 	}
 	return false

@@ -33,6 +33,13 @@ func TestIsVolatile(t *testing.T) {
 		{"/usr/share/doc/openssl/", "copyright", reg(0o644), false},
 		{"/var/lib/dpkg/info/", "openssl.md5sums", reg(0o644), true},
 		{"/var/lib/dpkg/info/", "openssl.list", reg(0o644), false},
+		{"/var/lib/dpkg/info/", "libssl3:amd64.shlibs", reg(0o644), true},
+		{"/usr/share/man/man1/", "perl.1.gz", reg(0o644), true}, // pod2man puts the version in
+		{"/usr/lib/x86_64-linux-gnu/perl-base/", "Config_heavy.pl", reg(0o644), true},
+		{"/usr/lib/x86_64-linux-gnu/perl-base/", "Config.pm", reg(0o644), true},
+		{"/usr/lib/x86_64-linux-gnu/perl-base/", "Carp.pm", reg(0o644), false},
+		{"/usr/lib/python3.11/", "_sysconfigdata__x86_64-linux-gnu.py", reg(0o644), true},
+		{"/usr/lib/python3.11/config-3.11-x86_64-linux-gnu/", "Makefile", reg(0o644), true},
 		{"/usr/share/perl5/", "Foo.pm", reg(0o644), false},
 		{"/usr/share/bash-completion/completions/", "apt", reg(0o755), false}, // scripts under /usr/share are data
 		{"/usr/share/locale/de/LC_MESSAGES/", "apt.mo", reg(0o644), false},
