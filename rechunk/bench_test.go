@@ -16,8 +16,14 @@ import (
 
 // benchTree builds 100,000 files in 2,000 dpkg packages (50 files each) with a real
 // dpkg database in the store. File contents are not written: only the database is
-// read by the planner, so the other files get distinct synthetic checksums.
-func benchTree(b *testing.B) (*ostree.Tree, *ostree.Store) {
+// read by the planner, so the other files get distinct synthetic checksums. With
+// sharedObjects > 0, that many files of each package are shared libraries, so every
+// package is split into stable and volatile parts.
+func benchTree(b *testing.B, sharedObjects ...int) (*ostree.Tree, *ostree.Store) {
+	libs := 0
+	if len(sharedObjects) > 0 {
+		libs = sharedObjects[0]
+	}
 	store, err := ostree.OpenStore(b.TempDir())
 	require.NoError(b, err)
 	tb := newTestTree(b, store)
@@ -34,11 +40,15 @@ func benchTree(b *testing.B) (*ostree.Tree, *ostree.Store) {
 		var list []byte
 		list = fmt.Appendf(list, "/usr/lib/%s\n", p.name)
 		for j := 0; j < 49; j++ {
-			path := fmt.Sprintf("/usr/lib/%s/file%02d", p.name, j)
+			name := fmt.Sprintf("file%02d", j)
+			if j < libs {
+				name = fmt.Sprintf("lib%02d.so.1", j)
+			}
+			path := "/usr/lib/" + p.name + "/" + name
 			list = fmt.Appendf(list, "%s\n", path)
 			var sum ostree.Checksum
 			copy(sum[:], fmt.Sprintf("%06d%06d", i, j))
-			tb.dir("/usr/lib/" + p.name).Files[fmt.Sprintf("file%02d", j)] = &ostree.File{
+			tb.dir("/usr/lib/" + p.name).Files[name] = &ostree.File{
 				Header: &ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}, Size: int64(1000 + (i*j)%50000), Checksum: sum,
 			}
 		}
@@ -49,8 +59,14 @@ func benchTree(b *testing.B) (*ostree.Tree, *ostree.Store) {
 }
 
 // BenchmarkPlan100k plans 100,000 files of 2,000 packages (1,000 source packages).
-func BenchmarkPlan100k(b *testing.B) {
-	tree, store := benchTree(b)
+func BenchmarkPlan100k(b *testing.B) { benchPlan(b, 0) }
+
+// BenchmarkPlan100kSplit is the same tree with 10 shared objects per package: every
+// source package is split into stable and volatile parts (2,000 components).
+func BenchmarkPlan100kSplit(b *testing.B) { benchPlan(b, 10) }
+
+func benchPlan(b *testing.B, sharedObjects int) {
+	tree, store := benchTree(b, sharedObjects)
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)

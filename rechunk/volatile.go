@@ -109,21 +109,29 @@ var splittable = map[string]bool{"rpm": true, "dpkg": true, "pacman": true, "apk
 func splitVolatile(comps []*component) []*component {
 	out := make([]*component, 0, len(comps))
 	for _, c := range comps {
-		if !splittable[c.source] || c.info.exclusive {
+		// A component under two minimum parts cannot split; most packages stop here.
+		if !splittable[c.source] || c.info.exclusive || c.size < 2*splitMinPart {
 			out = append(out, c)
 			continue
 		}
-		var vol, stable []FileRef
+		nVol := 0
+		for _, fe := range c.files {
+			if isVolatile(fe.Dir, fe.Name, fe.File) {
+				nVol++
+			}
+		}
+		if nVol == 0 || nVol == len(c.files) {
+			out = append(out, c)
+			continue
+		}
+		vol := make([]FileRef, 0, nVol)
+		stable := make([]FileRef, 0, len(c.files)-nVol)
 		for _, fe := range c.files {
 			if isVolatile(fe.Dir, fe.Name, fe.File) {
 				vol = append(vol, fe)
 			} else {
 				stable = append(stable, fe)
 			}
-		}
-		if len(vol) == 0 || len(stable) == 0 {
-			out = append(out, c)
-			continue
 		}
 		vs, ss := distinctSize(vol), distinctSize(stable)
 		pStable := c.p * stableRateFactor
