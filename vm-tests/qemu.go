@@ -144,6 +144,7 @@ var consoleFailures = []string{
 	"You are in emergency mode",
 	"Entering emergency mode",
 	"Failed to start ostree-prepare-root",
+	"ostree-prepare-root.service: Failed",
 	"ostree-prepare-root: ",
 	"Warning: /dev/root does not exist",
 	"dracut: FATAL",
@@ -152,8 +153,9 @@ var consoleFailures = []string{
 
 // ConsoleFailure returns the first line of console output that shows the boot
 // failed, or "".
+// systemd colours unit names on a console; ansiEscape (upgrade.go) strips that.
 func ConsoleFailure(console string) string {
-	for _, line := range strings.Split(console, "\n") {
+	for _, line := range strings.Split(ansiEscape.ReplaceAllString(console, ""), "\n") {
 		for _, pat := range consoleFailures {
 			if strings.Contains(line, pat) && !strings.Contains(line, "ostree-prepare-root: Resolved") {
 				return strings.TrimSpace(line)

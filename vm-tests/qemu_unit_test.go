@@ -83,6 +83,9 @@ func TestConsoleFailure(t *testing.T) {
 			"ostree-prepare-root: failed to MS_MOVE '/sysroot' to 'sysroot': No such file or directory"},
 		{"emergency", "You are in emergency mode. After logging in, type \"journalctl -xb\"\n", `You are in emergency mode. After logging in, type "journalctl -xb"`},
 		{"prepare-root success is fine", "ostree-prepare-root: Resolved OSTree target to: /sysroot/ostree/deploy/x\n", ""},
+		{"unit stopped normally", "[   14.2] systemd[1]: ostree-prepare-root.service: Deactivated successfully.\n", ""},
+		{"coloured unit failure", "[\x1b[0;1;31mFAILED\x1b[0m] Failed to start \x1b[0;1;39mostree-prepare-root.service\x1b[0m - OSTree Prepare OS/.\n",
+			"[FAILED] Failed to start ostree-prepare-root.service - OSTree Prepare OS/."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
