@@ -37,31 +37,38 @@ const (
 
 // isVolatile says whether the file at dir+name is likely to change in a rebuild of its
 // package that leaves upstream data alone.
-func isVolatile(dir, name string, f *ostree.File) bool {
+func isVolatile(dir, name string, f *ostree.File) bool { return volatileReason(dir, name, f) != "" }
+
+// VolatileReason says why the file at commit path p belongs to its package's volatile
+// part, or returns "" for a file of the stable part (`rechunker plan --explain`).
+func VolatileReason(p string, f *ostree.File) string {
+	i := strings.LastIndexByte(p, '/')
+	return volatileReason(p[:i+1], p[i+1:], f)
+}
+
+func volatileReason(dir, name string, f *ostree.File) string {
 	if f.Header.IsSymlink() {
-		return false
+		return ""
 	}
 	switch {
 	case strings.Contains(dir, "/__pycache__/"), strings.HasSuffix(name, ".pyc"), strings.HasSuffix(name, ".pyo"):
-		return true
-	case dir == "/var/lib/dpkg/info/" && !strings.HasSuffix(name, ".list") && !strings.HasSuffix(name, ".conffiles"),
-		strings.HasPrefix(dir, "/usr/share/doc/") && strings.HasPrefix(name, "changelog"):
-		// Per-build metadata: dpkg's checksums, symbols, shlibs and triggers of the
-		// package (its file and conffile lists change only when files come or go), and the changelog
-		// that gains an entry with every upload.
-		return true
+		return "Python bytecode (its header records the source's mtime)"
+	case dir == "/var/lib/dpkg/info/" && !strings.HasSuffix(name, ".list") && !strings.HasSuffix(name, ".conffiles"):
+		// The file and conffile lists change only when files come or go.
+		return "dpkg metadata of the package's build (checksums, symbols, shlibs, triggers, scripts)"
+	case strings.HasPrefix(dir, "/usr/share/doc/") && strings.HasPrefix(name, "changelog"):
+		return "changelog (gains an entry with every upload)"
 	case isBuildConfig(dir, name):
-		return true
+		return "build configuration of an interpreter (records the build)"
 	case strings.HasPrefix(dir, "/usr/share/man/"):
-		// Generated at build time (pod2man, help2man) with the package version in them.
-		return true
+		return "man page (generated at build time, with the version in it)"
 	case isSharedObject(name):
-		return true
+		return "shared object (compiled)"
 	case f.Header.Mode&0o111 != 0 && !strings.HasPrefix(dir, "/usr/share/"):
-		// Executables outside /usr/share are mostly compiled; scripts there are data.
-		return true
+		// Scripts under /usr/share are data; executables elsewhere are mostly compiled.
+		return "executable outside /usr/share (mostly compiled)"
 	}
-	return false
+	return ""
 }
 
 // isBuildConfig matches the configuration interpreters record when they are built,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"text/tabwriter"
 
@@ -21,6 +22,7 @@ func newPlanCmd() *cobra.Command {
 	var previous []string
 	var maxLayers int
 	var asJSON, noVolatileSplit bool
+	var explain []string
 	cmd := &cobra.Command{
 		Use:   "plan [SOURCE] [--rootfs DIR] [--previous-build IMAGE]... [--max-layers N] [--json] [--store DIR]",
 		Short: "Show how the image's files would be split into layers",
@@ -65,6 +67,9 @@ layers they had there. Nothing is written but the store.`,
 			if err != nil {
 				return err
 			}
+			if len(explain) > 0 {
+				return explainPaths(cmd.OutOrStdout(), plan, explain)
+			}
 			if asJSON {
 				return writePlanJSON(cmd.OutOrStdout(), plan)
 			}
@@ -77,6 +82,7 @@ layers they had there. Nothing is written but the store.`,
 	cmd.Flags().IntVar(&maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().BoolVar(&noVolatileSplit, "no-volatile-split", false, "keep every package in one component")
+	cmd.Flags().StringArrayVar(&explain, "explain", nil, "say which layer holds PATH and why, instead of the whole plan; repeatable")
 	return cmd
 }
 
@@ -178,4 +184,39 @@ func printPlan(w io.Writer, p *rechunk.Plan) {
 	}
 	fmt.Fprintf(w, "\n%d chunk layers (+1 commit layer), %d components (%d packages split into stable and %s parts), %s total, %s; expected download per upgrade: %s\n",
 		len(p.Layers), len(p.Components), split, rechunk.VolatileSuffix[1:], bootc.HumanSize(int64(total)), from, bootc.HumanSize(int64(expected)))
+}
+
+// explainPaths says, for each path, which layer holds it, why that layer holds what it
+// holds, and which part of its package the volatility rule gives the file.
+func explainPaths(w io.Writer, plan *rechunk.Plan, paths []string) error {
+	for _, p := range paths {
+		want := path.Clean("/" + p)
+		if want == "/etc" || strings.HasPrefix(want, "/etc/") {
+			want = "/usr" + want // the commit keeps /etc in /usr/etc
+		}
+		idx, ref, ok := findPlanned(plan, want)
+		if !ok {
+			return fmt.Errorf("plan --explain: %s is not a file or symlink of the tree", p)
+		}
+		l := plan.Layers[idx]
+		fmt.Fprintf(w, "%s\n  layer %d: %s\n  why: %s\n  components: %s\n", want, idx+1, l.Name, l.Why, strings.Join(l.Components, ", "))
+		part := "stable (data, docs, translations, sources: a rebuild of the package leaves it alone)"
+		if r := rechunk.VolatileReason(want, ref.File); r != "" {
+			part = "volatile: " + r
+		}
+		fmt.Fprintf(w, "  part, if its package is split: %s\n", part)
+	}
+	return nil
+}
+
+// findPlanned returns the layer index holding commit path p and its entry.
+func findPlanned(plan *rechunk.Plan, p string) (int, rechunk.FileRef, bool) {
+	for i, l := range plan.Layers {
+		for _, f := range l.Files {
+			if f.Path() == p {
+				return i, f, true
+			}
+		}
+	}
+	return 0, rechunk.FileRef{}, false
 }

@@ -48,4 +48,14 @@ func TestPlanCommand(t *testing.T) {
 
 	_, err = runCLI(t, "plan", "--store", store, "--rootfs", rootfs, "--max-layers", "2")
 	require.ErrorContains(t, err, "at least 4 layers")
+
+	out, err = runCLI(t, "plan", "--store", store, "--rootfs", rootfs, "--explain", "/usr/bin/tool", "--explain", "etc/hostname")
+	require.NoError(t, err)
+	assert.Contains(t, out, "/usr/bin/tool\n  layer ")
+	assert.Contains(t, out, "components: tool\n")
+	assert.Contains(t, out, "part, if its package is split: stable", "a 0644 file outside the volatile patterns")
+	assert.Contains(t, out, "/usr/etc/hostname\n", "/etc is looked up as /usr/etc")
+	assert.Contains(t, out, "components: rechunker/unclaimed")
+	_, err = runCLI(t, "plan", "--store", store, "--rootfs", rootfs, "--explain", "/no/such/file")
+	require.ErrorContains(t, err, "/no/such/file is not a file or symlink of the tree")
 }
