@@ -119,11 +119,19 @@ func newQEMUSuite(t *testing.T) *qemuSuite {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	t.Cleanup(cancel)
 	s := &qemuSuite{t: t, ctx: ctx, client: client, qemu: "qemu-system-x86_64", start: time.Now()}
-	s.work = t.TempDir()
-	if os.Getenv(EnvKeep) == "1" {
-		s.work = mustMkdirTemp(t, "rechunker-qemu-")
-		t.Logf("keeping the work directory %s", s.work)
-	}
+	// Not t.TempDir: a failed run keeps its console logs, disks and images for a person
+	// to read (the failure names them); a passing one is removed unless RECHUNKER_VM_KEEP=1.
+	s.work = mustMkdirTemp(t, "rechunker-qemu-")
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv(EnvKeep) == "1" {
+			t.Logf("kept the work directory %s (console logs in boot-*/)", s.work)
+			return
+		}
+		if err := RemoveSysroot(context.Background(), filepath.Join(s.work, "sysroot")); err != nil {
+			t.Logf("remove %s: %v", s.work, err)
+		}
+		_ = os.RemoveAll(s.work)
+	})
 	s.bin = s.rechunkerBin()
 	return s
 }
