@@ -1,7 +1,6 @@
 package rechunk
 
 import (
-	"bytes"
 	"context"
 	"testing"
 
@@ -74,7 +73,7 @@ func splitRelease(t *testing.T, store *ostree.Store, rebuild bool) *ostree.Tree 
 	})
 	if rebuild {
 		for p := range py {
-			if isVolatile(p[:bytes.LastIndexByte([]byte(p), '/')+1], p[bytes.LastIndexByte([]byte(p), '/')+1:], &ostree.File{Header: &ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}}) {
+			if VolatileReason(p, &ostree.File{Header: &ostree.FileHeader{Mode: ostree.ModeRegular | 0o644}}) != "" {
 				b.sized(p, py[p], "rebuilt"+p)
 			}
 		}

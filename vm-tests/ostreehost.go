@@ -99,10 +99,7 @@ func NewSysroot(ctx context.Context, dir, repo, commit string) error {
 
 // MakeDisk writes a raw ext4 image of size bytes holding dir's tree.
 func MakeDisk(ctx context.Context, dir, image string, size int64) error {
-	if err := os.Truncate(image, 0); err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	f, err := os.Create(image)
+	f, err := os.Create(image) // empties an older image of the same name
 	if err != nil {
 		return err
 	}
@@ -166,8 +163,7 @@ func (d DiskFS) List(ctx context.Context, path string) ([]string, error) {
 	return names, nil
 }
 
-// BootEntries reads ostree's loader entries from dir, a sysroot on the host or
-// (through fs) on a disk image.
+// LoaderEntries reads ostree's loader entries off a disk image.
 func LoaderEntries(ctx context.Context, fs DiskFS) ([]LoaderEntry, error) {
 	names, err := fs.List(ctx, "/boot/loader/entries")
 	if err != nil {
