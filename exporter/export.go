@@ -35,8 +35,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -213,18 +211,12 @@ type export struct {
 	sizes  []int64       // estimated payload size per layer, for scheduling
 	layers []LayerResult // filled by buildLayers
 	keys   []string      // layer keys, filled by buildLayers
-	prev   map[digest.Digest]prevBlob
-	// prevKeys maps layer keys of previous builds to their layers; prevUnkeyed is set
-	// when some previous build (another tool's, an older version's) has no keys, so only
-	// the diff_id can tell whether a layer is unchanged.
-	prevKeys    map[string]prevKeyed
-	prevUnkeyed bool
+	prev   *previousBuilds
 
 	warnMu   sync.Mutex
 	cache    *blobCache // nil when disabled
 	outBlobs blobDir    // where the image's blobs end up
 	tmpDir   string     // removed at the end
-	sources  *sourcePool
 }
 
 func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*export, error) {
@@ -258,12 +250,10 @@ func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*
 	if err := e.assign(); err != nil {
 		return nil, err
 	}
-	e.prev = indexPrevious(o.Previous)
-	e.prevKeys, e.prevUnkeyed = indexPreviousKeys(o.Previous)
+	e.prev = newPreviousBuilds(o.Previous, o.Image)
 	if !o.NoBlobCache {
 		e.cache = newBlobCache(store.Path("blobs"))
 	}
-	e.sources = newSourcePool(o.Image)
 	return e, nil
 }
 
@@ -282,7 +272,7 @@ func (e *export) phase(name string) {
 }
 
 func (e *export) cleanup() {
-	e.sources.close()
+	e.prev.close()
 	if e.tmpDir != "" {
 		os.RemoveAll(e.tmpDir)
 	}
@@ -522,32 +512,31 @@ func (e *export) progressFn() func(int64) {
 }
 
 // buildLayer produces layer i's blob. A layer whose key (the digest of what its tar is
-// made of) is known, from the store or from a previous build's annotation, has a known
-// diff_id, so an existing blob is reused without reading the layer's content. Otherwise
-// the tar is hashed alone first (hashing is many times faster than compressing) only when
-// a previous build without keys might have it; normally it is compressed right away and
-// the result checked against previous builds afterwards.
+// made of) the store has recorded has a known diff_id, so an existing blob is reused
+// without reading the layer's content. When a previous build claims the key (or has no
+// keys), the tar is hashed alone first (hashing is many times faster than compressing)
+// and a previous blob with that diff_id is reused once checked (previous.go). Otherwise
+// the layer is compressed right away and the result checked against previous builds.
 func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 	lr := LayerResult{Index: i, Name: e.names[i], Components: e.comps[i], MediaType: e.comp.mediaType,
 		Objects: e.specs[i].numObjects()}
 	key := e.layerKey(i)
 	e.keys[i] = key
-	if diffID, tarSize, ok := e.knownKey(key); ok {
-		lr.DiffID, lr.TarSize = diffID, tarSize
-		if ok, err := e.reuse(ctx, &lr); err != nil || ok {
-			if ok {
-				e.rememberKey(key, lr)
-			}
-			return lr, err
-		}
-		lr.DiffID, lr.TarSize = "", 0
+	known := false
+	if e.cache != nil {
+		lr.DiffID, lr.TarSize, known = e.cache.lookupKey(key)
 	}
-	if e.prevUnkeyed {
+	if !known && e.prev.mayHave(key) {
 		diffID, tarSize, err := e.writeTar(ctx, i, nil, nil, false)
 		if err != nil {
 			return lr, err
 		}
-		lr.DiffID, lr.TarSize = diffID, tarSize
+		lr.DiffID, lr.TarSize, known = diffID, tarSize, true
+		if err := e.prev.checkKey(key, diffID); err != nil {
+			e.warn("layer %d (%s): not reusing %v", i, e.names[i], err)
+		}
+	}
+	if known {
 		if ok, err := e.reuse(ctx, &lr); err != nil || ok {
 			if ok {
 				e.rememberKey(key, lr)
@@ -555,13 +544,19 @@ func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 			return lr, err
 		}
 	}
+	return lr, e.compressLayer(ctx, i, key, &lr)
+}
+
+// compressLayer writes layer i compressed. lr.DiffID, when set, is what the tar must
+// hash to.
+func (e *export) compressLayer(ctx context.Context, i int, key string, lr *LayerResult) error {
 	dst := e.outBlobs
 	if e.cache != nil {
 		dst = e.cache.blobs
 	}
 	tmp, err := dst.tempFile()
 	if err != nil {
-		return lr, err
+		return err
 	}
 	defer func() {
 		tmp.Close()
@@ -569,58 +564,92 @@ func (e *export) buildLayer(ctx context.Context, i int) (LayerResult, error) {
 	}()
 	sink, err := newLayerSink(&e.comp, tmp, e.progressFn())
 	if err != nil {
-		return lr, err
+		return err
 	}
 	if err := writeLayer(ctx, sink, e.in.Tree, e.store, e.cd, e.specs[i], e.o.FormatVersion, true); err != nil {
-		return lr, err
+		return err
 	}
 	if err := sink.close(); err != nil {
-		return lr, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return lr, err
+		return err
 	}
 	diffID := sink.diff.digest()
 	if lr.DiffID != "" && diffID != lr.DiffID {
-		return lr, fmt.Errorf("tar stream not reproducible: %s then %s", lr.DiffID, diffID)
+		return fmt.Errorf("tar stream not reproducible: %s then %s", lr.DiffID, diffID)
 	}
 	lr.DiffID, lr.TarSize = diffID, sink.diff.n
-	if !e.prevUnkeyed {
+	if !e.prev.unkeyed {
 		// The blob clients already have beats an identical one compressed differently.
-		if pb, ok := e.prev[diffID]; ok && e.sources.copyBlob(ctx, pb, e.comp, e.outBlobs) == nil {
-			lr.Digest, lr.Size, lr.Reused = pb.digest, pb.size, "previous-build"
-			e.rememberKey(key, lr)
-			return lr, nil
+		if ok, err := e.reusePrevious(ctx, lr); err != nil || ok {
+			if ok {
+				e.rememberKey(key, *lr)
+			}
+			return err
 		}
 	}
 	lr.Digest, lr.Size = sink.compHash.digest(), sink.compHash.n
 	if err := dst.commit(tmp.Name(), lr.Digest); err != nil {
-		return lr, err
+		return err
 	}
 	if e.cache != nil {
 		if err := e.cache.record(e.comp, lr.DiffID, lr.Digest, lr.Size); err != nil {
 			e.warn("blob cache: %v", err)
 		}
 		if err := e.outBlobs.place(e.cache.blobs.path(lr.Digest), lr.Digest, lr.Size); err != nil {
-			return lr, err
+			return err
 		}
-		e.rememberKey(key, lr)
+		e.rememberKey(key, *lr)
 	}
-	return lr, nil
+	return nil
 }
 
-// knownKey returns the diff_id and tar size of a layer key from the store's cache or a
-// previous build's annotation.
-func (e *export) knownKey(key string) (digest.Digest, int64, bool) {
+// reuse looks for an existing blob with lr.DiffID, which this build computed or its
+// store recorded: first in previous builds (the bytes clients already have), then in the
+// store's cache.
+func (e *export) reuse(ctx context.Context, lr *LayerResult) (bool, error) {
+	if ok, err := e.reusePrevious(ctx, lr); err != nil || ok {
+		return ok, err
+	}
 	if e.cache != nil {
-		if diffID, tarSize, ok := e.cache.lookupKey(key); ok {
-			return diffID, tarSize, true
+		if d, size, ok := e.cache.lookup(e.comp, lr.DiffID); ok {
+			if err := e.outBlobs.place(e.cache.blobs.path(d), d, size); err != nil {
+				return false, err
+			}
+			lr.Digest, lr.Size, lr.Reused = d, size, "cache"
+			return true, nil
 		}
 	}
-	if pk, ok := e.prevKeys[key]; ok {
-		return pk.diffID, pk.tarSize, true
+	return false, nil
+}
+
+// reusePrevious copies the previous blob with lr.DiffID into the output once checked.
+// A blob the store's cache made for this diff_id is taken from there unchecked: the
+// store hashed it when it wrote it, and it has the same digest as the previous one.
+func (e *export) reusePrevious(ctx context.Context, lr *LayerResult) (bool, error) {
+	if e.cache != nil {
+		d, size, ok := e.cache.lookup(e.comp, lr.DiffID)
+		if pb, prev := e.prev.byDiffID[lr.DiffID]; ok && prev && pb.digest == d {
+			if err := e.outBlobs.place(e.cache.blobs.path(d), d, size); err != nil {
+				return false, err
+			}
+			lr.Digest, lr.Size, lr.Reused = d, size, "previous-build"
+			return true, nil
+		}
 	}
-	return "", 0, false
+	pb, size, err := e.prev.copyVerified(ctx, lr.DiffID, e.comp, e.outBlobs)
+	switch {
+	case err == nil:
+		lr.Digest, lr.Size, lr.Reused = pb.digest, size, "previous-build"
+		return true, nil
+	case errors.Is(err, os.ErrNotExist) && pb.digest == "", errors.Is(err, errOtherCompression), errors.Is(err, errRefused):
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	default:
+		e.warn("layer %d (%s): not reusing %s: %v; building it from the store", lr.Index, lr.Name, pb, err)
+	}
+	return false, nil
 }
 
 func (e *export) rememberKey(key string, lr LayerResult) {
@@ -682,200 +711,6 @@ func (e *export) writeTar(ctx context.Context, i int, c *compressor, f *os.File,
 		return "", 0, err
 	}
 	return sink.diff.digest(), sink.diff.n, nil
-}
-
-// reuse looks for an existing blob with lr.DiffID: first in previous builds (the bytes
-// clients already have), then in the local cache.
-func (e *export) reuse(ctx context.Context, lr *LayerResult) (bool, error) {
-	if pb, ok := e.prev[lr.DiffID]; ok {
-		err := e.sources.copyBlob(ctx, pb, e.comp, e.outBlobs)
-		if err == nil {
-			lr.Digest, lr.Size, lr.Reused = pb.digest, pb.size, "previous-build"
-			return true, nil
-		}
-		if !errors.Is(err, errOtherCompression) {
-			e.warn("reuse layer %s from %s: %v; building it", pb.digest, pb.ref, err)
-		}
-	}
-	if e.cache != nil {
-		if d, size, ok := e.cache.lookup(e.comp, lr.DiffID); ok {
-			if err := e.outBlobs.place(e.cache.blobs.path(d), d, size); err != nil {
-				return false, err
-			}
-			lr.Digest, lr.Size, lr.Reused = d, size, "cache"
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-var errOtherCompression = errors.New("compressed differently")
-
-// prevKeyed is what a previous build's AnnLayerKey says about a layer.
-type prevKeyed struct {
-	diffID  digest.Digest
-	tarSize int64
-}
-
-// indexPreviousKeys collects the layer keys of previous builds. unkeyed reports a
-// previous build with chunk layers but no keys.
-func indexPreviousKeys(prev []PreviousImage) (keys map[string]prevKeyed, unkeyed bool) {
-	keys = map[string]prevKeyed{}
-	for _, p := range prev {
-		found := false
-		for i, l := range p.Layers {
-			key, size, ok := parseLayerKey(l.Annotations[AnnLayerKey])
-			if !ok {
-				continue
-			}
-			found = true
-			d, err := digest.Parse(l.DiffID)
-			if err != nil || i == 0 {
-				continue
-			}
-			if _, dup := keys[key]; !dup {
-				keys[key] = prevKeyed{diffID: d, tarSize: size}
-			}
-		}
-		if !found && len(p.Layers) > 1 {
-			unkeyed = true
-		}
-	}
-	return keys, unkeyed
-}
-
-func formatLayerKey(key string, tarSize int64) string {
-	return key + " " + strconv.FormatInt(tarSize, 10)
-}
-
-func parseLayerKey(v string) (string, int64, bool) {
-	key, size, ok := strings.Cut(v, " ")
-	if !ok || len(key) != sha256.Size*2 {
-		return "", 0, false
-	}
-	if _, err := hex.DecodeString(key); err != nil {
-		return "", 0, false
-	}
-	n, err := strconv.ParseInt(size, 10, 64)
-	if err != nil || n < 0 {
-		return "", 0, false
-	}
-	return key, n, true
-}
-
-// prevBlob is a layer blob of a previous build.
-type prevBlob struct {
-	ref    string
-	index  int // layer index in the previous image
-	digest digest.Digest
-	size   int64
-}
-
-func indexPrevious(prev []PreviousImage) map[digest.Digest]prevBlob {
-	m := map[digest.Digest]prevBlob{}
-	for _, p := range prev {
-		for i, l := range p.Layers {
-			d, err := digest.Parse(l.DiffID)
-			if err != nil || l.Digest == "" {
-				continue
-			}
-			if _, ok := m[d]; ok {
-				continue // the first previous build given wins
-			}
-			m[d] = prevBlob{ref: p.Ref, index: i, digest: digest.Digest(l.Digest), size: l.Size}
-		}
-	}
-	return m
-}
-
-// sourcePool opens previous images lazily and serializes reads from each.
-type sourcePool struct {
-	o    imageio.Options
-	mu   sync.Mutex
-	srcs map[string]*pooledSource
-}
-
-type pooledSource struct {
-	mu  sync.Mutex
-	src *imageio.Source
-	err error
-}
-
-func newSourcePool(o imageio.Options) *sourcePool {
-	return &sourcePool{o: o, srcs: map[string]*pooledSource{}}
-}
-
-func (p *sourcePool) get(ctx context.Context, ref string) *pooledSource {
-	p.mu.Lock()
-	ps, ok := p.srcs[ref]
-	if !ok {
-		ps = &pooledSource{}
-		p.srcs[ref] = ps
-	}
-	p.mu.Unlock()
-	ps.mu.Lock()
-	if !ok {
-		ps.src, ps.err = imageio.Open(ctx, ref, p.o)
-	}
-	return ps // locked
-}
-
-// copyBlob copies a previous build's compressed blob into dst, checking its digest. It
-// refuses blobs compressed differently from what comp asks for.
-func (p *sourcePool) copyBlob(ctx context.Context, pb prevBlob, comp compressor, dst blobDir) error {
-	ps := p.get(ctx, pb.ref)
-	defer ps.mu.Unlock()
-	if ps.err != nil {
-		return ps.err
-	}
-	src := ps.src
-	if pb.index >= len(src.Layers) || src.Layers[pb.index].Digest != pb.digest {
-		return fmt.Errorf("layer %d of %s is not %s", pb.index, pb.ref, pb.digest)
-	}
-	if mt := src.Layers[pb.index].MediaType; !comp.accepts(mt) {
-		return fmt.Errorf("blob is %s, not %s: %w", mt, comp.mediaType, errOtherCompression)
-	}
-	if dst.has(pb.digest, pb.size) {
-		return nil
-	}
-	if src.LayerBlobDigest(pb.index) != pb.digest {
-		// e.g. containers-storage keeps layers uncompressed: the compressed blob is gone.
-		return fmt.Errorf("transport serves %s, not the compressed blob", src.LayerBlobDigest(pb.index))
-	}
-	rc, _, err := src.OpenLayerBlob(ctx, pb.index)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tmp, err := dst.tempFile()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
-	dw := newDigestWriter()
-	if _, err := copyCtx(ctx, tmp, dw, rc); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if dw.digest() != pb.digest || (pb.size > 0 && dw.n != pb.size) {
-		return fmt.Errorf("blob hashes to %s (%d bytes)", dw.digest(), dw.n)
-	}
-	return dst.commit(tmp.Name(), pb.digest)
-}
-
-func (p *sourcePool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, ps := range p.srcs {
-		if ps.src != nil {
-			ps.src.Close()
-		}
-	}
 }
 
 // tempDir makes a private temporary directory in the store.

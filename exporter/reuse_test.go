@@ -3,16 +3,18 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rechunker-dev/rechunker/ostree"
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
@@ -194,52 +196,101 @@ func previousFromLayout(t *testing.T, dir string, res *Result) PreviousImage {
 	return p
 }
 
-// TestRebuildFromKeyedPreviousReadsNoContent: a machine with an empty store (CI pulling
-// the previous image) recognizes unchanged chunks by their layer-key annotation, without
-// writing their tar. Their content objects are corrupted in the new store, so reading
-// them would fail the export.
-func TestRebuildFromKeyedPreviousReadsNoContent(t *testing.T) {
-	store1 := newStore(t)
-	res1, dir1 := exportOCI(t, buildInput(t, store1, sampleNodes()), store1, Options{})
-	prev := previousFromLayout(t, dir1, res1)
-	for _, l := range prev.Layers[1:] {
-		key, size, ok := parseLayerKey(l.Annotations[AnnLayerKey])
-		require.True(t, ok, "annotation %q", l.Annotations[AnnLayerKey])
-		assert.Len(t, key, 64)
-		assert.Positive(t, size)
-	}
-
-	store2 := newStore(t)
+// TestPreviousBuildLies: a previous build is a claim. Whatever its annotations, config
+// diff_ids, descriptor sizes or blobs say, the new image's layers are the ones this
+// build would write without it (same diff_ids, blobs that hash and decompress to what the
+// manifest and config say); honest previous layers are reused, lying ones are reported
+// with the layer they were meant for and rebuilt from the store.
+func TestPreviousBuildLies(t *testing.T) {
 	nodes2 := append(sampleNodes(), node{path: "/usr/etc/new.conf", kind: 'f', mode: 0o644, data: "new=1\n"})
-	in2 := buildInput(t, store2, nodes2)
-	plan := topLevelPlan(in2)
-	for _, l := range plan.Layers {
-		if l.Name == "files of usr" {
-			continue
-		}
-		for _, f := range l.Files {
-			flip(t, store2.ObjectFile(f.File.Checksum, ostree.ObjFile))
-		}
+	cases := []struct {
+		name  string
+		lie   func(t *testing.T, p *PreviousImage, dir string)
+		warns []string // each must appear in some warning
+		reuse int      // chunk layers reused from the previous build, at least
+	}{
+		{name: "honest, keyed", reuse: 2},
+		{name: "honest, without keys", reuse: 2, lie: func(t *testing.T, p *PreviousImage, _ string) {
+			for i := range p.Layers {
+				p.Layers[i].Annotations = nil
+			}
+		}},
+		{name: "layer keys swapped", warns: []string{"layer-key annotation claims diff_id"}, lie: func(t *testing.T, p *PreviousImage, _ string) {
+			a, b := p.Layers[1].Annotations[AnnLayerKey], p.Layers[2].Annotations[AnnLayerKey]
+			p.Layers[1].Annotations = map[string]string{AnnLayerKey: b}
+			p.Layers[2].Annotations = map[string]string{AnnLayerKey: a}
+		}},
+		{name: "diff_ids swapped", warns: []string{"not reusing"}, lie: func(t *testing.T, p *PreviousImage, _ string) {
+			p.Layers[1].DiffID, p.Layers[2].DiffID = p.Layers[2].DiffID, p.Layers[1].DiffID
+		}},
+		{name: "diff_ids swapped, without keys", warns: []string{"does not hold this layer's content"}, lie: func(t *testing.T, p *PreviousImage, _ string) {
+			p.Layers[1].DiffID, p.Layers[2].DiffID = p.Layers[2].DiffID, p.Layers[1].DiffID
+			for i := range p.Layers {
+				p.Layers[i].Annotations = nil
+			}
+		}},
+		{name: "descriptor sizes 0 and -1", reuse: 2, lie: func(t *testing.T, p *PreviousImage, _ string) {
+			for i := range p.Layers {
+				p.Layers[i].Size = int64(i%2) - 1
+			}
+		}},
+		{name: "blob corrupted", warns: []string{"not reusing layer 1 "}, reuse: 1, lie: func(t *testing.T, p *PreviousImage, dir string) {
+			d, err := digest.Parse(p.Layers[1].Digest)
+			require.NoError(t, err)
+			flip(t, filepath.Join(dir, "blobs", "sha256", d.Encoded()))
+		}},
 	}
-	res2, dir2 := exportOCI(t, in2, store2, Options{NoBlobCache: true, Previous: []PreviousImage{prev}})
-	for i, l := range res2.Layers {
-		if i == 0 || plan.Layers[i-1].Name == "files of usr" {
-			assert.Empty(t, l.Reused, "layer %d (%s) changed", i, l.Name)
-			continue
-		}
-		assert.Equal(t, "previous-build", l.Reused, "layer %d (%s)", i, l.Name)
-		assert.Equal(t, res1.Layers[i].Digest, l.Digest)
-		assert.Equal(t, res1.Layers[i].DiffID, l.DiffID)
-		assert.Equal(t, res1.Layers[i].TarSize, l.TarSize)
-		assert.FileExists(t, filepath.Join(dir2, "blobs/sha256", l.Digest.Encoded()))
+	refStore := newStore(t)
+	want, _ := exportOCI(t, buildInput(t, refStore, nodes2), refStore, Options{NoBlobCache: true})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			store1 := newStore(t)
+			res1, dir1 := exportOCI(t, buildInput(t, store1, sampleNodes()), store1, Options{})
+			prev := previousFromLayout(t, dir1, res1)
+			if c.lie != nil {
+				c.lie(t, &prev, dir1)
+			}
+			// A fresh store, as on a CI machine that only has the previous image.
+			store2 := newStore(t)
+			var warns []string
+			res2, dir2 := exportOCI(t, buildInput(t, store2, nodes2), store2, Options{NoBlobCache: true,
+				Previous: []PreviousImage{prev}, Warn: func(s string) { warns = append(warns, s) }})
+			reused := 0
+			for i, l := range res2.Layers {
+				assert.Equal(t, want.Layers[i].DiffID, l.DiffID, "layer %d", i)
+				assert.Equal(t, want.Layers[i].TarSize, l.TarSize, "layer %d", i)
+				checkBlobFile(t, dir2, l)
+				if l.Reused == "previous-build" {
+					reused++
+				}
+			}
+			assert.GreaterOrEqual(t, reused, c.reuse, "warnings: %q", warns)
+			for _, w := range c.warns {
+				assert.True(t, slices.ContainsFunc(warns, func(s string) bool { return strings.Contains(s, w) }),
+					"no warning says %q: %q", w, warns)
+			}
+			for _, w := range warns {
+				assert.Regexp(t, `^layer [0-9]+ \(`, w, "a warning names the layer")
+			}
+			if c.warns == nil {
+				assert.Empty(t, warns)
+			}
+		})
 	}
+}
 
-	// Without the keys the diff_id pass reads the (corrupted) content and fails.
-	unkeyed := previousOf(prev.Ref, res1)
-	dir3 := filepath.Join(t.TempDir(), "oci")
-	_, err := Export(context.Background(), in2, store2, plan, Options{Output: "oci:" + dir3, NoBlobCache: true, Previous: []PreviousImage{unkeyed}})
-	require.Error(t, err)
-	assert.Regexp(t, "layer [0-9]+ \\(files of (root|var)\\): object [0-9a-f]{64}", err.Error())
+// checkBlobFile checks that the blob of l in an OCI layout has l's size and digest and
+// decompresses to l's diff_id.
+func checkBlobFile(t *testing.T, dir string, l LayerResult) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "blobs", "sha256", l.Digest.Encoded()))
+	require.NoError(t, err)
+	defer f.Close()
+	comp, err := newCompressor(CompressionGzip, 0)
+	require.NoError(t, err)
+	n, err := checkBlob(context.Background(), f, io.Discard, l.Digest, l.DiffID, comp)
+	require.NoError(t, err, "layer %d", l.Index)
+	assert.Equal(t, l.Size, n, "layer %d: descriptor size", l.Index)
 }
 
 func TestParseLayerKey(t *testing.T) {
