@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"math/bits"
@@ -236,18 +237,11 @@ func (h FileHeader) Validate() error {
 			return fmt.Errorf("regular file with a symlink target")
 		}
 	case ModeSymlink:
-		if h.Target == "" {
-			return fmt.Errorf("symlink with an empty target")
+		if err := ValidSymlinkTarget(h.Target); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("mode %#o is not a regular file or symlink", h.Mode)
-	}
-	if strings.IndexByte(h.Target, 0) >= 0 {
-		return fmt.Errorf("symlink target contains a NUL byte")
-	}
-	if !utf8.ValidString(h.Target) {
-		// ostree stores the target as a GVariant string, which must be UTF-8.
-		return fmt.Errorf("symlink target %q is not valid UTF-8", h.Target)
 	}
 	return validateXattrs(h.Xattrs)
 }
@@ -444,6 +438,33 @@ func ValidName(name string) error {
 	case !utf8.ValidString(name):
 		// Dirtree names are GVariant strings, which must be UTF-8.
 		return fmt.Errorf("file name %q is not valid UTF-8", name)
+	case len(name) > MaxNameBytes:
+		// ostree would store it, but its checkout on the host fails: no Linux file
+		// system holds a name over NAME_MAX.
+		return fmt.Errorf("file name %.40q... is %d bytes, over the %d a Linux file system holds", name, len(name), MaxNameBytes)
+	}
+	return nil
+}
+
+// Limits of Linux file systems (NAME_MAX, PATH_MAX less its NUL) that a tree must
+// respect to be checked out on a host.
+const (
+	MaxNameBytes   = 255
+	MaxTargetBytes = 4095
+)
+
+// ValidSymlinkTarget checks a symlink target ostree can store and a host can create.
+func ValidSymlinkTarget(target string) error {
+	switch {
+	case target == "":
+		return errors.New("symlink with an empty target")
+	case !utf8.ValidString(target):
+		// ostree stores the target as a GVariant string, which must be UTF-8.
+		return fmt.Errorf("symlink target %q is not valid UTF-8 (ostree cannot store it)", target)
+	case strings.IndexByte(target, 0) >= 0:
+		return errors.New("symlink target contains a NUL byte")
+	case len(target) > MaxTargetBytes:
+		return fmt.Errorf("symlink target %.40q... is %d bytes, over the %d a Linux host accepts (PATH_MAX)", target, len(target), MaxTargetBytes)
 	}
 	return nil
 }

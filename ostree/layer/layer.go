@@ -194,14 +194,6 @@ func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, boo
 		if p == "" {
 			return op{}, false, errors.New("a symlink cannot replace the root directory")
 		}
-		switch {
-		case hdr.Linkname == "":
-			return op{}, false, errors.New("symlink with an empty target")
-		case !utf8.ValidString(hdr.Linkname):
-			return op{}, false, fmt.Errorf("symlink target %q is not valid UTF-8 (ostree cannot store it)", hdr.Linkname)
-		case strings.IndexByte(hdr.Linkname, 0) >= 0:
-			return op{}, false, errors.New("symlink target contains a NUL byte")
-		}
 		h := ostree.FileHeader{UID: uid, GID: gid, Mode: ostree.ModeSymlink | 0o777, Target: hdr.Linkname, Xattrs: x}
 		sum, _, err := w.WriteContent(h, nil, 0)
 		if err != nil {

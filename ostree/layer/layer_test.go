@@ -228,6 +228,8 @@ func TestApplyErrors(t *testing.T) {
 		{name: "non-UTF-8 name", layers: [][]byte{rawTar("caf\xe9", tar.TypeReg, "x", "")}, want: []string{"not valid UTF-8", `entry "caf\xe9"`}},
 		{name: "non-UTF-8 symlink target", layers: [][]byte{rawTar("l", tar.TypeSymlink, "", "tar\xff")}, want: []string{`entry "l"`, "not valid UTF-8"}},
 		{name: "xattr over ostree's limit", layers: [][]byte{paxXattrTar("big", "user.big", big)}, want: []string{"header field too long", "xattrs"}},
+		{name: "name over NAME_MAX", layers: [][]byte{mkTar(t, file("usr/"+strings.Repeat("n", 300), "x"))}, want: []string{"is 300 bytes, over the 255"}},
+		{name: "symlink target over PATH_MAX", layers: [][]byte{mkTar(t, symlink("l", strings.Repeat("t/", 32<<10)))}, want: []string{`entry "l"`, "is 65536 bytes, over the 4095"}},
 		{name: "empty symlink target", layers: [][]byte{rawTar("l", tar.TypeSymlink, "", "")}, want: []string{`entry "l"`, "empty target"}},
 		{name: "file under a regular file", layers: [][]byte{mkTar(t, file("a", "a"), file("a/b", "b"))}, want: []string{`entry "a/b"`, `"a" is not a directory`}},
 		{name: "symlink loop in a parent", layers: [][]byte{mkTar(t, symlink("a", "b"), symlink("b", "a"), file("a/x", "x"))}, want: []string{"too many levels of symbolic links"}},
