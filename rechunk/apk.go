@@ -60,6 +60,10 @@ func parseAPKInstalled(data []byte) []pkgRecord {
 		switch l[0] {
 		case 'P':
 			cur.name = v
+		case 'V':
+			cur.version = v
+		case 'A':
+			cur.arch = v
 		case 'o':
 			cur.group = v
 		case 'F':

@@ -27,7 +27,7 @@ const maxChangelogBytes = 8 << 20
 
 // dpkgPackage is one paragraph of the dpkg status file.
 type dpkgPackage struct {
-	name, arch, source, status, multiArch string
+	name, arch, source, status, multiArch, version string
 }
 
 // parseDpkgStatus parses the status file: RFC 822-style paragraphs separated by blank
@@ -69,6 +69,8 @@ func parseDpkgStatus(r io.Reader) ([]dpkgPackage, error) {
 			cur.status = v
 		case "multi-arch":
 			cur.multiArch = v
+		case "version":
+			cur.version = v
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -199,6 +201,7 @@ func loadDpkg(ctx context.Context, store *ostree.Store, r *resolver, warn func(s
 		if group == "" {
 			group = p.name
 		}
+		b.installed(Package{Name: p.name, Version: p.version, Arch: p.arch, Source: group})
 		var changes []time.Time
 		newGroup := false
 		if _, done := changelogs[group]; !done {

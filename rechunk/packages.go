@@ -12,6 +12,8 @@ import (
 // pkgRecord is one installed binary package as a package database describes it.
 type pkgRecord struct {
 	name  string   // binary package name
+	// version and arch as the database records them (for Packages).
+	version, arch string
 	group string   // source package: binary packages built together change together
 	files []string // absolute paths as the database records them (files and directories)
 	// changes are the times of the package's changelog entries (any order).
@@ -21,6 +23,8 @@ type pkgRecord struct {
 // pkgSource is the component source of one package database: a component per source
 // package, owning the files its binary packages list.
 type pkgSource struct {
+	// installed lists the installed packages with their versions.
+	installed []Package
 	name string
 	// owners maps each listed file of the tree to its group (an index in groupNames).
 	// Keys are the tree's own entries, not paths: a database lists every file of the
@@ -75,6 +79,12 @@ func newPkgSourceBuilder(kind string, r *resolver) *pkgSourceBuilder {
 	}}
 }
 
+// installed records an installed package for Packages.
+func (b *pkgSourceBuilder) installed(p Package) {
+	p.DB = b.s.name
+	b.s.installed = append(b.s.installed, p)
+}
+
 // pkg registers a binary package of group with its changelog entry times.
 func (b *pkgSourceBuilder) pkg(name, group string, changes []time.Time) {
 	g := b.group(group)
@@ -126,6 +136,7 @@ func (b *pkgSourceBuilder) own(group, p string) {
 
 // add registers a whole package record.
 func (b *pkgSourceBuilder) add(pk pkgRecord) {
+	b.installed(Package{Name: pk.name, Version: pk.version, Arch: pk.arch, Source: pk.group})
 	b.pkg(pk.name, pk.group, pk.changes)
 	for _, p := range pk.files {
 		b.own(pk.group, p)

@@ -73,6 +73,7 @@ func loadPacman(ctx context.Context, store *ostree.Store, r *resolver, warn func
 		if base := ds["%BASE%"]; len(base) > 0 {
 			group = base[0]
 		}
+		b.installed(Package{Name: pkg, Version: first(ds["%VERSION%"]), Arch: first(ds["%ARCH%"]), Source: group})
 		b.pkg(pkg, group, nil)
 		if files != nil {
 			fs, err := parsePacmanSections(store, files)
@@ -93,4 +94,12 @@ func loadPacman(ctx context.Context, store *ostree.Store, r *resolver, warn func
 		return nil, dir, errors.New("pacman database lists no package")
 	}
 	return b.finish(time.Time{}), dir, nil
+}
+
+// first returns a pacman section's first value, or "".
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }

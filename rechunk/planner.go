@@ -116,16 +116,7 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 	sources := []componentSource{newXattrSource(t, warn)}
 	var pkgs []*pkgSource
 	var dbDirs []string
-	loaders := []struct {
-		name string
-		load func() (*pkgSource, string, error)
-	}{
-		{"rpm", func() (*pkgSource, string, error) { return loadRPM(ctx, store, t, r) }},
-		{"dpkg", func() (*pkgSource, string, error) { return loadDpkg(ctx, store, r, warn) }},
-		{"pacman", func() (*pkgSource, string, error) { return loadPacman(ctx, store, r, warn) }},
-		{"apk", func() (*pkgSource, string, error) { return loadAPK(ctx, store, r) }},
-	}
-	for _, l := range loaders {
+	for _, l := range packageLoaders(ctx, t, store, r, warn) {
 		s, dir, err := l.load()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -174,6 +165,22 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 		comps = splitVolatile(comps)
 	}
 	return comps, nil
+}
+
+// pkgLoader reads one kind of package database; load returns a nil source when the
+// tree has no such database, and the database's directory when it has one.
+type pkgLoader struct {
+	name string
+	load func() (*pkgSource, string, error)
+}
+
+func packageLoaders(ctx context.Context, t *ostree.Tree, store *ostree.Store, r *resolver, warn func(string)) []pkgLoader {
+	return []pkgLoader{
+		{"rpm", func() (*pkgSource, string, error) { return loadRPM(ctx, store, t, r) }},
+		{"dpkg", func() (*pkgSource, string, error) { return loadDpkg(ctx, store, r, warn) }},
+		{"pacman", func() (*pkgSource, string, error) { return loadPacman(ctx, store, r, warn) }},
+		{"apk", func() (*pkgSource, string, error) { return loadAPK(ctx, store, r) }},
+	}
 }
 
 // componentHistory is what previous builds say about one component.

@@ -157,6 +157,7 @@ func loadRPM(ctx context.Context, store *ostree.Store, t *ostree.Tree, r *resolv
 			ref = h.BuildTime
 		}
 		group := h.sourceName()
+		b.installed(Package{Name: h.Name, Version: h.EVR(), Arch: h.Arch, Source: group})
 		b.pkg(h.Name, group, h.ChangelogTimes)
 		for _, p := range h.Files {
 			b.own(group, p)

@@ -61,10 +61,15 @@ type rpmHeader struct {
 
 // NEVRA formats the package like rpm-ostree's identifiers.
 func (h *rpmHeader) NEVRA() string {
+	return h.Name + "-" + h.EVR() + "." + h.Arch
+}
+
+// EVR is the package's [epoch:]version-release, the epoch only when it is set and not 0.
+func (h *rpmHeader) EVR() string {
 	if h.HasEpoch && h.Epoch != 0 {
-		return fmt.Sprintf("%s-%d:%s-%s.%s", h.Name, h.Epoch, h.Version, h.Release, h.Arch)
+		return fmt.Sprintf("%d:%s-%s", h.Epoch, h.Version, h.Release)
 	}
-	return fmt.Sprintf("%s-%s-%s.%s", h.Name, h.Version, h.Release, h.Arch)
+	return h.Version + "-" + h.Release
 }
 
 // sourceName returns the source package name from the SOURCERPM tag
