@@ -11,11 +11,11 @@ import (
 
 // pkgRecord is one installed binary package as a package database describes it.
 type pkgRecord struct {
-	name  string   // binary package name
+	name string // binary package name
 	// version and arch as the database records them (for Packages).
 	version, arch string
-	group string   // source package: binary packages built together change together
-	files []string // absolute paths as the database records them (files and directories)
+	group         string   // source package: binary packages built together change together
+	files         []string // absolute paths as the database records them (files and directories)
 	// changes are the times of the package's changelog entries (any order).
 	changes []time.Time
 }
@@ -25,7 +25,7 @@ type pkgRecord struct {
 type pkgSource struct {
 	// installed lists the installed packages with their versions.
 	installed []Package
-	name string
+	name      string
 	// owners maps each listed file of the tree to its group (an index in groupNames).
 	// Keys are the tree's own entries, not paths: a database lists every file of the
 	// image, and path strings for all of them would be most of the planner's memory.
