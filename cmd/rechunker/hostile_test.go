@@ -372,17 +372,56 @@ func TestHostileImages(t *testing.T) {
 			buildErr: []string{digest.FromString("something else").Encoded(), "no such file"},
 		},
 		{
+			// The replacement has another size than the manifest says: that is seen first.
 			name:   "blob content does not match its digest",
 			layers: one(),
 			tamper: func(t *testing.T, blob string) {
 				require.NoError(t, os.WriteFile(blob, gzLayer(t, htar(t, append(baseEntries(), hfile("usr/bin/trojan", "x"))...)).blob, 0o644))
 			},
-			buildErr: []string{"layer 0", "digest"},
+			buildErr: []string{"layer 0", "blob is longer than"},
 		},
 		{
-			name:   "config without diff_ids",
+			// Same size, same uncompressed content: only the blob digest can tell.
+			name:   "blob differs from its digest in the gzip header only",
 			layers: one(),
-			edit:   func(_ *imgspecv1.Manifest, c *imgspecv1.Image) { c.RootFS.DiffIDs = nil },
+			tamper: func(t *testing.T, blob string) {
+				b, err := os.ReadFile(blob)
+				require.NoError(t, err)
+				b[4] ^= 1 // MTIME, which decompression ignores
+				require.NoError(t, os.WriteFile(blob, b, 0o644))
+			},
+			buildErr: []string{"layer 0", "digest mismatch"},
+		},
+		{
+			// The image spec requires one diff_id per layer; bootc refuses images without.
+			name:     "config without diff_ids",
+			layers:   one(),
+			edit:     func(_ *imgspecv1.Manifest, c *imgspecv1.Image) { c.RootFS.DiffIDs = nil },
+			buildErr: []string{"lists 0 diff_ids for 1 manifest layers"},
+		},
+		{
+			name:     "manifest without layers",
+			layers:   one(),
+			edit:     func(m *imgspecv1.Manifest, c *imgspecv1.Image) { m.Layers, c.RootFS.DiffIDs = nil, nil },
+			buildErr: []string{"no layers: nothing to boot"},
+		},
+		{
+			name:     "layer size 0 in the manifest",
+			layers:   one(),
+			edit:     func(m *imgspecv1.Manifest, _ *imgspecv1.Image) { m.Layers[0].Size = 0 },
+			buildErr: []string{"layer 0 (sha256:", "says it has 0 bytes"},
+		},
+		{
+			name:     "manifest declares a layer larger than its blob",
+			layers:   one(),
+			edit:     func(m *imgspecv1.Manifest, _ *imgspecv1.Image) { m.Layers[0].Size += 100 },
+			buildErr: []string{"layer 0 (sha256:", "blob ends after"},
+		},
+		{
+			name:     "manifest declares a layer smaller than its blob",
+			layers:   one(),
+			edit:     func(m *imgspecv1.Manifest, _ *imgspecv1.Image) { m.Layers[0].Size-- },
+			buildErr: []string{"layer 0 (sha256:", "blob is longer than"},
 		},
 		{
 			name:   "config without history and labels",

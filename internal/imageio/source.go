@@ -34,8 +34,20 @@ type Options struct {
 	InsecureSkipTLSVerify bool
 	// RegistriesConfPath overrides /etc/containers/registries.conf (hermetic tests).
 	RegistriesConfPath string
-	// Arch and OS select an instance from a multi-platform index; empty means the host.
-	Arch, OS string
+	// Arch, OS and Variant select an instance from a multi-platform index; empty OS and
+	// Arch mean the host's. When set, a single image must be for that platform.
+	Arch, OS, Variant string
+}
+
+// Platform returns the platform o asks for (empty fields: see Options.Arch).
+func (o Options) Platform() Platform {
+	return Platform{OS: o.OS, Architecture: o.Arch, Variant: o.Variant}
+}
+
+// WithPlatform returns o asking for p.
+func (o Options) WithPlatform(p Platform) Options {
+	o.OS, o.Arch, o.Variant = p.OS, p.Architecture, p.Variant
+	return o
 }
 
 // SystemContext returns the containers/image context for o.
@@ -45,6 +57,7 @@ func (o Options) SystemContext() *types.SystemContext {
 		SystemRegistriesConfPath: o.RegistriesConfPath,
 		ArchitectureChoice:       o.Arch,
 		OSChoice:                 o.OS,
+		VariantChoice:            o.Variant,
 	}
 	if o.CacheDir == "" {
 		sys.BlobInfoCacheDir = filepath.Join(os.TempDir(), "rechunker-blobinfo")
@@ -74,7 +87,7 @@ type Layer struct {
 	Digest      digest.Digest // blob digest as stored by the transport
 	Size        int64         // -1 when unknown
 	MediaType   string
-	DiffID      digest.Digest // from the config's rootfs.diff_ids, may be empty
+	DiffID      digest.Digest // from the config's rootfs.diff_ids
 	Annotations map[string]string
 }
 
@@ -89,6 +102,11 @@ type Source struct {
 	ConfigDigest digest.Digest
 	// Layers as the manifest lists them (compressed digests, annotations).
 	Layers []Layer
+	// Platform is what the config says the image is for.
+	Platform Platform
+	// IndexDigest is the digest of the image index (manifest list) the image was chosen
+	// from by platform; empty when the reference names a single image.
+	IndexDigest digest.Digest
 
 	src        types.ImageSource
 	img        types.Image
@@ -116,7 +134,7 @@ func Open(ctx context.Context, refStr string, o Options) (*Source, error) {
 		return nil, fmt.Errorf("open image %s: %w", refStr, err)
 	}
 	s := &Source{Ref: ref, src: src}
-	if err := s.load(ctx, sys); err != nil {
+	if err := s.load(ctx, sys, o.Platform()); err != nil {
 		src.Close()
 		return nil, fmt.Errorf("open image %s: %w", refStr, err)
 	}
@@ -133,8 +151,14 @@ func isNotFound(err error) bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
-func (s *Source) load(ctx context.Context, sys *types.SystemContext) error {
-	img, err := image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(s.src, nil))
+// load reads the manifest (choosing the instance of an index for want) and the config,
+// and checks that they agree with each other and with what was asked for.
+func (s *Source) load(ctx context.Context, sys *types.SystemContext, want Platform) error {
+	instance, listed, err := s.chooseInstance(ctx, sys, want)
+	if err != nil {
+		return err
+	}
+	img, err := image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(s.src, instance))
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
@@ -155,6 +179,18 @@ func (s *Source) load(ctx context.Context, sys *types.SystemContext) error {
 	if err := json.Unmarshal(s.ConfigRaw, &s.Config); err != nil {
 		return fmt.Errorf("parse config: %w", err)
 	}
+	if err := s.checkPlatform(want, listed); err != nil {
+		return err
+	}
+	if err := s.loadLayers(); err != nil {
+		return fmt.Errorf("manifest %s: %w", s.Digest, err)
+	}
+	return s.loadCopyLayers(ctx)
+}
+
+// loadLayers fills s.Layers from the manifest and the config's diff_ids, refusing what
+// cannot be a bootable image or what makes the two disagree.
+func (s *Source) loadLayers() error {
 	m, err := manifest.FromBlob(s.Manifest, s.ManifestType)
 	if err != nil {
 		return fmt.Errorf("parse manifest: %w", err)
@@ -165,24 +201,55 @@ func (s *Source) load(ctx context.Context, sys *types.SystemContext) error {
 			infos = append(infos, li)
 		}
 	}
-	diffIDs := s.Config.RootFS.DiffIDs
-	for i, li := range infos {
-		l := Layer{Digest: li.Digest, Size: li.Size, MediaType: li.MediaType, Annotations: li.Annotations}
-		if i < len(diffIDs) {
-			l.DiffID = diffIDs[i]
-		}
-		s.Layers = append(s.Layers, l)
+	if len(infos) == 0 {
+		return errors.New("the image has no layers: nothing to boot")
 	}
-	copyInfos, err := img.LayerInfosForCopy(ctx)
+	diffIDs := s.Config.RootFS.DiffIDs
+	if len(diffIDs) != len(infos) {
+		return fmt.Errorf("config %s lists %d diff_ids for %d manifest layers", s.ConfigDigest, len(diffIDs), len(infos))
+	}
+	for i, li := range infos {
+		if err := checkDeclaredSize(i, li, s.ManifestType); err != nil {
+			return err
+		}
+		s.Layers = append(s.Layers, Layer{Digest: li.Digest, Size: li.Size, MediaType: li.MediaType,
+			DiffID: diffIDs[i], Annotations: li.Annotations})
+	}
+	return nil
+}
+
+// checkDeclaredSize refuses layer sizes no manifest can truthfully declare: a layer blob
+// is never empty (even a gzipped empty tar has 32 bytes), and "unknown" (-1) is what
+// containers/image reports for schema 1 manifests, which carry no sizes, not a value
+// another manifest may state.
+func checkDeclaredSize(i int, li manifest.LayerInfo, manifestType string) error {
+	switch {
+	case li.Size > 0:
+		return nil
+	case li.Size == -1 && isSchema1(manifestType):
+		return nil
+	case li.Size == 0:
+		return fmt.Errorf("layer %d (%s): the manifest says it has 0 bytes", i, li.Digest)
+	default:
+		return fmt.Errorf("layer %d (%s): the manifest declares a negative size (%d)", i, li.Digest, li.Size)
+	}
+}
+
+func isSchema1(mt string) bool {
+	return mt == manifest.DockerV2Schema1MediaType || mt == manifest.DockerV2Schema1SignedMediaType
+}
+
+// loadCopyLayers records what GetBlob serves for each layer; containers-storage serves
+// uncompressed blobs under other digests and sizes than the manifest's.
+func (s *Source) loadCopyLayers(ctx context.Context) error {
+	copyInfos, err := s.img.LayerInfosForCopy(ctx)
 	if err != nil {
 		return fmt.Errorf("read layer infos: %w", err)
 	}
 	if copyInfos == nil {
-		copyInfos = img.LayerInfos()
+		copyInfos = s.img.LayerInfos()
 	}
-	for _, ci := range copyInfos {
-		s.copyLayers = append(s.copyLayers, ci)
-	}
+	s.copyLayers = append(s.copyLayers, copyInfos...)
 	if len(s.copyLayers) != len(s.Layers) {
 		return fmt.Errorf("manifest lists %d layers but the transport has %d", len(s.Layers), len(s.copyLayers))
 	}
@@ -224,16 +291,51 @@ func (s *Source) Labels() map[string]string {
 }
 
 // OpenLayerBlob returns layer i's blob as the transport stores it (possibly compressed).
+// When the blob's size is known, a Read that finds more bytes, or an end of the stream
+// before that many, fails instead of returning them or io.EOF, so read the blob to the end
+// before trusting it.
 func (s *Source) OpenLayerBlob(ctx context.Context, i int) (io.ReadCloser, int64, error) {
 	if i < 0 || i >= len(s.copyLayers) {
 		return nil, 0, fmt.Errorf("layer %d out of range (image has %d)", i, len(s.copyLayers))
 	}
 	// Transports record blob locations in the cache (docker:// dereferences it), so it must not be nil.
-	rc, size, err := s.src.GetBlob(ctx, s.copyLayers[i], none.NoCache)
+	info := s.copyLayers[i]
+	rc, size, err := s.src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read layer %d (%s): %w", i, s.copyLayers[i].Digest, err)
+		return nil, 0, fmt.Errorf("read layer %d (%s): %w", i, info.Digest, err)
 	}
-	return rc, size, nil
+	if info.Size <= 0 {
+		return rc, size, nil // unknown (containers-storage may not know an uncompressed size)
+	}
+	return &sizedReader{ReadCloser: rc, index: i, digest: info.Digest, want: info.Size}, size, nil
+}
+
+// sizedReader fails a blob that runs past, or ends before, the size its descriptor
+// declares: a registry or layout serving other bytes than the manifest describes is not
+// trusted even before the digest is checked, and a too-long stream is cut off early.
+type sizedReader struct {
+	io.ReadCloser
+	index   int
+	digest  digest.Digest
+	want, n int64
+	err     error
+}
+
+func (r *sizedReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.ReadCloser.Read(p)
+	r.n += int64(n)
+	switch {
+	case r.n > r.want:
+		r.err = fmt.Errorf("layer %d (%s): blob is longer than the %d bytes the manifest declares", r.index, r.digest, r.want)
+		return n - int(r.n-r.want), r.err
+	case err == io.EOF && r.n != r.want:
+		r.err = fmt.Errorf("layer %d (%s): blob ends after %d bytes, the manifest declares %d", r.index, r.digest, r.n, r.want)
+		return n, r.err
+	}
+	return n, err
 }
 
 // OpenLayer returns layer i's uncompressed tar stream; gzip, zstd, xz and bzip2 are
