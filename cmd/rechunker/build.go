@@ -135,7 +135,7 @@ compressed in parallel; a layer whose content did not change reuses the previous
 blob (same digest) or the store's blob cache. It accepts the flags of
 'rpm-ostree compose build-chunked-oci'.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return build(cmd, f) },
 	}
 	f.register(cmd)
 	return cmd
@@ -162,16 +162,6 @@ type buildSummary struct {
 	Phases       map[string]int `json:"phase_ms"`
 }
 
-func runBuild(cmd *cobra.Command, f *buildFlags) error {
-	err := build(cmd, f)
-	var ee exitError
-	if errors.As(err, &ee) {
-		// main exits with the code without printing; say what was wrong.
-		fmt.Fprintln(os.Stderr, "rechunker:", ee.err)
-	}
-	return err
-}
-
 func build(cmd *cobra.Command, f *buildFlags) error {
 	ctx := cmd.Context()
 	labels, err := f.validate()
@@ -180,9 +170,12 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 	}
 	start := time.Now()
 	warn := func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) }
-	imgOpts := imageio.Options{InsecureSkipTLSVerify: f.in.insecure}
+	imgOpts, err := f.in.imageOptions()
+	if err != nil {
+		return err
+	}
 
-	prev, err := loadPreviousBuilds(cmd, f, imgOpts, warn)
+	prevBuilds, err := loadPreviousBuilds(cmd, f, imgOpts, warn)
 	if err != nil {
 		return err
 	}
@@ -190,6 +183,10 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPreviousPlatforms(configPlatform(in.Config), prevBuilds); err != nil {
+		return err
+	}
+	prev := previousOf(prevBuilds)
 	if f.bootc {
 		// What `rechunker verify` and bootc will refuse; the tree is left as it is.
 		for _, p := range bootc.RootLints(in.Tree) {
@@ -268,15 +265,15 @@ func build(cmd *cobra.Command, f *buildFlags) error {
 
 // loadPreviousBuilds reads --previous-build images, or probes --output as rpm-ostree
 // does when none is given.
-func loadPreviousBuilds(cmd *cobra.Command, f *buildFlags, o imageio.Options, warn func(string)) ([]rechunk.Previous, error) {
+func loadPreviousBuilds(cmd *cobra.Command, f *buildFlags, o imageio.Options, warn func(string)) ([]prevBuild, error) {
 	ctx := cmd.Context()
-	var prev []rechunk.Previous
+	var prev []prevBuild
 	for _, ref := range f.previous {
-		p, chunked, err := loadPrevious(ctx, ref, o)
+		p, err := loadPrevious(ctx, ref, o)
 		if err != nil {
 			return nil, err
 		}
-		if !chunked {
+		if !p.chunked {
 			warn(fmt.Sprintf("previous build %s is not chunked; ignored", ref))
 			continue
 		}
@@ -285,7 +282,7 @@ func loadPreviousBuilds(cmd *cobra.Command, f *buildFlags, o imageio.Options, wa
 	if len(f.previous) > 0 {
 		return prev, nil
 	}
-	p, chunked, err := loadPrevious(ctx, f.output, o)
+	p, err := loadPrevious(ctx, f.output, o)
 	switch {
 	case errors.Is(err, imageio.ErrNotFound):
 	case err != nil:
@@ -293,7 +290,7 @@ func loadPreviousBuilds(cmd *cobra.Command, f *buildFlags, o imageio.Options, wa
 		if !f.quiet && !strings.Contains(err.Error(), "no such file") {
 			warn(fmt.Sprintf("no previous build at %s: %v", f.output, err))
 		}
-	case !chunked:
+	case !p.chunked:
 		if !f.quiet {
 			warn(fmt.Sprintf("%s is not chunked, will create a new image", f.output))
 		}

@@ -42,6 +42,8 @@ func TestBuildUsageErrors(t *testing.T) {
 		"bad label":       {"--rootfs", rootfs, "--output", out, "--label", "novalue"},
 		"bad compression": {"--rootfs", rootfs, "--output", out, "--compression", "xz"},
 		"zero max layers": {"--rootfs", rootfs, "--output", out, "--max-layers", "0"},
+		"bare arch":       {"--rootfs", rootfs, "--output", out, "--platform", "amd64"},
+		"empty variant":   {"--rootfs", rootfs, "--output", out, "--platform", "linux/arm64/"},
 	}
 	for name, args := range cases {
 		for _, verb := range [][]string{{"build"}, {"compose", "build-chunked-oci"}} {

@@ -16,7 +16,6 @@ func newDiffCmd() *cobra.Command {
 		img    imageReadFlags
 		asJSON bool
 		o      bootc.DiffOptions
-		arch   string
 	)
 	cmd := &cobra.Command{
 		Use:   "diff OLD NEW",
@@ -29,12 +28,16 @@ annotations, or from rechunker's plan label when registries dropped the annotati
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			old, err := imageio.Open(ctx, args[0], img.options(arch))
+			opts, _, err := img.options()
+			if err != nil {
+				return err
+			}
+			old, err := imageio.Open(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}
 			defer old.Close()
-			new, err := imageio.Open(ctx, args[1], img.options(arch))
+			new, err := imageio.Open(ctx, args[1], opts)
 			if err != nil {
 				return err
 			}
@@ -55,7 +58,6 @@ annotations, or from rechunker's plan label when registries dropped the annotati
 	img.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&o.NoDiffID, "no-diffid", false, "model bootc before diff_id matching (reuse by compressed digest only)")
-	cmd.Flags().StringVar(&arch, "arch", "", "instance to pick from multi-arch indexes (default: host)")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -23,6 +24,7 @@ type inputFlags struct {
 	noCache   bool
 	insecure  bool
 	noSELinux bool
+	platform  platformFlag
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -31,6 +33,16 @@ func (f *inputFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.noCache, "no-layer-cache", false, "neither use nor write the store's layer records")
 	fs.BoolVar(&f.insecure, "insecure", false, "skip TLS verification for docker:// sources")
 	fs.BoolVar(&f.noSELinux, "no-selinux", false, "keep the input's xattrs instead of labelling it from the SELinux policy it contains")
+	f.platform.register(fs, false)
+}
+
+// imageOptions returns how to open the input and previous builds.
+func (f *inputFlags) imageOptions() (imageio.Options, error) {
+	p, err := f.platform.resolve()
+	if err != nil {
+		return imageio.Options{}, err
+	}
+	return imageio.Options{InsecureSkipTLSVerify: f.insecure}.WithPlatform(p), nil
 }
 
 // openStore opens --store, or the default store.
@@ -50,13 +62,17 @@ func (f *inputFlags) load(ctx context.Context, from string) (*source.Input, *ost
 	if (from == "") == (f.rootfs == "") {
 		return nil, nil, exitError{code: 2, err: errors.New("give exactly one of SOURCE (an image, TRANSPORT:REF) and --rootfs DIR")}
 	}
+	opts, err := f.imageOptions()
+	if err != nil {
+		return nil, nil, err
+	}
 	store, err := f.openStore()
 	if err != nil {
 		return nil, nil, err
 	}
 	in, err := source.Load(ctx, from, f.rootfs, source.Options{
 		Store:     store,
-		Image:     imageio.Options{InsecureSkipTLSVerify: f.insecure},
+		Image:     opts,
 		Warn:      func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
 		NoCache:   f.noCache,
 		NoSELinux: f.noSELinux,
@@ -64,7 +80,29 @@ func (f *inputFlags) load(ctx context.Context, from string) (*source.Input, *ost
 	if err != nil {
 		return nil, nil, err
 	}
+	if f.rootfs != "" {
+		setPlatform(&in.Config, opts.Platform())
+	}
 	return in, store, nil
+}
+
+// setPlatform makes a synthesized config say it is for p where p says anything: a root
+// filesystem directory has no platform of its own but the one it is built for.
+func setPlatform(cfg *imgspecv1.Image, p imageio.Platform) {
+	if p.OS != "" {
+		cfg.OS = p.OS
+	}
+	if p.Architecture != "" {
+		cfg.Architecture = p.Architecture
+	}
+	if p.Variant != "" {
+		cfg.Variant = p.Variant
+	}
+}
+
+// configPlatform is the platform an image config declares.
+func configPlatform(cfg imgspecv1.Image) imageio.Platform {
+	return imageio.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 }
 
 // importSummary is the --json output of import.

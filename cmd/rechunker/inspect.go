@@ -18,7 +18,6 @@ func newInspectCmd() *cobra.Command {
 		img    imageReadFlags
 		asJSON bool
 		o      bootc.InspectOptions
-		arch   string
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
@@ -30,13 +29,17 @@ logically bound images (usr/lib/bootc/bound-images.d).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			src, err := imageio.Open(ctx, args[0], img.options(arch))
+			opts, p, err := img.options()
+			if err != nil {
+				return err
+			}
+			src, err := imageio.Open(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			if arch != "" {
-				o.Verify.Arch = arch
+			if p.Architecture != "" {
+				o.Verify.Arch = p.Architecture
 			} else {
 				o.Verify.Arch = src.Config.Architecture // inspecting, not deploying
 			}
@@ -54,7 +57,6 @@ logically bound images (usr/lib/bootc/bound-images.d).`,
 	img.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&o.BoundImages, "bound-images", false, "read the image's files to list logically bound images")
-	cmd.Flags().StringVar(&arch, "arch", "", "instance to pick from multi-arch indexes (default: host)")
 	return cmd
 }
 

@@ -32,6 +32,10 @@ func main() {
 	if err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
+			// Status 1 from an exitError follows a report the command printed itself.
+			if ee.code != 1 {
+				fmt.Fprintln(os.Stderr, "rechunker:", ee.err)
+			}
 			os.Exit(ee.code)
 		}
 		fmt.Fprintln(os.Stderr, "rechunker:", err)

@@ -41,14 +41,17 @@ layers they had there. Nothing is written but the store.`,
 				from = args[0]
 			}
 			ctx := cmd.Context()
-			opts := imageio.Options{InsecureSkipTLSVerify: f.insecure}
-			var prev []rechunk.Previous
+			opts, err := f.imageOptions()
+			if err != nil {
+				return err
+			}
+			var prev []prevBuild
 			for _, ref := range previous {
-				p, chunked, err := loadPrevious(ctx, ref, opts)
+				p, err := loadPrevious(ctx, ref, opts)
 				if err != nil {
 					return err
 				}
-				if !chunked {
+				if !p.chunked {
 					fmt.Fprintf(os.Stderr, "rechunker: warning: previous build %s is not a chunked image; ignored\n", ref)
 					continue
 				}
@@ -58,9 +61,12 @@ layers they had there. Nothing is written but the store.`,
 			if err != nil {
 				return err
 			}
+			if err := checkPreviousPlatforms(configPlatform(in.Config), prev); err != nil {
+				return err
+			}
 			plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{
 				MaxLayers:       maxLayers,
-				Previous:        prev,
+				Previous:        previousOf(prev),
 				NoVolatileSplit: noVolatileSplit,
 				Warn:            func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
 			})
@@ -86,16 +92,16 @@ layers they had there. Nothing is written but the store.`,
 	return cmd
 }
 
-// loadPrevious reads a previous build's manifest and config (no layer blobs). chunked
-// reports whether it is a chunked image: every layer but the first carries an
-// ostree.components annotation, or the config has our plan label.
-func loadPrevious(ctx context.Context, ref string, o imageio.Options) (rechunk.Previous, bool, error) {
+// loadPrevious reads a previous build's manifest and config (no layer blobs). It is
+// chunked when every layer but the first carries an ostree.components annotation, or the
+// config has our plan label.
+func loadPrevious(ctx context.Context, ref string, o imageio.Options) (prevBuild, error) {
 	src, err := imageio.Open(ctx, ref, o)
 	if err != nil {
-		return rechunk.Previous{}, false, fmt.Errorf("read previous build: %w", err)
+		return prevBuild{}, fmt.Errorf("read previous build: %w", err)
 	}
 	defer src.Close()
-	p := rechunk.Previous{Ref: ref, Labels: src.Labels()}
+	p := prevBuild{Previous: rechunk.Previous{Ref: ref, Labels: src.Labels()}, platform: src.Platform}
 	if src.Config.Created != nil {
 		p.Created = *src.Config.Created
 	}
@@ -111,7 +117,8 @@ func loadPrevious(ctx context.Context, ref string, o imageio.Options) (rechunk.P
 		}
 	}
 	_, labelled := p.Labels[rechunk.PlanLabel]
-	return p, annotated || labelled, nil
+	p.chunked = annotated || labelled
+	return p, nil
 }
 
 // planJSON is the --json output.

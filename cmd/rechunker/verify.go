@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"text/tabwriter"
 
@@ -19,15 +18,22 @@ import (
 type imageReadFlags struct {
 	tlsVerify bool
 	cacheDir  string
+	platform  platformFlag
 }
 
 func (f *imageReadFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.tlsVerify, "tls-verify", true, "verify TLS certificates of docker:// registries")
 	cmd.Flags().StringVar(&f.cacheDir, "blob-info-cache", "", "containers/image blob-info cache directory (default: a temp dir)")
+	f.platform.register(cmd.Flags(), true)
 }
 
-func (f *imageReadFlags) options(arch string) imageio.Options {
-	return imageio.Options{CacheDir: f.cacheDir, InsecureSkipTLSVerify: !f.tlsVerify, Arch: arch}
+// options returns how to open images and the platform asked for (zero: the host's).
+func (f *imageReadFlags) options() (imageio.Options, imageio.Platform, error) {
+	p, err := f.platform.resolve()
+	if err != nil {
+		return imageio.Options{}, p, err
+	}
+	return imageio.Options{CacheDir: f.cacheDir, InsecureSkipTLSVerify: !f.tlsVerify}.WithPlatform(p), p, nil
 }
 
 func writeReportJSON(w io.Writer, v any) error {
@@ -56,7 +62,8 @@ bootc-kargs) fail the image; other lint findings are warnings.
 Exit status 1 when the image would be refused or is inconsistent.
 
 IMAGE is TRANSPORT:REF (oci:DIR[:TAG], oci-archive:FILE, containers-storage:NAME,
-docker://REF, ...) or a path to an OCI layout.`,
+docker://REF, ...) or a path to an OCI layout. --platform (or --arch) names the client:
+the instance of an image index to verify and the architecture the image must have.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -71,7 +78,12 @@ docker://REF, ...) or a path to an OCI layout.`,
 				}
 				o.SignKeys = append(o.SignKeys, keys...)
 			}
-			src, err := imageio.Open(ctx, args[0], img.options(o.Arch))
+			opts, p, err := img.options()
+			if err != nil {
+				return err
+			}
+			o.Arch = p.Architecture // empty: the host's
+			src, err := imageio.Open(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -96,7 +108,6 @@ docker://REF, ...) or a path to an OCI layout.`,
 	}
 	img.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	cmd.Flags().StringVar(&o.Arch, "arch", runtime.GOARCH, "client architecture the image must match (OCI naming)")
 	cmd.Flags().BoolVar(&o.VarToFactory, "var-to-factory", false, "model hosts with ostree < 2024.3 (derived var/ goes to usr/share/factory/var)")
 	cmd.Flags().StringVar(&o.TempDir, "tmpdir", "", "directory for the temporary metadata store (default $TMPDIR)")
 	cmd.Flags().StringArrayVar(&signKeys, "sign-key", nil, "require a commit signature by a key in PATH (ed25519=PATH: base64 public keys, one per line, as ostree's keys files)")
