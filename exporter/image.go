@@ -191,6 +191,7 @@ func (e *export) imageConfig(labels map[string]string) imgspecv1.Image {
 		Platform: imgspecv1.Platform{
 			Architecture: src.Architecture,
 			OS:           src.OS,
+			Variant:      src.Variant, // arm64/v8 and arm/v7 images say so; a runtime picks by it
 		},
 		Config: cfg,
 		RootFS: imgspecv1.RootFS{Type: "layers"},
@@ -241,7 +242,7 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 		MediaType: imgspecv1.MediaTypeImageManifest,
 		Digest:    digest.FromBytes(manJSON),
 		Size:      int64(len(manJSON)),
-		Platform:  &imgspecv1.Platform{Architecture: cfg.Architecture, OS: cfg.OS},
+		Platform:  &imgspecv1.Platform{Architecture: cfg.Architecture, OS: cfg.OS, Variant: cfg.Variant},
 	}
 	for _, b := range [][]byte{cfgJSON, manJSON} {
 		if err := writeBlob(e.outBlobs, b); err != nil {

@@ -146,4 +146,10 @@ func TestBuildPlatform(t *testing.T) {
 		require.Equal(t, 0, r.code, r)
 		assert.Equal(t, imageio.Platform{OS: "linux", Architecture: other}, platformOf(t, ref))
 	})
+	t.Run("rootfs built for a platform with a variant", func(t *testing.T) {
+		ref, _ := out("rootfs-variant")
+		r := runBin(t, tmp, "build", "--rootfs", buildRootfs(t), "--store", store, "--output", ref, "--platform", "linux/arm64/v8")
+		require.Equal(t, 0, r.code, r)
+		assert.Equal(t, imageio.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, platformOf(t, ref))
+	})
 }
