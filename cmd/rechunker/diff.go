@@ -13,9 +13,11 @@ import (
 
 func newDiffCmd() *cobra.Command {
 	var (
-		img    imageReadFlags
-		asJSON bool
-		o      bootc.DiffOptions
+		img       imageReadFlags
+		asJSON    bool
+		o         bootc.DiffOptions
+		changelog string
+		store     string
 	)
 	cmd := &cobra.Command{
 		Use:   "diff OLD NEW",
@@ -24,13 +26,29 @@ func newDiffCmd() *cobra.Command {
 lists the layers of NEW that bootc would download when upgrading from OLD: those whose
 compressed digest is not in OLD and, as bootc since 2026-03 does, whose diff_id is not
 either (--no-diffid models older bootc). Components come from the ostree.components
-annotations, or from rechunker's plan label when registries dropped the annotations.`,
+annotations, or from rechunker's plan label when registries dropped the annotations.
+
+--changelog[=text|markdown|json] instead lists the packages added, removed and changed
+(old -> new version) between the two images, for release notes. It reads the package
+databases (rpm, dpkg, pacman, apk), so it imports both images into the store (--store)
+first: plain images work as well as chunked ones, and a store that already holds them
+reads nothing again.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			opts, _, err := img.options()
 			if err != nil {
 				return err
+			}
+			if changelog != "" {
+				if err := checkChangelogFormat(changelog); err != nil {
+					return err
+				}
+				c, err := imageChangelog(ctx, store, args[0], args[1], opts)
+				if err != nil {
+					return err
+				}
+				return printChangelog(cmd.OutOrStdout(), changelog, args[0], args[1], c)
 			}
 			old, err := imageio.Open(ctx, args[0], opts)
 			if err != nil {
@@ -58,6 +76,9 @@ annotations, or from rechunker's plan label when registries dropped the annotati
 	img.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&o.NoDiffID, "no-diffid", false, "model bootc before diff_id matching (reuse by compressed digest only)")
+	cmd.Flags().StringVar(&changelog, "changelog", "", "list package changes instead, as text, markdown or json (--changelog=FORMAT)")
+	cmd.Flags().Lookup("changelog").NoOptDefVal = changelogText
+	cmd.Flags().StringVar(&store, "store", "", "object store for --changelog (default $XDG_CACHE_HOME/rechunker/store)")
 	return cmd
 }
 
