@@ -7,7 +7,8 @@
 # v1), verifies v2 the way bootc imports it, and shows what `bootc upgrade` v1 -> v2
 # downloads for the plain and the chunked images.
 #
-# Needs root (debootstrap; re-runs itself with sudo) and ./bin/rechunker (sudo ./hack/setup.sh).
+# Installs what it needs first (hack/setup.sh: packages, ./bin/rechunker). Needs root for
+# debootstrap: run it as root, or as a user with sudo (it re-runs itself with sudo).
 # Environment:
 #   RECHUNKER_DEMO_CACHE   debootstrap tarball cache (default ~/.cache/rechunker-demo)
 #   RECHUNKER_DEMO_DIR     work directory, kept afterwards (default: new dir in /var/tmp)
@@ -17,7 +18,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
 
 cache=${RECHUNKER_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rechunker-demo}
+./hack/setup.sh
 if [[ $(id -u) -ne 0 ]]; then
+	command -v sudo >/dev/null || { echo "demo.sh: needs root for debootstrap, and there is no sudo here: run it as root" >&2; exit 1; }
 	echo "demo.sh: needs root for debootstrap; re-running with sudo"
 	exec sudo RECHUNKER_DEMO_CACHE="$cache" RECHUNKER_DEMO_DIR="${RECHUNKER_DEMO_DIR:-}" \
 		RECHUNKER_DEBIAN_MIRROR="${RECHUNKER_DEBIAN_MIRROR:-}" "$0" "$@"
@@ -26,9 +29,9 @@ die() { echo "demo.sh: $*" >&2; exit 1; }
 step() { printf '\n==> %s\n' "$*"; }
 
 rechunker=$repo/bin/rechunker
-[[ -x $rechunker ]] || die "$rechunker missing: run sudo ./hack/setup.sh first"
+[[ -x $rechunker ]] || die "$rechunker missing after hack/setup.sh"
 for tool in debootstrap umoci tar zstd; do
-	command -v "$tool" >/dev/null || die "$tool missing: run sudo ./hack/setup.sh first"
+	command -v "$tool" >/dev/null || die "$tool missing after hack/setup.sh"
 done
 mirror=${RECHUNKER_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=${RECHUNKER_DEMO_DIR:-}

@@ -2,7 +2,9 @@
 # Prepares a Debian 12 (bookworm) machine for rechunker: installs the tools the demo and
 # the tests drive (ostree, skopeo, umoci, podman, buildah, debootstrap, rpm, ...), writes a
 # containers.conf that makes podman/buildah work in sandboxes, and builds ./bin/rechunker.
-# Run as root: sudo ./hack/setup.sh. Safe to re-run; it only installs what is missing.
+# Run it as root or as a user with sudo: it asks for root (through sudo) only when it has
+# something to install. Safe to re-run; it only installs what is missing. hack/demo.sh and
+# hack/test.sh call it first, so a fresh machine needs nothing else.
 #
 # Environment:
 #   RECHUNKER_CONTAINERS_CONF  where to write the containers.conf (default
@@ -16,7 +18,6 @@ step() { echo "setup.sh: $*"; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (sudo ./hack/setup.sh)"
 [[ -r /etc/debian_version ]] || die "expects Debian 12 (bookworm); /etc/debian_version is missing"
 
 # Packages, all from bookworm main. podman's runtime is runc (crun fails on this kind of
@@ -45,6 +46,18 @@ for p in "${packages[@]}"; do
 		missing+=("$p")
 	fi
 done
+conf=${RECHUNKER_CONTAINERS_CONF:-/etc/rechunker-test/containers.conf}
+want='[containers]
+default_ulimits=["nofile=1024:1024","nproc=4096:4096"]
+[engine]
+runtime="runc"'
+# Installing needs root: re-run as root through sudo when there is something to do.
+if [[ $(id -u) -ne 0 ]] && { ((${#missing[@]})) || [[ ! -f $conf || $(cat "$conf") != "$want" ]]; }; then
+	command -v sudo >/dev/null ||
+		die "needs root to install ${missing[*]:-$conf}, and there is no sudo here: run it as root"
+	step "installing needs root; re-running with sudo"
+	exec sudo RECHUNKER_CONTAINERS_CONF="$conf" "$0" "$@"
+fi
 if ((${#missing[@]})); then
 	step "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -61,11 +74,6 @@ done
 # podman/buildah in containers and CI sandboxes: crun rejects hybrid cgroups and the
 # default ulimits (nofile=1048576) exceed what the sandbox may set. runc plus lower
 # limits works. Tests and the demo set CONTAINERS_CONF to this file.
-conf=${RECHUNKER_CONTAINERS_CONF:-/etc/rechunker-test/containers.conf}
-want='[containers]
-default_ulimits=["nofile=1024:1024","nproc=4096:4096"]
-[engine]
-runtime="runc"'
 if [[ ! -f $conf || $(cat "$conf") != "$want" ]]; then
 	step "writing $conf"
 	mkdir -p "$(dirname "$conf")"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs rechunker's checks: gofmt, go vet, unit tests, the end-to-end integration suite
-# (package integration, build tag "integration", which drives the built CLI with
-# debootstrap, umoci, skopeo, rpm and podman), then the QEMU boot suite (vm-tests, build
-# tag "qemuvm": boots, upgrades and rolls back real deployments of chunked images). Both
-# need root and the tools from hack/setup.sh; tests skip with a message when a tool is
-# missing, and fail instead when CI=true.
+# Runs rechunker's checks, installing what they need first (hack/setup.sh): gofmt, go
+# vet, unit tests, the end-to-end integration suite (package integration, build tag
+# "integration": the built CLI with debootstrap, umoci, skopeo, rpm, podman), then the
+# QEMU boot suite (vm-tests, build tag "qemuvm": boots, upgrades and rolls back real
+# deployments of chunked images). Both need root and the tools from hack/setup.sh; tests
+# skip with a message when a tool is missing, and fail instead when CI=true.
 #
 #   ./hack/test.sh          everything (unit + integration + QEMU boots)
 #   ./hack/test.sh -short   gofmt, vet and unit tests with go test -short (no integration)
@@ -32,6 +32,22 @@ for arg in "$@"; do
 done
 
 command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
+# Install what the tests need first (packages, containers.conf, bin/rechunker); setup.sh
+# asks for root only when something is missing. The integration suite and the QEMU
+# boots need root: a user with sudo gets them through sudo; without root or sudo they
+# skip with a message (and fail when CI=true).
+if ((!short)) && [[ -z ${RECHUNKER_SETUP_DONE:-} ]]; then
+	./hack/setup.sh
+	export RECHUNKER_SETUP_DONE=1
+fi
+if ((!short)) && [[ $(id -u) -ne 0 ]]; then
+	if command -v sudo >/dev/null; then
+		echo "test.sh: the integration tests and QEMU boots need root; re-running with sudo"
+		exec sudo env CI="${CI:-}" RECHUNKER_SETUP_DONE=1 PATH="$PATH" \
+			${RECHUNKER_TEST_CACHE:+RECHUNKER_TEST_CACHE="$RECHUNKER_TEST_CACHE"} "$0" "$@"
+	fi
+	echo "test.sh: not root and no sudo here: the tests that need root skip"
+fi
 export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -tags=containers_image_openpgp"
 tags=containers_image_openpgp,integration
 [[ -f /etc/rechunker-test/containers.conf && -z ${CONTAINERS_CONF:-} ]] &&

@@ -4,7 +4,9 @@ package integration
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -74,6 +76,18 @@ func TestSecurityUpdate(t *testing.T) {
 	assert.Less(t, d.BytesFetched, plain.BytesFetched/10,
 		"chunked upgrade (%d B) must be far below the plain image's (%d B)", d.BytesFetched, plain.BytesFetched)
 
+	// Release notes: diff --changelog lists exactly the packages whose versions differ,
+	// by dpkg-query in each tree, on the plain images and on the chunked ones.
+	want := dpkgChanges(t, oldRoot, newRoot)
+	require.NotEmpty(t, want.Changed)
+	for _, pair := range [][2]string{{v2.Ref(), v3.Ref()}, {c2.Ref(), c3.Ref()}} {
+		var got changelogReport
+		c.json(t, &got, "diff", "--changelog=json", pair[0], pair[1])
+		assert.Equal(t, want, got.normalize(), "diff --changelog %s %s", pair[0], pair[1])
+	}
+	t.Logf("diff --changelog: %d changed, %d added, %d removed packages, as dpkg-query says",
+		len(want.Changed), len(want.Added), len(want.Removed))
+
 	// The same pair at 128 layers, and at 64 with every package kept whole (what the
 	// volatility split saves), logged for docs/benchmarks.md.
 	for _, v := range []struct {
@@ -92,4 +106,64 @@ func TestSecurityUpdate(t *testing.T) {
 		t.Logf("%s: fetches %d of %d layers, %d B = %.2f x (changed files + commit layer %d B)", v.name,
 			dv.LayersFetched, dv.LayersTotal, dv.BytesFetched, float64(dv.BytesFetched)/float64(change.Gzipped+cv.Size), cv.Size)
 	}
+}
+
+// changelogReport is what diff --changelog json prints, reduced to what dpkg-query can
+// say: "name:arch old -> new".
+type changelogReport struct {
+	Added, Removed, Changed []struct{ Name, Arch, Old, New string }
+}
+
+type changeSet struct{ Added, Removed, Changed []string }
+
+func (r changelogReport) normalize() changeSet {
+	f := func(l []struct{ Name, Arch, Old, New string }) []string {
+		out := []string{}
+		for _, c := range l {
+			out = append(out, fmt.Sprintf("%s:%s %s -> %s", c.Name, c.Arch, c.Old, c.New))
+		}
+		sort.Strings(out)
+		return out
+	}
+	return changeSet{Added: f(r.Added), Removed: f(r.Removed), Changed: f(r.Changed)}
+}
+
+// dpkgChanges compares the installed packages of two extracted Debian trees as
+// dpkg-query reports them.
+func dpkgChanges(t *testing.T, oldRoot, newRoot string) changeSet {
+	t.Helper()
+	requireTools(t, "dpkg-query")
+	list := func(root string) map[string]string {
+		out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W",
+			"-f", "${db:Status-Abbrev}\t${Package}:${Architecture}\t${Version}\n").Output()
+		require.NoError(t, err, "dpkg-query in %s", root)
+		m := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Split(l, "\t")
+			require.Len(t, f, 3, "dpkg-query line %q", l)
+			if strings.HasPrefix(f[0], "ii") {
+				m[f[1]] = f[2]
+			}
+		}
+		return m
+	}
+	o, n := list(oldRoot), list(newRoot)
+	cs := changeSet{Added: []string{}, Removed: []string{}, Changed: []string{}}
+	for k, v := range n {
+		switch ov, ok := o[k]; {
+		case !ok:
+			cs.Added = append(cs.Added, fmt.Sprintf("%s %s -> %s", k, "", v))
+		case ov != v:
+			cs.Changed = append(cs.Changed, fmt.Sprintf("%s %s -> %s", k, ov, v))
+		}
+	}
+	for k, v := range o {
+		if _, ok := n[k]; !ok {
+			cs.Removed = append(cs.Removed, fmt.Sprintf("%s %s -> %s", k, v, ""))
+		}
+	}
+	sort.Strings(cs.Added)
+	sort.Strings(cs.Removed)
+	sort.Strings(cs.Changed)
+	return cs
 }
