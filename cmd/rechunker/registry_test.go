@@ -5,7 +5,9 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rechunker-dev/rechunker/internal/imageio"
 )
 
 // TestRegistryRoundTrip pushes builds to a registry (an in-process one on loopback) and
@@ -56,4 +60,32 @@ func TestRegistryRoundTrip(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &d))
 	assert.Equal(t, 2, d.LayersFetched, "the commit layer and the chunk holding the new file: %s", out)
 	assert.Greater(t, d.LayersTotal, d.LayersFetched)
+}
+
+// TestRegistryImageIndex: a two-platform image index pushed to a registry (skopeo copy
+// --all, as registries serve bootc images) is rechunked over docker:// for the host's
+// platform by default and for another with --platform.
+func TestRegistryImageIndex(t *testing.T) {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Skip("skopeo not installed")
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	ref := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/os/multi:latest"
+	tmp := t.TempDir()
+	host, other := runtime.GOARCH, otherArch()
+	src := writeTwoPlatformIndex(t, filepath.Join(tmp, "src"), host, other)
+	out, err := exec.Command("skopeo", "copy", "--all", "--dest-tls-verify=false", src, ref).CombinedOutput()
+	require.NoError(t, err, "skopeo copy --all: %s", out)
+
+	for _, c := range []struct{ arch string }{{host}, {other}} {
+		args := []string{"build", "--insecure", "--quiet", "--store", filepath.Join(tmp, "store"), "--from", ref,
+			"--output", "oci:" + filepath.Join(tmp, "out-"+c.arch) + ":latest"}
+		if c.arch != host {
+			args = append(args, "--platform", "linux/"+c.arch)
+		}
+		r := runBin(t, tmp, args...)
+		require.Equal(t, 0, r.code, r)
+		assert.Equal(t, imageio.Platform{OS: "linux", Architecture: c.arch}, platformOf(t, "oci:"+filepath.Join(tmp, "out-"+c.arch)+":latest"))
+	}
 }
