@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 // textReader produces deterministic, compressible file content: words from a fixed
@@ -189,7 +190,7 @@ func BenchmarkExport1GB(b *testing.B) {
 		// hashed, then the previous blob is copied.
 		t0, c0 = time.Now(), cpuTime()
 		res, err := Export(context.Background(), in, store, plan, Options{Output: fmt.Sprintf("oci:%s/prev%d:latest", dir, i),
-			NoBlobCache: true, Previous: []PreviousImage{previousOf(coldRef, coldRes)}})
+			NoBlobCache: true, Previous: []rechunk.Previous{previousOf(coldRef, coldRes)}})
 		require.NoError(b, err)
 		prev, prevCPU := time.Since(t0), cpuTime()-c0
 		for _, l := range res.Layers {

@@ -94,8 +94,9 @@ type Options struct {
 	Bootc bool
 	// Created overrides the image timestamp (e.g. SOURCE_DATE_EPOCH); zero means Input.Created.
 	Created time.Time
-	// Previous builds whose blobs may be reused when a layer's diff_id matches.
-	Previous []PreviousImage
+	// Previous builds whose blobs may be reused, once checked, when a layer's diff_id
+	// matches (previous.go); the planner's type, so both read one description.
+	Previous []rechunk.Previous
 	// Image configures access to previous images and the output.
 	Image imageio.Options
 	// NoBlobCache disables the store's compressed-blob cache.
@@ -106,23 +107,6 @@ type Options struct {
 	Progress Progress
 	// Warn receives non-fatal problems, one call at a time; nil discards them.
 	Warn func(string)
-}
-
-// PreviousImage lists the layers of a previous build (from its manifest and config),
-// whose blobs may be copied as they are when a new layer has the same diff_id.
-type PreviousImage struct {
-	Ref    string
-	Layers []PreviousLayer
-}
-
-// PreviousLayer is one layer of a previous build.
-type PreviousLayer struct {
-	Digest string // compressed blob digest
-	DiffID string // uncompressed digest
-	Size   int64
-	// Annotations from the previous manifest; AnnLayerKey lets an unchanged layer be
-	// recognized without writing its tar.
-	Annotations map[string]string
 }
 
 // Progress receives export progress. Calls may come from several goroutines.

@@ -17,6 +17,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 // Reusing the blobs of previous builds. A previous build usually comes from a registry,
@@ -67,7 +68,7 @@ type previousBuilds struct {
 	bad map[digest.Digest]bool
 }
 
-func newPreviousBuilds(prev []PreviousImage, o imageio.Options) *previousBuilds {
+func newPreviousBuilds(prev []rechunk.Previous, o imageio.Options) *previousBuilds {
 	p := &previousBuilds{byDiffID: map[digest.Digest]prevBlob{}, keys: map[string]prevKeyed{},
 		pool: newSourcePool(o), bad: map[digest.Digest]bool{}}
 	for _, img := range prev {

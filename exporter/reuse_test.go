@@ -18,10 +18,10 @@ import (
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
-func previousOf(ref string, res *Result) PreviousImage {
-	p := PreviousImage{Ref: ref}
+func previousOf(ref string, res *Result) rechunk.Previous {
+	p := rechunk.Previous{Ref: ref}
 	for _, l := range res.Layers {
-		p.Layers = append(p.Layers, PreviousLayer{Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size})
+		p.Layers = append(p.Layers, rechunk.PreviousLayer{Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size})
 	}
 	return p
 }
@@ -58,7 +58,7 @@ func TestRebuildChangesOnlyAffectedLayers(t *testing.T) {
 	in2 := buildInput(t, store, nodes2)
 	res2, _ := exportOCI(t, in2, store, Options{
 		NoBlobCache: true,
-		Previous:    []PreviousImage{previousOf("oci:"+dir1+":latest", res1)},
+		Previous:    []rechunk.Previous{previousOf("oci:"+dir1+":latest", res1)},
 	})
 	require.Equal(t, len(res1.Layers), len(res2.Layers))
 	plan := topLevelPlan(in2)
@@ -184,7 +184,7 @@ func TestBadInputs(t *testing.T) {
 
 // previousFromLayout reads a previous build the way build does: layers with their
 // manifest annotations.
-func previousFromLayout(t *testing.T, dir string, res *Result) PreviousImage {
+func previousFromLayout(t *testing.T, dir string, res *Result) rechunk.Previous {
 	t.Helper()
 	var man imgspecv1.Manifest
 	readJSON(t, dir, res.ManifestDigest.String(), &man)
@@ -205,36 +205,36 @@ func TestPreviousBuildLies(t *testing.T) {
 	nodes2 := append(sampleNodes(), node{path: "/usr/etc/new.conf", kind: 'f', mode: 0o644, data: "new=1\n"})
 	cases := []struct {
 		name  string
-		lie   func(t *testing.T, p *PreviousImage, dir string)
+		lie   func(t *testing.T, p *rechunk.Previous, dir string)
 		warns []string // each must appear in some warning
 		reuse int      // chunk layers reused from the previous build, at least
 	}{
 		{name: "honest, keyed", reuse: 2},
-		{name: "honest, without keys", reuse: 2, lie: func(t *testing.T, p *PreviousImage, _ string) {
+		{name: "honest, without keys", reuse: 2, lie: func(t *testing.T, p *rechunk.Previous, _ string) {
 			for i := range p.Layers {
 				p.Layers[i].Annotations = nil
 			}
 		}},
-		{name: "layer keys swapped", warns: []string{"layer-key annotation claims diff_id"}, lie: func(t *testing.T, p *PreviousImage, _ string) {
+		{name: "layer keys swapped", warns: []string{"layer-key annotation claims diff_id"}, lie: func(t *testing.T, p *rechunk.Previous, _ string) {
 			a, b := p.Layers[1].Annotations[AnnLayerKey], p.Layers[2].Annotations[AnnLayerKey]
 			p.Layers[1].Annotations = map[string]string{AnnLayerKey: b}
 			p.Layers[2].Annotations = map[string]string{AnnLayerKey: a}
 		}},
-		{name: "diff_ids swapped", warns: []string{"not reusing"}, lie: func(t *testing.T, p *PreviousImage, _ string) {
+		{name: "diff_ids swapped", warns: []string{"not reusing"}, lie: func(t *testing.T, p *rechunk.Previous, _ string) {
 			p.Layers[1].DiffID, p.Layers[2].DiffID = p.Layers[2].DiffID, p.Layers[1].DiffID
 		}},
-		{name: "diff_ids swapped, without keys", warns: []string{"does not hold this layer's content"}, lie: func(t *testing.T, p *PreviousImage, _ string) {
+		{name: "diff_ids swapped, without keys", warns: []string{"does not hold this layer's content"}, lie: func(t *testing.T, p *rechunk.Previous, _ string) {
 			p.Layers[1].DiffID, p.Layers[2].DiffID = p.Layers[2].DiffID, p.Layers[1].DiffID
 			for i := range p.Layers {
 				p.Layers[i].Annotations = nil
 			}
 		}},
-		{name: "descriptor sizes 0 and -1", reuse: 2, lie: func(t *testing.T, p *PreviousImage, _ string) {
+		{name: "descriptor sizes 0 and -1", reuse: 2, lie: func(t *testing.T, p *rechunk.Previous, _ string) {
 			for i := range p.Layers {
 				p.Layers[i].Size = int64(i%2) - 1
 			}
 		}},
-		{name: "blob corrupted", warns: []string{"not reusing layer 1 "}, reuse: 1, lie: func(t *testing.T, p *PreviousImage, dir string) {
+		{name: "blob corrupted", warns: []string{"not reusing layer 1 "}, reuse: 1, lie: func(t *testing.T, p *rechunk.Previous, dir string) {
 			d, err := digest.Parse(p.Layers[1].Digest)
 			require.NoError(t, err)
 			flip(t, filepath.Join(dir, "blobs", "sha256", d.Encoded()))
@@ -254,7 +254,7 @@ func TestPreviousBuildLies(t *testing.T) {
 			store2 := newStore(t)
 			var warns []string
 			res2, dir2 := exportOCI(t, buildInput(t, store2, nodes2), store2, Options{NoBlobCache: true,
-				Previous: []PreviousImage{prev}, Warn: func(s string) { warns = append(warns, s) }})
+				Previous: []rechunk.Previous{prev}, Warn: func(s string) { warns = append(warns, s) }})
 			reused := 0
 			for i, l := range res2.Layers {
 				assert.Equal(t, want.Layers[i].DiffID, l.DiffID, "layer %d", i)

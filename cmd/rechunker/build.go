@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,11 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rechunker-dev/rechunker/bootc"
+	"github.com/rechunker-dev/rechunker/build"
 	"github.com/rechunker-dev/rechunker/exporter"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
-	"github.com/rechunker-dev/rechunker/internal/source"
-	"github.com/rechunker-dev/rechunker/ostree"
-	"github.com/rechunker-dev/rechunker/ostree/sign"
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
@@ -135,7 +132,7 @@ compressed in parallel; a layer whose content did not change reuses the previous
 blob (same digest) or the store's blob cache. It accepts the flags of
 'rpm-ostree compose build-chunked-oci'.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return build(cmd, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, f) },
 	}
 	f.register(cmd)
 	return cmd
@@ -151,169 +148,89 @@ type seSummary struct {
 
 // buildSummary is the --json output.
 type buildSummary struct {
-	*exporter.Result
-	Source       string         `json:"source"`
-	FromPrevious string         `json:"from_previous,omitempty"`
-	SELinux      *seSummary     `json:"selinux,omitempty"`
-	BaseMarks    int            `json:"base_marks,omitempty"`
-	Reused       int            `json:"reused_layers"`
-	Bytes        int64          `json:"compressed_bytes"`
-	TarBytes     int64          `json:"uncompressed_bytes"`
-	Phases       map[string]int `json:"phase_ms"`
+	*build.Result
+	SELinux *seSummary     `json:"selinux,omitempty"`
+	Phases  map[string]int `json:"phase_ms"`
 }
 
-func build(cmd *cobra.Command, f *buildFlags) error {
-	ctx := cmd.Context()
+// options turns the flags into the pipeline's options.
+func (f *buildFlags) options(labels map[string]string) (build.Options, error) {
+	imgOpts, err := f.in.imageOptions()
+	if err != nil {
+		return build.Options{}, err
+	}
+	store, err := f.in.openStore()
+	if err != nil {
+		return build.Options{}, err
+	}
+	o := build.Options{
+		From: fromRef(f.from), Rootfs: f.in.rootfs, Output: f.output, Previous: f.previous,
+		Store: store, Image: imgOpts, Bootc: f.bootc, FormatVersion: f.formatVersion,
+		MaxLayers: f.maxLayers, NoVolatileSplit: f.noVolatileSplit, Labels: labels,
+		Compression: f.compression, Level: f.level, NoBlobCache: f.noBlobCache,
+		NoLayerCache: f.in.noCache, NoSELinux: f.in.noSELinux, Quiet: f.quiet,
+		Warn: func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+	}
+	for _, s := range f.signCommit {
+		_, path, _ := strings.Cut(s, "=")
+		o.SignKeys = append(o.SignKeys, path)
+	}
+	return o, nil
+}
+
+func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	labels, err := f.validate()
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	warn := func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) }
-	imgOpts, err := f.in.imageOptions()
+	o, err := f.options(labels)
 	if err != nil {
 		return err
 	}
-
-	prevBuilds, err := loadPreviousBuilds(cmd, f, imgOpts, warn)
-	if err != nil {
-		return err
-	}
-	in, store, err := f.in.load(ctx, fromRef(f.from))
-	if err != nil {
-		return err
-	}
-	if err := checkPreviousPlatforms(configPlatform(in.Config), prevBuilds); err != nil {
-		return err
-	}
-	prev := previousOf(prevBuilds)
-	if f.bootc {
-		// What `rechunker verify` and bootc will refuse; the tree is left as it is.
-		for _, p := range bootc.RootLints(in.Tree) {
-			warn(p.Error())
-		}
-	}
-	commitMeta, err := signCommit(store, in, f.signCommit)
-	if err != nil {
-		return err
-	}
-	tLoad := time.Since(start)
-	plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{MaxLayers: f.maxLayers, Previous: prev, Warn: warn, NoVolatileSplit: f.noVolatileSplit})
-	if err != nil {
-		return err
-	}
-	tPlan := time.Since(start) - tLoad
-
 	var prog *progressDisplay
 	if !f.quiet && isTerminal(os.Stderr) {
 		prog = newProgressDisplay(os.Stderr)
+		o.Progress = prog
 	}
-	opts := exporter.Options{
-		Output: f.output, FormatVersion: f.formatVersion, Compression: f.compression, Level: f.level,
-		Labels: labels, Bootc: f.bootc, Previous: exporterPrevious(prev), Image: imgOpts,
-		NoBlobCache: f.noBlobCache, Warn: warn,
-	}
-	if prog != nil {
-		opts.Progress = prog
-	}
-	guard := guardOutput(f.output)
-	ein := exporterInput(in)
-	ein.CommitMeta = commitMeta
-	res, err := exporter.Export(ctx, ein, store, plan, opts)
+	res, err := build.Run(cmd.Context(), o)
 	if prog != nil {
 		prog.finish(err == nil)
 	}
 	if err != nil {
-		guard.discard()
 		return err
 	}
-	sum := buildSummary{Result: res, Source: in.Ref, FromPrevious: plan.FromPrevious, BaseMarks: in.BaseMarks, Phases: map[string]int{
-		"load": int(tLoad.Milliseconds()), "plan": int(tPlan.Milliseconds()),
-		"layers": int(res.Timings.Layers.Milliseconds()), "write": int(res.Timings.Write.Milliseconds()),
-		"total": int(time.Since(start).Milliseconds()),
+	sum := buildSummary{Result: res, Phases: map[string]int{
+		"load": int(res.Phases.Load.Milliseconds()), "plan": int(res.Phases.Plan.Milliseconds()),
+		"layers": int(res.Phases.Layers.Milliseconds()), "write": int(res.Phases.Write.Milliseconds()),
+		"total": int(res.Phases.Total.Milliseconds()),
 	}}
-	if in.SELinux != nil {
-		sum.SELinux = &seSummary{Policy: in.SELinux.Policy, Labeled: in.SELinux.Labeled, Rewritten: in.SELinux.Rewritten, Reused: in.SELinux.Reused}
+	if s := res.SELinux; s != nil {
+		sum.SELinux = &seSummary{Policy: s.Policy, Labeled: s.Labeled, Rewritten: s.Rewritten, Reused: s.Reused}
 	}
-	for _, l := range res.Layers {
-		sum.Bytes += l.Size
-		sum.TarBytes += l.TarSize
-		if l.Reused != "" {
-			sum.Reused++
-		}
-	}
-	if f.asJSON {
+	switch {
+	case f.asJSON:
 		enc := json.NewEncoder(cmd.OutOrStdout())
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
-	}
-	if !f.quiet {
-		fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s\n  manifest %s, commit %s\n  %d layers (%d reused), %s compressed, %s uncompressed, in %s (load %s, plan %s, layers %s, write %s)\n",
-			res.Output, res.ManifestDigest, res.Commit, len(res.Layers), sum.Reused, bootc.HumanSize(sum.Bytes), bootc.HumanSize(sum.TarBytes),
-			time.Since(start).Round(time.Millisecond), tLoad.Round(time.Millisecond), tPlan.Round(time.Millisecond),
-			res.Timings.Layers.Round(time.Millisecond), res.Timings.Write.Round(time.Millisecond))
-		if s := sum.SELinux; s != nil {
-			fmt.Fprintf(cmd.OutOrStdout(), "  SELinux labels from policy %q: %d entries labelled, %d objects rewritten (%d from the store's index)\n",
-				s.Policy, s.Labeled, s.Rewritten+s.Reused, s.Reused)
-		}
-		if sum.BaseMarks > 0 {
-			fmt.Fprintf(cmd.OutOrStdout(), "  %d directory marks (user.component, user.update-interval) restored from the base image's commit\n", sum.BaseMarks)
-		}
+	case !f.quiet:
+		printBuild(cmd.OutOrStdout(), sum)
 	}
 	return nil
 }
 
-// loadPreviousBuilds reads --previous-build images, or probes --output as rpm-ostree
-// does when none is given.
-func loadPreviousBuilds(cmd *cobra.Command, f *buildFlags, o imageio.Options, warn func(string)) ([]prevBuild, error) {
-	ctx := cmd.Context()
-	var prev []prevBuild
-	for _, ref := range f.previous {
-		p, err := loadPrevious(ctx, ref, o)
-		if err != nil {
-			return nil, err
-		}
-		if !p.chunked {
-			warn(fmt.Sprintf("previous build %s is not chunked; ignored", ref))
-			continue
-		}
-		prev = append(prev, p)
+func printBuild(w io.Writer, sum buildSummary) {
+	res, ph := sum.Result, sum.Result.Phases
+	fmt.Fprintf(w, "Wrote %s\n  manifest %s, commit %s\n  %d layers (%d reused), %s compressed, %s uncompressed, in %s (load %s, plan %s, layers %s, write %s)\n",
+		res.Output, res.ManifestDigest, res.Commit, len(res.Layers), res.Reused, bootc.HumanSize(res.Bytes), bootc.HumanSize(res.TarBytes),
+		ph.Total.Round(time.Millisecond), ph.Load.Round(time.Millisecond), ph.Plan.Round(time.Millisecond),
+		ph.Layers.Round(time.Millisecond), ph.Write.Round(time.Millisecond))
+	if s := sum.SELinux; s != nil {
+		fmt.Fprintf(w, "  SELinux labels from policy %q: %d entries labelled, %d objects rewritten (%d from the store's index)\n",
+			s.Policy, s.Labeled, s.Rewritten+s.Reused, s.Reused)
 	}
-	if len(f.previous) > 0 {
-		return prev, nil
+	if res.BaseMarks > 0 {
+		fmt.Fprintf(w, "  %d directory marks (user.component, user.update-interval) restored from the base image's commit\n", res.BaseMarks)
 	}
-	p, err := loadPrevious(ctx, f.output, o)
-	switch {
-	case errors.Is(err, imageio.ErrNotFound):
-	case err != nil:
-		// The output does not exist yet in most first builds; anything else is worth a note.
-		if !f.quiet && !strings.Contains(err.Error(), "no such file") {
-			warn(fmt.Sprintf("no previous build at %s: %v", f.output, err))
-		}
-	case !p.chunked:
-		if !f.quiet {
-			warn(fmt.Sprintf("%s is not chunked, will create a new image", f.output))
-		}
-	default:
-		prev = append(prev, p)
-	}
-	return prev, nil
-}
-
-func exporterInput(in *source.Input) *exporter.Input {
-	return &exporter.Input{Tree: in.Tree, Commit: in.Commit, CommitSum: in.CommitSum, Config: in.Config, Created: in.Created}
-}
-
-func exporterPrevious(prev []rechunk.Previous) []exporter.PreviousImage {
-	var out []exporter.PreviousImage
-	for _, p := range prev {
-		pi := exporter.PreviousImage{Ref: p.Ref}
-		for _, l := range p.Layers {
-			pi.Layers = append(pi.Layers, exporter.PreviousLayer{Digest: l.Digest, DiffID: l.DiffID, Size: l.Size, Annotations: l.Annotations})
-		}
-		out = append(out, pi)
-	}
-	return out
 }
 
 func isTerminal(f *os.File) bool {
@@ -367,29 +284,4 @@ func (d *progressDisplay) finish(ok bool) {
 		d.bar.Abort(false)
 	}
 	d.p.Wait()
-}
-
-// signCommit returns the commit's detached metadata with a signature by each
-// --sign-commit key (nil without keys). It is handed to the exporter rather than
-// stored, so a later unsigned build of the same commit carries no stale signature.
-func signCommit(store *ostree.Store, in *source.Input, specs []string) ([]byte, error) {
-	if len(specs) == 0 {
-		return nil, nil
-	}
-	commit, err := store.ReadMetadata(ostree.ObjCommit, in.CommitSum)
-	if err != nil {
-		return nil, fmt.Errorf("sign commit %s: %w", in.CommitSum, err)
-	}
-	var meta []byte
-	for _, s := range specs {
-		_, path, _ := strings.Cut(s, "=")
-		key, err := sign.LoadEd25519(path)
-		if err != nil {
-			return nil, fmt.Errorf("--sign-commit: %w", err)
-		}
-		if meta, err = sign.AppendEd25519(meta, commit, key); err != nil {
-			return nil, fmt.Errorf("--sign-commit: %w", err)
-		}
-	}
-	return meta, nil
 }

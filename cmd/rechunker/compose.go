@@ -17,7 +17,7 @@ func newComposeCmd() *cobra.Command {
 'rpm-ostree compose build-chunked-oci'. --from names an image in containers-storage (or
 any TRANSPORT:REF); --bootc is accepted but not required; --format-version defaults to 2.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return build(cmd, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, f) },
 	}
 	f.register(chunked)
 	compose.AddCommand(chunked)

@@ -8,10 +8,10 @@ import (
 	"os"
 	"time"
 
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/rechunker-dev/rechunker/build"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/internal/source"
 	"github.com/rechunker-dev/rechunker/ostree"
@@ -81,28 +81,9 @@ func (f *inputFlags) load(ctx context.Context, from string) (*source.Input, *ost
 		return nil, nil, err
 	}
 	if f.rootfs != "" {
-		setPlatform(&in.Config, opts.Platform())
+		build.SetPlatform(&in.Config, opts.Platform())
 	}
 	return in, store, nil
-}
-
-// setPlatform makes a synthesized config say it is for p where p says anything: a root
-// filesystem directory has no platform of its own but the one it is built for.
-func setPlatform(cfg *imgspecv1.Image, p imageio.Platform) {
-	if p.OS != "" {
-		cfg.OS = p.OS
-	}
-	if p.Architecture != "" {
-		cfg.Architecture = p.Architecture
-	}
-	if p.Variant != "" {
-		cfg.Variant = p.Variant
-	}
-}
-
-// configPlatform is the platform an image config declares.
-func configPlatform(cfg imgspecv1.Image) imageio.Platform {
-	return imageio.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 }
 
 // importSummary is the --json output of import.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rechunker-dev/rechunker/bootc"
-	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/build"
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
@@ -45,13 +44,13 @@ layers they had there. Nothing is written but the store.`,
 			if err != nil {
 				return err
 			}
-			var prev []prevBuild
+			var prev []build.Previous
 			for _, ref := range previous {
-				p, err := loadPrevious(ctx, ref, opts)
+				p, err := build.LoadPrevious(ctx, ref, opts)
 				if err != nil {
 					return err
 				}
-				if !p.chunked {
+				if !p.Chunked {
 					fmt.Fprintf(os.Stderr, "rechunker: warning: previous build %s is not a chunked image; ignored\n", ref)
 					continue
 				}
@@ -61,12 +60,12 @@ layers they had there. Nothing is written but the store.`,
 			if err != nil {
 				return err
 			}
-			if err := checkPreviousPlatforms(configPlatform(in.Config), prev); err != nil {
+			if err := build.CheckPlatforms(build.ConfigPlatform(in.Config), prev); err != nil {
 				return err
 			}
 			plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{
 				MaxLayers:       maxLayers,
-				Previous:        previousOf(prev),
+				Previous:        build.Planned(prev),
 				NoVolatileSplit: noVolatileSplit,
 				Warn:            func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
 			})
@@ -90,35 +89,6 @@ layers they had there. Nothing is written but the store.`,
 	cmd.Flags().BoolVar(&noVolatileSplit, "no-volatile-split", false, "keep every package in one component")
 	cmd.Flags().StringArrayVar(&explain, "explain", nil, "say which layer holds PATH and why, instead of the whole plan; repeatable")
 	return cmd
-}
-
-// loadPrevious reads a previous build's manifest and config (no layer blobs). It is
-// chunked when every layer but the first carries an ostree.components annotation, or the
-// config has our plan label.
-func loadPrevious(ctx context.Context, ref string, o imageio.Options) (prevBuild, error) {
-	src, err := imageio.Open(ctx, ref, o)
-	if err != nil {
-		return prevBuild{}, fmt.Errorf("read previous build: %w", err)
-	}
-	defer src.Close()
-	p := prevBuild{Previous: rechunk.Previous{Ref: ref, Labels: src.Labels()}, platform: src.Platform}
-	if src.Config.Created != nil {
-		p.Created = *src.Config.Created
-	}
-	annotated := len(src.Layers) > 1
-	for i, l := range src.Layers {
-		p.Layers = append(p.Layers, rechunk.PreviousLayer{
-			Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size, Annotations: l.Annotations,
-		})
-		if i > 0 {
-			if _, ok := l.Annotations[rechunk.ComponentsAnnotation]; !ok {
-				annotated = false
-			}
-		}
-	}
-	_, labelled := p.Labels[rechunk.PlanLabel]
-	p.chunked = annotated || labelled
-	return p, nil
 }
 
 // planJSON is the --json output.

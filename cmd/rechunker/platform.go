@@ -1,12 +1,9 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 
 	"github.com/rechunker-dev/rechunker/internal/imageio"
-	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 // platformFlag is --platform OS/ARCH[/VARIANT], the one way every command that opens
@@ -43,32 +40,4 @@ func (f *platformFlag) resolve() (imageio.Platform, error) {
 		return p, usageErr("--arch %s contradicts --platform %s", f.arch, f.platform)
 	}
 	return p, nil
-}
-
-// prevBuild is a previous build as loadPrevious read it.
-type prevBuild struct {
-	rechunk.Previous
-	platform imageio.Platform
-	chunked  bool
-}
-
-// checkPreviousPlatforms refuses previous builds made for another platform than the
-// input: their layout and blobs describe other binaries, and reusing them would mix
-// architectures in one image.
-func checkPreviousPlatforms(input imageio.Platform, prev []prevBuild) error {
-	for _, p := range prev {
-		if !p.platform.Matches(input) {
-			return fmt.Errorf("previous build %s is %s, but the input is %s; give a previous build of the same platform", p.Ref, p.platform, input)
-		}
-	}
-	return nil
-}
-
-// previousOf returns what the planner needs of the previous builds.
-func previousOf(prev []prevBuild) []rechunk.Previous {
-	out := make([]rechunk.Previous, 0, len(prev))
-	for _, p := range prev {
-		out = append(out, p.Previous)
-	}
-	return out
 }
