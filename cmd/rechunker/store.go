@@ -8,10 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rechunker-dev/rechunker/bootc"
-	"github.com/rechunker-dev/rechunker/exporter"
-	"github.com/rechunker-dev/rechunker/internal/source"
+	"github.com/rechunker-dev/rechunker/build"
 	"github.com/rechunker-dev/rechunker/ostree"
-	"github.com/rechunker-dev/rechunker/ostree/selinux"
 )
 
 func newStoreCmd() *cobra.Command {
@@ -32,7 +30,6 @@ type pruneSummary struct {
 	RemovedBytes map[string]int64 `json:"removed_bytes"`
 	Kept         int              `json:"objects_named_by_kept_caches"`
 	Seconds      float64          `json:"seconds"`
-	stats        map[string]ostree.PruneStats
 }
 
 func newStorePruneCmd() *cobra.Command {
@@ -65,35 +62,16 @@ pruned imports or compresses it again.`,
 			}
 			start := time.Now()
 			cutoff := start.Add(-olderThan)
-			sum := pruneSummary{Store: store.Path(), Cutoff: cutoff.UTC(), DryRun: dryRun, stats: map[string]ostree.PruneStats{}}
-			keep := map[ostree.Checksum]bool{}
-			mark := func(c ostree.Checksum) { keep[c] = true }
-			steps := []struct {
-				name string
-				run  func() (ostree.PruneStats, error)
-			}{
-				{"layer records", func() (ostree.PruneStats, error) { return source.PruneLayerRecords(ctx, store, cutoff, dryRun, mark) }},
-				{"relabel index", func() (ostree.PruneStats, error) { return selinux.PruneIndex(ctx, store, cutoff, dryRun, mark) }},
-				{"blob cache", func() (ostree.PruneStats, error) { return exporter.PruneBlobCache(ctx, store, cutoff, dryRun) }},
-				{"derived", func() (ostree.PruneStats, error) {
-					return store.PruneDerived(ctx, cutoff, dryRun, func(c ostree.Checksum) bool { return keep[c] }, mark)
-				}},
-				{"objects", func() (ostree.PruneStats, error) {
-					return store.PruneObjects(ctx, cutoff, dryRun, func(c ostree.Checksum, t ostree.ObjectType) bool {
-						return t == ostree.ObjFile && keep[c]
-					})
-				}},
+			sum := pruneSummary{Store: store.Path(), Cutoff: cutoff.UTC(), DryRun: dryRun,
+				Removed: map[string]int{}, RemovedBytes: map[string]int64{}}
+			res, err := build.PruneStore(ctx, store, cutoff, dryRun)
+			if err != nil {
+				return err
 			}
-			sum.Removed, sum.RemovedBytes = map[string]int{}, map[string]int64{}
-			for _, s := range steps {
-				st, err := s.run()
-				sum.stats[s.name] = st
-				sum.Removed[s.name], sum.RemovedBytes[s.name] = st.Files, st.Bytes
-				if err != nil {
-					return fmt.Errorf("prune %s: %s: %w", store.Path(), s.name, err)
-				}
+			for _, s := range res.Steps {
+				sum.Removed[s.Name], sum.RemovedBytes[s.Name] = s.Stats.Files, s.Stats.Bytes
 			}
-			sum.Kept = len(keep)
+			sum.Kept = res.Kept
 			sum.Seconds = time.Since(start).Seconds()
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -106,10 +84,9 @@ pruned imports or compresses it again.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s from %s (unused since %s):\n", verb, store.Path(), cutoff.UTC().Format(time.RFC3339))
 			var total ostree.PruneStats
-			for _, s := range steps {
-				st := sum.stats[s.name]
-				total.Add(st)
-				fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", s.name, st.Files, bootc.HumanSize(st.Bytes))
+			for _, s := range res.Steps {
+				total.Add(s.Stats)
+				fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", s.Name, s.Stats.Files, bootc.HumanSize(s.Stats.Bytes))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", "total", total.Files, bootc.HumanSize(total.Bytes))
 			return nil
