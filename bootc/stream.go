@@ -9,8 +9,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/pkg/compression"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
-	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // layerStream reads one layer blob once, hashing the blob as stored and the
@@ -51,7 +51,7 @@ func openLayerStream(ctx context.Context, src *imageio.Source, i int) (*layerStr
 		return nil, err
 	}
 	s := &layerStream{raw: raw, rawHash: digesterFor(src.LayerBlobDigest(i)), diff: digesterFor(src.Layers[i].DiffID)}
-	tee := io.TeeReader(countingReader{ostree.ContextReader(ctx, raw), &s.rawN}, s.rawHash.Hash())
+	tee := io.TeeReader(countingReader{fsutil.ContextReader(ctx, raw), &s.rawN}, s.rawHash.Hash())
 	dec, _, err := compression.AutoDecompress(tee)
 	if err != nil {
 		raw.Close()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rechunker-dev/rechunker/exporter"
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/internal/source"
 	"github.com/rechunker-dev/rechunker/ostree"
 	"github.com/rechunker-dev/rechunker/ostree/selinux"
@@ -14,7 +15,7 @@ import (
 // PruneStep is what one step of PruneStore removed (or would remove).
 type PruneStep struct {
 	Name  string
-	Stats ostree.PruneStats
+	Stats fsutil.PruneStats
 }
 
 // PruneResult is what PruneStore did.
@@ -28,7 +29,7 @@ type PruneResult struct {
 // since cutoff and reports, through mark, the content objects its kept entries name.
 type storeCache struct {
 	name  string
-	prune func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (ostree.PruneStats, error)
+	prune func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (fsutil.PruneStats, error)
 }
 
 // PruneStore removes from the store what no build used since cutoff. The order of the
@@ -39,19 +40,19 @@ type storeCache struct {
 func PruneStore(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool) (PruneResult, error) {
 	keep := map[ostree.Checksum]bool{}
 	caches := []storeCache{
-		{"layer records", func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (ostree.PruneStats, error) {
+		{"layer records", func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (fsutil.PruneStats, error) {
 			return source.PruneLayerRecords(ctx, store, cutoff, dryRun, mark)
 		}},
-		{"relabel index", func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (ostree.PruneStats, error) {
+		{"relabel index", func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (fsutil.PruneStats, error) {
 			return selinux.PruneIndex(ctx, store, cutoff, dryRun, mark)
 		}},
-		{"blob cache", func(ctx context.Context, cutoff time.Time, dryRun bool, _ func(ostree.Checksum)) (ostree.PruneStats, error) {
+		{"blob cache", func(ctx context.Context, cutoff time.Time, dryRun bool, _ func(ostree.Checksum)) (fsutil.PruneStats, error) {
 			return exporter.PruneBlobCache(ctx, store, cutoff, dryRun)
 		}},
-		{"derived", func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (ostree.PruneStats, error) {
+		{"derived", func(ctx context.Context, cutoff time.Time, dryRun bool, mark func(ostree.Checksum)) (fsutil.PruneStats, error) {
 			return store.PruneDerived(ctx, cutoff, dryRun, func(c ostree.Checksum) bool { return keep[c] }, mark)
 		}},
-		{"objects", func(ctx context.Context, cutoff time.Time, dryRun bool, _ func(ostree.Checksum)) (ostree.PruneStats, error) {
+		{"objects", func(ctx context.Context, cutoff time.Time, dryRun bool, _ func(ostree.Checksum)) (fsutil.PruneStats, error) {
 			return store.PruneObjects(ctx, cutoff, dryRun, func(c ostree.Checksum, t ostree.ObjectType) bool {
 				return t == ostree.ObjFile && keep[c]
 			})

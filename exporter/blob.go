@@ -21,6 +21,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/ostree"
 )
 
@@ -183,10 +184,7 @@ func (b blobDir) tempFile() (*os.File, error) {
 
 // commit renames a finished temporary file into place as blob d.
 func (b blobDir) commit(tmp string, d digest.Digest) error {
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, b.path(d))
+	return fsutil.Publish(tmp, b.path(d))
 }
 
 // place makes blob d (found at src) available in b: a hardlink when possible, a copy
@@ -260,8 +258,8 @@ func (c *blobCache) lookup(comp compressor, diffID digest.Digest) (digest.Digest
 	if !ok || !c.blobs.has(d, size) {
 		return "", 0, false
 	}
-	ostree.Touch(c.indexPath(comp, diffID)) // used: pruning keeps it
-	ostree.Touch(c.blobs.path(d))
+	fsutil.Touch(c.indexPath(comp, diffID)) // used: pruning keeps it
+	fsutil.Touch(c.blobs.path(d))
 	return d, size, true
 }
 
@@ -294,7 +292,7 @@ func (c *blobCache) keyPath(key string) string {
 func (c *blobCache) lookupKey(key string) (digest.Digest, int64, bool) {
 	d, size, ok := readDigestSize(c.keyPath(key))
 	if ok {
-		ostree.Touch(c.keyPath(key))
+		fsutil.Touch(c.keyPath(key))
 	}
 	return d, size, ok
 }
@@ -314,7 +312,7 @@ func writeSmall(p, content string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return ostree.WriteFileAtomic(p, []byte(content))
+	return fsutil.WriteFileAtomic(p, []byte(content))
 }
 
 // layerSink is where one pass over a layer's tar stream goes: the uncompressed hash,
@@ -366,15 +364,15 @@ func (s *layerSink) close() error {
 
 // PruneBlobCache removes the store's cached blobs and cache entries not used since
 // cutoff; a blob that a kept index entry names stays.
-func PruneBlobCache(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool) (ostree.PruneStats, error) {
+func PruneBlobCache(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool) (fsutil.PruneStats, error) {
 	c := newBlobCache(store.Path("blobs"))
-	st, err := ostree.PruneFiles(ctx, filepath.Join(c.root, "layers"), cutoff, dryRun, nil)
+	st, err := fsutil.PruneFiles(ctx, filepath.Join(c.root, "layers"), cutoff, dryRun, nil)
 	if err != nil {
 		return st, err
 	}
 	// Index entries: the ones kept (recently used) keep their blobs.
 	kept := map[string]bool{}
-	s, err := ostree.PruneFiles(ctx, filepath.Join(c.root, "index"), cutoff, dryRun, func(string) bool { return false })
+	s, err := fsutil.PruneFiles(ctx, filepath.Join(c.root, "index"), cutoff, dryRun, func(string) bool { return false })
 	st.Add(s)
 	if err != nil {
 		return st, err
@@ -393,7 +391,7 @@ func PruneBlobCache(ctx context.Context, store *ostree.Store, cutoff time.Time, 
 	if err != nil {
 		return st, err
 	}
-	s, err = ostree.PruneFiles(ctx, filepath.Join(c.root, digest.SHA256.String()), cutoff, dryRun, func(p string) bool { return kept[p] })
+	s, err = fsutil.PruneFiles(ctx, filepath.Join(c.root, digest.SHA256.String()), cutoff, dryRun, func(p string) bool { return kept[p] })
 	st.Add(s)
 	return st, err
 }

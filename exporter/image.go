@@ -22,8 +22,8 @@ import (
 	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
-	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // output is a parsed --output reference.
@@ -111,7 +111,7 @@ func checkOCIDir(dir string) error {
 // the next build may write into, not a directory it must refuse.
 func markLayout(dir string) error {
 	b, _ := canonicalJSON(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-	if err := ostree.WriteFileAtomicSync(filepath.Join(dir, imgspecv1.ImageLayoutFile), b); err != nil {
+	if err := fsutil.WriteFileAtomicSync(filepath.Join(dir, imgspecv1.ImageLayoutFile), b); err != nil {
 		return fmt.Errorf("export: write %s: %w", filepath.Join(dir, imgspecv1.ImageLayoutFile), err)
 	}
 	return nil
@@ -300,7 +300,7 @@ func publishOCI(dir, tag string, man imgspecv1.Descriptor) error {
 	layoutFile := filepath.Join(dir, imgspecv1.ImageLayoutFile)
 	if _, err := os.Stat(layoutFile); err != nil {
 		b, _ := canonicalJSON(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-		if err := ostree.WriteFileAtomicSync(layoutFile, b); err != nil {
+		if err := fsutil.WriteFileAtomicSync(layoutFile, b); err != nil {
 			return fmt.Errorf("export: write %s: %w", layoutFile, err)
 		}
 	}
@@ -330,7 +330,7 @@ func publishOCI(dir, tag string, man imgspecv1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	if err := ostree.WriteFileAtomicSync(indexFile, b); err != nil {
+	if err := fsutil.WriteFileAtomicSync(indexFile, b); err != nil {
 		return fmt.Errorf("export: write %s: %w", indexFile, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"sync"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -211,7 +212,7 @@ func (w *AsyncWriter) WriteContent(h FileHeader, payload io.Reader, size int64) 
 	buf := (*j.buf)[:j.n]
 	copy(buf, prefix)
 	if size > 0 {
-		n, err := io.ReadFull(ctxReader{w.ctx, payload}, buf[len(prefix):])
+		n, err := io.ReadFull(fsutil.ContextReader(w.ctx, payload), buf[len(prefix):])
 		if err != nil {
 			w.release(j)
 			if err == io.EOF {

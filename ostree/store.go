@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,7 @@ func OpenStore(dir string) (*Store, error) {
 	b, err := os.ReadFile(cfg)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := writeFileAtomic(cfg, []byte(storeConfig), false); err != nil {
+		if err := fsutil.WriteFileAtomic(cfg, []byte(storeConfig)); err != nil {
 			return nil, fmt.Errorf("create store %s: %w", dir, err)
 		}
 	case err != nil:
@@ -314,7 +315,7 @@ func (s *Store) putBytes(c Checksum, t ObjectType, data []byte) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("write %s %s: %w", t, c, err)
 		}
-		if err := writeFileAtomic(dst, data, false); err != nil {
+		if err := fsutil.WriteFileAtomic(dst, data); err != nil {
 			return fmt.Errorf("write %s %s: %w", t, c, err)
 		}
 		return nil
@@ -394,7 +395,7 @@ func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reade
 	var n int64
 	if payload != nil {
 		buf := s.getBuf()
-		n, err = io.CopyBuffer(w, ctxReader{ctx, payload}, *buf)
+		n, err = io.CopyBuffer(w, fsutil.ContextReader(ctx, payload), *buf)
 		s.bufs.Put(buf)
 		if err != nil {
 			return Checksum{}, 0, fmt.Errorf("write content: %w", err)
@@ -568,63 +569,6 @@ func (s *Store) Sync() error {
 	return nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same directory
-// and a rename, so readers never see a partial file.
-func WriteFileAtomic(path string, data []byte) error { return writeFileAtomic(path, data, false) }
-
-// WriteFileAtomicSync is WriteFileAtomic with the data flushed to disk before the rename,
-// for files that publish others (an image's index.json): after a crash the name either
-// points at the old file or at complete new data.
-func WriteFileAtomicSync(path string, data []byte) error { return writeFileAtomic(path, data, true) }
-
-func writeFileAtomic(path string, data []byte, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if sync {
-		if err := tmp.Sync(); err != nil {
-			return fail(err)
-		}
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
-}
-
-// ContextReader returns a reader of r that fails with the context's error once ctx is
-// done, so that long copies stop on cancellation.
-func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Derived content objects share the payload of another content object and differ in
 // the header only (SELinux relabelling changes nothing else). The store keeps the
 // header and the base object's checksum instead of a second copy of the payload:
@@ -655,7 +599,7 @@ func (s *Store) AddDerived(c, base Checksum, h FileHeader) error {
 		return fmt.Errorf("derive %s: %w", c, err)
 	}
 	data := append([]byte(base.String()+"\n"), h.Marshal()...)
-	if err := WriteFileAtomic(p, data); err != nil {
+	if err := fsutil.WriteFileAtomic(p, data); err != nil {
 		return fmt.Errorf("derive %s: %w", c, err)
 	}
 	return nil
@@ -688,21 +632,21 @@ func (s *Store) derived(c Checksum) (Checksum, FileHeader, error) {
 
 // PruneDerived removes derived entries last modified before cutoff that keep does not
 // claim, and calls keepBase with the base of every remaining entry.
-func (s *Store) PruneDerived(ctx context.Context, cutoff time.Time, dryRun bool, keep func(Checksum) bool, keepBase func(Checksum)) (PruneStats, error) {
+func (s *Store) PruneDerived(ctx context.Context, cutoff time.Time, dryRun bool, keep func(Checksum) bool, keepBase func(Checksum)) (fsutil.PruneStats, error) {
 	dir := filepath.Join(s.root, derivedDir)
 	parse := func(p string) (Checksum, bool) {
 		d, name := filepath.Split(p)
 		c, err := ParseChecksum(filepath.Base(filepath.Clean(d)) + name)
 		return c, err == nil
 	}
-	st, err := PruneFiles(ctx, dir, cutoff, dryRun, func(p string) bool {
+	st, err := fsutil.PruneFiles(ctx, dir, cutoff, dryRun, func(p string) bool {
 		c, ok := parse(p)
 		return !ok || keep(c)
 	})
 	if err != nil {
 		return st, err
 	}
-	err = WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
+	err = fsutil.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
 		c, ok := parse(p)
 		if !ok || (fi.ModTime().Before(cutoff) && !keep(c)) {
 			return nil // pruned (or would be, on a dry run)

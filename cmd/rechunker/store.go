@@ -9,7 +9,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/build"
-	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 )
 
 func newStoreCmd() *cobra.Command {
@@ -83,7 +83,7 @@ pruned imports or compresses it again.`,
 				verb = "Would remove"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s from %s (unused since %s):\n", verb, store.Path(), cutoff.UTC().Format(time.RFC3339))
-			var total ostree.PruneStats
+			var total fsutil.PruneStats
 			for _, s := range res.Steps {
 				total.Add(s.Stats)
 				fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", s.Name, s.Stats.Files, bootc.HumanSize(s.Stats.Bytes))

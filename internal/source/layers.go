@@ -7,11 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/ostree"
 	"github.com/rechunker-dev/rechunker/ostree/layer"
@@ -109,7 +109,7 @@ func replay(ctx context.Context, path string, t *ostree.Tree, store *ostree.Stor
 		return layer.Stats{}, false, nil
 	}
 	defer f.Close()
-	ostree.Touch(path) // used: pruning keeps it and its objects
+	fsutil.Touch(path) // used: pruning keeps it and its objects
 	st, err := layer.Replay(ctx, t, store, f, lo)
 	if errors.Is(err, layer.ErrRecordUnusable) {
 		lo.Warn(fmt.Sprintf("ignoring layer record %s: %v", path, err))
@@ -123,33 +123,23 @@ func replay(ctx context.Context, path string, t *ostree.Tree, store *ostree.Stor
 
 // commitRecord moves a finished record into place atomically; it closes and consumes rec.
 func commitRecord(rec *os.File, path string) error {
-	name := rec.Name()
-	err := rec.Close()
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := rec.Close(); err != nil {
+		os.Remove(rec.Name())
+		return err
 	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-	}
-	return err
+	return fsutil.Publish(rec.Name(), path)
 }
 
 // PruneLayerRecords removes the layer records not used since cutoff and calls keep with
 // every content object a remaining record names. A damaged record names nothing: its
 // objects may go, and replaying it then fails its check and imports the layer again.
-func PruneLayerRecords(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool, keep func(ostree.Checksum)) (ostree.PruneStats, error) {
+func PruneLayerRecords(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool, keep func(ostree.Checksum)) (fsutil.PruneStats, error) {
 	dir := store.Path(layerCacheDir)
-	st, err := ostree.PruneFiles(ctx, dir, cutoff, dryRun, nil)
+	st, err := fsutil.PruneFiles(ctx, dir, cutoff, dryRun, nil)
 	if err != nil {
 		return st, err
 	}
-	err = ostree.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
+	err = fsutil.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
 		if fi.ModTime().Before(cutoff) {
 			return nil // pruned (or would be, on a dry run)
 		}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/ostree"
 )
 
@@ -262,7 +263,7 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 		return fmt.Errorf("import %s: file changed while importing", j.rel)
 	}
 	sum := ostree.NewContentHash(*h)
-	n, err := io.CopyBuffer(sum, ostree.ContextReader(ctx, f), buf)
+	n, err := io.CopyBuffer(sum, fsutil.ContextReader(ctx, f), buf)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", j.rel, err)
 	}

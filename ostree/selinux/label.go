@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/ostree"
 )
 
@@ -285,7 +286,7 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	if b, err := os.ReadFile(idx); err == nil {
 		if sum, err := ostree.ParseChecksum(strings.TrimSpace(string(b))); err == nil && a.store.Has(sum, ostree.ObjFile) {
 			a.reused.Add(1)
-			ostree.Touch(idx) // used: pruning keeps it and its object
+			fsutil.Touch(idx) // used: pruning keeps it and its object
 			return sum, nil
 		}
 	}
@@ -295,7 +296,7 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	}
 	defer obj.Close()
 	hash := ostree.NewContentHash(h)
-	n, err := io.Copy(hash, ostree.ContextReader(ctx, obj))
+	n, err := io.Copy(hash, fsutil.ContextReader(ctx, obj))
 	if err != nil {
 		return ostree.Checksum{}, fmt.Errorf("read object %s: %w", f.Checksum, err)
 	}
@@ -311,7 +312,7 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	}
 	a.rewritten.Add(1)
 	if err := os.MkdirAll(path.Dir(idx), 0o755); err == nil {
-		_ = ostree.WriteFileAtomic(idx, []byte(sum.String()+"\n")) // only a cache
+		_ = fsutil.WriteFileAtomic(idx, []byte(sum.String()+"\n")) // only a cache
 	}
 	return sum, nil
 }
@@ -346,13 +347,13 @@ func xattrsEqual(a, b ostree.Xattrs) bool {
 
 // PruneIndex removes the relabel index entries not used since cutoff and calls keep
 // with the relabelled object of every remaining entry.
-func PruneIndex(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool, keep func(ostree.Checksum)) (ostree.PruneStats, error) {
+func PruneIndex(ctx context.Context, store *ostree.Store, cutoff time.Time, dryRun bool, keep func(ostree.Checksum)) (fsutil.PruneStats, error) {
 	dir := store.Path("relabel")
-	st, err := ostree.PruneFiles(ctx, dir, cutoff, dryRun, nil)
+	st, err := fsutil.PruneFiles(ctx, dir, cutoff, dryRun, nil)
 	if err != nil {
 		return st, err
 	}
-	err = ostree.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
+	err = fsutil.WalkFiles(ctx, dir, func(p string, fi fs.FileInfo) error {
 		if fi.ModTime().Before(cutoff) {
 			return nil // pruned (or would be, on a dry run)
 		}
