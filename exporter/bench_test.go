@@ -141,8 +141,8 @@ func BenchmarkExport1GB(b *testing.B) {
 	tarPath := filepath.Join(dir, "all.tar")
 	f, err := os.Create(tarPath)
 	require.NoError(b, err)
-	for i := range e.specs {
-		require.NoError(b, writeLayer(context.Background(), f, in.Tree, store, e.cd, e.specs[i], 2, false))
+	for i := range e.layers {
+		require.NoError(b, writeLayer(context.Background(), f, in.Tree, store, e.cd, e.layers[i].spec, 2, false))
 	}
 	st, _ := f.Stat()
 	require.NoError(b, f.Close())

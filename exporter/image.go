@@ -167,8 +167,7 @@ func (e *export) labels() map[string]string {
 		m[k] = v
 	}
 	m[LabelCommit] = e.cd.sum.String()
-	last := e.layers[len(e.layers)-1]
-	m[LabelFinalDiffID] = last.DiffID.String()
+	m[LabelFinalDiffID] = e.layers[len(e.layers)-1].res.DiffID.String()
 	return m
 }
 
@@ -203,8 +202,8 @@ func (e *export) imageConfig(labels map[string]string) imgspecv1.Image {
 		img.OS = "linux"
 	}
 	for _, l := range e.layers {
-		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, l.DiffID)
-		img.History = append(img.History, imgspecv1.History{Created: &created, CreatedBy: e.names[l.Index]})
+		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, l.res.DiffID)
+		img.History = append(img.History, imgspecv1.History{Created: &created, CreatedBy: l.name})
 	}
 	return img
 }
@@ -224,12 +223,13 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 		Config:      cfgDesc,
 		Annotations: labels,
 	}
-	for _, l := range e.layers {
+	for _, ol := range e.layers {
+		l := ol.res
 		d := imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
 		if l.Index > 0 {
 			d.Annotations = map[string]string{
 				AnnComponents: strings.Join(l.Components, ","),
-				AnnLayerKey:   formatLayerKey(e.keys[l.Index], l.TarSize),
+				AnnLayerKey:   formatLayerKey(ol.key, l.TarSize),
 			}
 		}
 		man.Layers = append(man.Layers, d)
@@ -251,7 +251,7 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 	}
 	res := &Result{
 		Output: out.raw, ManifestDigest: manDesc.Digest, ConfigDigest: cfgDesc.Digest,
-		Commit: e.cd.sum.String(), Layers: e.layers, Labels: labels,
+		Commit: e.cd.sum.String(), Layers: e.results(), Labels: labels,
 	}
 	if out.ociDir != "" {
 		if err := publishOCI(out.ociDir, out.tag, manDesc); err != nil {

@@ -331,8 +331,6 @@ func (lw *layerWriter) content(o object) error {
 	}
 	defer obj.Close()
 	fh := obj.Header
-	objPath := objectTarPath(o.sum(), ostree.ObjFile)
-
 	// The xattrs entry is always the regular-file form; see xattrsLinkForm in doc.go.
 	if err := lw.defaultData(xattrsLinkTarPath(o.sum()), fh.Xattrs.Marshal()); err != nil {
 		return err
@@ -347,41 +345,54 @@ func (lw *layerWriter) content(o object) error {
 	if err := lw.tw.appendPAX(pax); err != nil {
 		return err
 	}
-
 	h := newGNUHeader()
 	h.setUID(fh.UID)
 	h.setGID(fh.GID)
 	h.setMode(fh.Mode &^ ostree.ModeTypeMask)
+	objPath := objectTarPath(o.sum(), ostree.ObjFile)
 	if fh.IsSymlink() {
 		h.setType(typeSymlink)
 		h.setSize(0)
-		if err := lw.symlinkObject(&h, objPath, fh.Target); err != nil {
-			return err
-		}
+		err = lw.symlinkObject(&h, objPath, fh.Target)
 	} else {
-		h.setType(typeReg)
-		h.setSize(obj.Size)
-		var r io.Reader = obj
-		var hash interface {
-			io.Writer
-			Sum([]byte) []byte
-		}
-		if lw.verify {
-			hash = ostree.NewContentHash(fh)
-			r = io.TeeReader(obj, hash)
-		}
-		if err := lw.tw.appendData(&h, objPath, r, obj.Size); err != nil {
-			return err
-		}
-		if hash != nil {
-			var got ostree.Checksum
-			hash.Sum(got[:0])
-			if got != o.sum() {
-				return fmt.Errorf("store object hashes to %s (store corrupted)", got)
-			}
+		err = lw.regularObject(&h, objPath, o.sum(), obj)
+	}
+	if err != nil {
+		return err
+	}
+	return lw.links(o, h, objPath, !fh.IsSymlink() && obj.Size == 0)
+}
+
+// regularObject writes a regular file object's payload, checking it against its
+// checksum when the writer verifies.
+func (lw *layerWriter) regularObject(h *header, objPath string, sum ostree.Checksum, obj *ostree.ContentObject) error {
+	h.setType(typeReg)
+	h.setSize(obj.Size)
+	var r io.Reader = obj
+	var hash interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	if lw.verify {
+		hash = ostree.NewContentHash(obj.Header)
+		r = io.TeeReader(obj, hash)
+	}
+	if err := lw.tw.appendData(h, objPath, r, obj.Size); err != nil {
+		return err
+	}
+	if hash != nil {
+		var got ostree.Checksum
+		hash.Sum(got[:0])
+		if got != sum {
+			return fmt.Errorf("store object hashes to %s (store corrupted)", got)
 		}
 	}
-	isEmptyFile := !fh.IsSymlink() && obj.Size == 0
+	return nil
+}
+
+// links writes one entry per path of object o, a hardlink to objPath with the object's
+// header h.
+func (lw *layerWriter) links(o object, h header, objPath string, isEmptyFile bool) error {
 	for _, i := range o.idx {
 		p := o.refs[i].Path()
 		tp := tarPathV1(p)

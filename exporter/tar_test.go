@@ -133,13 +133,14 @@ func TestChunkLayerStructure(t *testing.T) {
 	e, err := newExport(in, store, topLevelPlan(in), Options{Output: "oci:" + t.TempDir()})
 	require.NoError(t, err)
 	var usr int
-	for i, n := range e.names {
+	for i, l := range e.layers {
+		n := l.name
 		if n == "files of usr" {
 			usr = i
 		}
 	}
 	var buf bytes.Buffer
-	require.NoError(t, writeLayer(context.Background(), &buf, in.Tree, store, e.cd, e.specs[usr], 2, true))
+	require.NoError(t, writeLayer(context.Background(), &buf, in.Tree, store, e.cd, e.layers[usr].spec, 2, true))
 	tr := tar.NewReader(&buf)
 	var names []string
 	byName := map[string]*tar.Header{}
