@@ -13,18 +13,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/rechunker-dev/rechunker/internal/testbin"
 )
 
-// rechunkerBin builds the CLI once per test run.
+// rechunkerBin returns RECHUNKER_BIN or the CLI built with this test binary's build tags.
 func rechunkerBin(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("RECHUNKER_BIN"); p != "" {
 		return p
 	}
-	bin := filepath.Join(t.TempDir(), "rechunker")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/rechunker").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	return testbin.Path(t)
 }
 
 func runBin(t *testing.T, bin string, args ...string) (string, error) {

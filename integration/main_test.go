@@ -3,13 +3,16 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.podman.io/storage/pkg/reexec"
+
+	"github.com/rechunker-dev/rechunker/internal/testbin"
 )
 
 // rechunkerBin is the CLI under test, built once by TestMain (or taken from RECHUNKER_BIN).
@@ -40,13 +43,13 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	rechunkerBin = filepath.Join(dir, "rechunker")
-	// The test binary runs in this package's directory; the module root is one up.
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-tags=containers_image_openpgp",
-		"-o", rechunkerBin, "./cmd/rechunker")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: build rechunker: %v\n%s", err, out)
+	// Built with this test binary's tags (containers_image_openpgp,integration under
+	// hack/test.sh) and cgo setting.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	err = testbin.Build(ctx, rechunkerBin)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
 	return m.Run()

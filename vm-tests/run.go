@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/rechunker-dev/rechunker/internal/testbin"
 )
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
@@ -56,16 +57,10 @@ func tail(b []byte, n int) string {
 	return ": " + strings.Join(lines, " | ")
 }
 
-// BuildRechunker builds ./cmd/rechunker of the module at root into out the way
-// hack/test.sh does (no cgo, so no C headers for storage drivers are needed;
-// the pure-Go OpenPGP backend of containers/image).
+// BuildRechunker builds the rechunker command into out, running the go tool in root
+// (the module's root, or any directory inside it), with the build tags and cgo setting
+// of the test binary that calls it: hack/test.sh's containers_image_openpgp without cgo,
+// or whatever `go test -tags` the suite was run with.
 func BuildRechunker(ctx context.Context, root, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-tags=containers_image_openpgp",
-		"-o", out, "./cmd/rechunker")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build rechunker in %s: %w%s", root, err, tail(b, 5))
-	}
-	return nil
+	return testbin.BuildIn(ctx, root, out)
 }

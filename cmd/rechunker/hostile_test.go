@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.podman.io/storage/pkg/reexec"
+
+	"github.com/rechunker-dev/rechunker/internal/testbin"
 )
 
 // The tests in this file drive the real binary with hostile images: the process must
@@ -37,39 +38,20 @@ func TestMain(m *testing.M) {
 		return
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	if err := cli.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
+// cli is the command under test, built on first use with this test binary's build tags
+// and shared by every test of the package.
+var cli testbin.Binary
 
-// rechunkerBin builds the command once per test process.
+// rechunkerBin returns the built command.
 func rechunkerBin(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "rechunker-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "rechunker")
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			goTool = "go"
-		}
-		out, err := exec.Command(goTool, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, binErr)
-	return binPath
+	return cli.Path(t)
 }
 
 type cliResult struct {
