@@ -70,6 +70,8 @@ func newRootCmd() *cobra.Command {
 		newDiffCmd(),
 		newInspectCmd(),
 		newStoreCmd(),
+		newVersionCmd(),
 	)
+	setVersionFlag(root)
 	return root
 }
