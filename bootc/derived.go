@@ -69,10 +69,6 @@ func (ds *derivedState) mapDerivedPath(p string) (string, string) {
 	}
 }
 
-// modifiedObject is a sysroot/ostree/repo object rewritten by a build step (mtime > 0);
-// hardlinks to it become copies of the new content.
-type modifiedObject struct{ file *ostree.File }
-
 // apply streams one derived layer into the tree.
 func (ds *derivedState) apply(i int, tr *tar.Reader, lr *LayerReport) error {
 	ds.layers++

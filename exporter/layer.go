@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"sort"
 	"strings"
 
 	"github.com/rechunker-dev/rechunker/ostree"
@@ -470,12 +469,8 @@ func (lw *layerWriter) parentsOf(tp string) error {
 	return lw.dir(parent, d.Meta)
 }
 
-// sortCheckoutOrder sorts absolute paths in the order of a dirtree walk: within a
-// directory, files before subdirectories, names in byte order.
-func sortCheckoutOrder(paths []string) {
-	sort.Slice(paths, func(i, j int) bool { return checkoutLess(paths[i], paths[j]) })
-}
-
+// checkoutLess orders absolute paths as a dirtree walk does: within a directory,
+// files before subdirectories, names in byte order.
 func checkoutLess(a, b string) bool {
 	ac := strings.Split(strings.TrimPrefix(a, "/"), "/")
 	bc := strings.Split(strings.TrimPrefix(b, "/"), "/")

@@ -109,7 +109,6 @@ func (h *header) setGID(v uint32)   { numInto(h[offGID:offGID+8], uint64(v)) }
 func (h *header) setSize(v int64)   { numInto(h[offSize:offSize+12], uint64(v)) }
 func (h *header) setMtime(v uint64) { numInto(h[offMtime:offMtime+12], v) }
 func (h *header) setType(t byte)    { h[offType] = t }
-func (h *header) entryType() byte   { return h[offType] }
 
 // setCksum computes the checksum with the field taken as spaces and writes it as
 // seven octal digits and a NUL.

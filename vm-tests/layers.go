@@ -145,7 +145,7 @@ func ParseLayerDiff(data []byte) (LayerDiff, error) {
 	}
 	for i, l := range *raw.Fetched {
 		if !strings.HasPrefix(l.Digest, "sha256:") {
-			return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: fetched[%d] digest %q is not sha256:...", i, l.Digest)
+			return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: fetched[%d] digest %q is not a sha256 digest", i, l.Digest)
 		}
 	}
 	if raw.LayersFetched != nil && *raw.LayersFetched != len(*raw.Fetched) {

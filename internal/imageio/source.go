@@ -338,34 +338,6 @@ func (r *sizedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// OpenLayer returns layer i's uncompressed tar stream; gzip, zstd, xz and bzip2 are
-// detected from the data, not trusted from the media type.
-func (s *Source) OpenLayer(ctx context.Context, i int) (io.ReadCloser, error) {
-	rc, _, err := s.OpenLayerBlob(ctx, i)
-	if err != nil {
-		return nil, err
-	}
-	dec, _, err := compression.AutoDecompress(rc)
-	if err != nil {
-		rc.Close()
-		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, s.copyLayers[i].Digest, err)
-	}
-	return &closeBoth{ReadCloser: dec, under: rc}, nil
-}
-
-type closeBoth struct {
-	io.ReadCloser
-	under io.Closer
-}
-
-func (c *closeBoth) Close() error {
-	err := c.ReadCloser.Close()
-	if e := c.under.Close(); err == nil {
-		err = e
-	}
-	return err
-}
-
 // LayerBlobDigest returns the digest GetBlob would verify for layer i.
 func (s *Source) LayerBlobDigest(i int) digest.Digest { return s.copyLayers[i].Digest }
 

@@ -262,7 +262,6 @@ func TestLayerSizeChecked(t *testing.T) {
 			rc, _, err := s.OpenLayerBlob(context.Background(), 0)
 			return rc, err
 		},
-		"OpenLayer":         func(s *Source) (io.ReadCloser, error) { return s.OpenLayer(context.Background(), 0) },
 		"OpenLayerVerified": func(s *Source) (io.ReadCloser, error) { return s.OpenLayerVerified(context.Background(), 0) },
 	}
 	tests := []struct {
