@@ -33,8 +33,7 @@ func benchTree(b *testing.B, sharedObjects ...int) (*ostree.Tree, *ostree.Store)
 	}
 	// The database alone, then the files as tree entries.
 	tb.addDpkg(nil)
-	var status, lists []byte
-	_ = lists
+	var status []byte
 	for i, p := range pkgs {
 		status = fmt.Appendf(status, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nSource: src%04d\n\n", p.name, i/2)
 		var list []byte

@@ -68,10 +68,6 @@ func (b *testTree) symlink(p, target string) {
 	b.dir(path.Dir(p)).Files[path.Base(p)] = &ostree.File{Header: &h, Checksum: sum}
 }
 
-func (b *testTree) remove(p string) {
-	delete(b.dir(path.Dir(p)).Files, path.Base(p))
-}
-
 func pseudoRandom(n int, seed string) []byte {
 	out := make([]byte, 0, n+32)
 	s := sha256.Sum256([]byte(seed))

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -131,10 +130,9 @@ func decodePlanRecord(s string) (*planRecord, error) {
 
 // priorLayout is a previous build's layout as the packer needs it.
 type priorLayout struct {
-	ref    string
-	layers int            // chunk layers, manifest indexes 1..layers
-	names  map[string]int // component (or binary package) name -> manifest index
-	// multi lists names seen in several layers (annotation-only priors): name -> indexes.
+	ref      string
+	layers   int                       // chunk layers, manifest indexes 1..layers
+	names    map[string]int            // component (or binary package) name -> manifest index
 	parts    map[string]map[string]int // component -> big file path -> manifest index
 	reserved map[int]bool
 	digests  map[string]string // from the label only
@@ -230,5 +228,3 @@ func popcount(x uint64, n int) int {
 	}
 	return c
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
