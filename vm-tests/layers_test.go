@@ -107,7 +107,7 @@ func TestParseLayerDiff(t *testing.T) {
 		{name: "nothing fetched", in: `{"layers_fetched":0,"fetched":[],"reused":[],"removed":[],"same_image":true}`, fetched: []string{}, reused: []string{}},
 		{name: "no fetched key", in: `{"layers":[]}`, wantErr: `no "fetched"`},
 		{name: "count mismatch", in: `{"layers_fetched":2,"fetched":[{"digest":"` + a + `"}]}`, wantErr: "layers_fetched 2 but 1"},
-		{name: "bad digest", in: `{"fetched":[{"digest":"abc"}]}`, wantErr: "not sha256"},
+		{name: "bad digest", in: `{"fetched":[{"digest":"abc"}]}`, wantErr: "is not a sha256 digest"},
 		{name: "not JSON", in: `diff: not implemented yet`, wantErr: "parse rechunker diff JSON"},
 	}
 	for _, tc := range tests {
