@@ -11,7 +11,9 @@ import (
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 )
 
-// Label keys and annotations bootc and ostree-ext read.
+// Label keys and annotations bootc and ostree-ext read. The writer's names live in
+// exporter and rechunk; this package keeps its own copy on purpose: it checks images as
+// bootc does and must not inherit a writer's mistake, so it imports nothing of the writer.
 const (
 	LabelCommit      = "ostree.commit"
 	LabelFinalDiffID = "ostree.final-diffid"

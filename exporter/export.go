@@ -36,7 +36,9 @@ import (
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
-// Label and annotation keys (docs/ostree-ext-format.md §3.3).
+// Label and annotation keys (docs/ostree-ext-format.md §3.3) the writer sets. The
+// components annotation and the plan label are rechunk's (ComponentsAnnotation,
+// PlanLabel): the planner reads them from previous builds.
 const (
 	LabelCommit      = "ostree.commit"
 	LabelFinalDiffID = "ostree.final-diffid"
@@ -45,11 +47,10 @@ const (
 	LabelLinux       = "ostree.linux"
 	LabelVersion     = "org.opencontainers.image.version"
 	LabelInputHash   = "rpmostree.inputhash"
-	AnnComponents    = "ostree.components"
 	// AnnLayerKey on a chunk layer is "<layer key> <tar size>": the digest of everything
 	// its tar stream is made of (see layerKey) and the stream's length. A later build
-	// whose layer has the same key knows the diff_id from the config without writing the
-	// tar, also on a machine that never saw the previous build's content.
+	// whose layer has the same key hashes that layer's tar before compressing it, since
+	// the previous blob may serve; whether it does, the blob itself decides (previous.go).
 	AnnLayerKey = "dev.rechunker.layer-key"
 )
 

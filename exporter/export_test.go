@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rechunker-dev/rechunker/ostree"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 func newStore(t testing.TB) *ostree.Store {
@@ -218,9 +219,9 @@ func TestImageMetadata(t *testing.T) {
 	require.Len(t, man.Layers, len(plan.Layers)+1)
 	assert.Nil(t, man.Layers[0].Annotations, "the commit layer has no annotations")
 	for i, l := range plan.Layers {
-		assert.Equal(t, strings.Join(l.Components, ","), man.Layers[i+1].Annotations[AnnComponents])
+		assert.Equal(t, strings.Join(l.Components, ","), man.Layers[i+1].Annotations[rechunk.ComponentsAnnotation])
 	}
-	assert.Equal(t, "", man.Layers[len(man.Layers)-1].Annotations[AnnComponents], "reserved bin")
+	assert.Equal(t, "", man.Layers[len(man.Layers)-1].Annotations[rechunk.ComponentsAnnotation], "reserved bin")
 	require.Len(t, cfg.History, len(man.Layers))
 	assert.Equal(t, "ostree export of commit "+in.CommitSum.String(), cfg.History[0].CreatedBy)
 	assert.Equal(t, plan.Layers[0].Name, cfg.History[1].CreatedBy)

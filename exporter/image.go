@@ -24,6 +24,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
 // output is a parsed --output reference.
@@ -228,8 +229,8 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 		d := imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
 		if l.Index > 0 {
 			d.Annotations = map[string]string{
-				AnnComponents: strings.Join(l.Components, ","),
-				AnnLayerKey:   formatLayerKey(ol.key, l.TarSize),
+				rechunk.ComponentsAnnotation: strings.Join(l.Components, ","),
+				AnnLayerKey:                  formatLayerKey(ol.key, l.TarSize),
 			}
 		}
 		man.Layers = append(man.Layers, d)
