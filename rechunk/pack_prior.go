@@ -17,67 +17,121 @@ func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin
 	if _, err := newBudget(items, maxLayers); err != nil {
 		return nil, err
 	}
-	// The fresh plan says which new components it would isolate and which big files
-	// get layers of their own; a labelled previous build only needs the latter.
-	needFresh := !prior.fromLabel
-	for _, it := range items {
+	pp := &priorPacker{items: items, maxLayers: maxLayers, prior: prior}
+	if err := pp.planFresh(); err != nil {
+		return nil, err
+	}
+	pp.locateUnits()
+	pp.separateExclusive()
+	pp.dropOrphanParts()
+	if prior.fromLabel {
+		return repackChanged(items, maxLayers, prior, pp.layerUnits, pp.newMain, pp.placedPart, pp.freshSpans)
+	}
+	return pp.keepAnnotated()
+}
+
+// priorPacker is the state packWithPrior's steps share.
+type priorPacker struct {
+	items     []packItem
+	maxLayers int
+	prior     *priorLayout
+
+	// What a fresh plan would do: the components it isolates, and the groups of big
+	// files it gives layers of their own, per component.
+	freshAlone map[int]bool
+	freshSpans map[int][][]unitRef
+
+	// layerUnits are the units each previous layer (by manifest index) keeps.
+	layerUnits map[int][]unitRef
+	// newMain are the components whose main unit no previous layer keeps.
+	newMain []int
+	// hasPrior is set for the components whose main unit a previous layer keeps.
+	hasPrior []bool
+	// placedPart are the big-file parts a previous layer keeps.
+	placedPart map[unitRef]bool
+
+	bins     []*pbin
+	reserved *pbin // the empty bin kept for the next build's new components, if any
+}
+
+// planFresh learns from a fresh plan which new components it would isolate and which
+// big files get layers of their own; a labelled previous build only needs the latter.
+func (pp *priorPacker) planFresh() error {
+	needFresh := !pp.prior.fromLabel
+	for _, it := range pp.items {
 		needFresh = needFresh || len(it.parts) > 0
 	}
 	var fresh []*pbin
 	if needFresh {
 		var err error
-		if fresh, err = packFresh(items, maxLayers); err != nil {
-			return nil, err
+		if fresh, err = packFresh(pp.items, pp.maxLayers); err != nil {
+			return err
 		}
 	}
-	freshAlone := map[int]bool{}
-	freshSpans := map[int][][]unitRef{}
+	pp.freshAlone = map[int]bool{}
+	pp.freshSpans = map[int][][]unitRef{}
 	for _, b := range fresh {
 		switch b.kind {
 		case binSingle, binExclusive:
-			freshAlone[b.units[0].item] = true
+			pp.freshAlone[b.units[0].item] = true
 		case binSpan:
 			i := b.units[0].item
-			freshSpans[i] = append(freshSpans[i], b.units)
+			pp.freshSpans[i] = append(pp.freshSpans[i], b.units)
 		}
 	}
+	return nil
+}
 
-	// 1. Where was each unit?
-	layerUnits := map[int][]unitRef{}
-	var newMain []int
-	hasPrior := make([]bool, len(items))
-	placedPart := map[unitRef]bool{}
-	for i, it := range items {
-		idx := prior.names[it.name]
-		if idx == 0 && len(it.aliases) > 0 {
-			votes := map[int]int{}
-			for _, a := range it.aliases {
-				if j := prior.names[a]; j > 0 {
-					votes[j]++
-				}
-			}
-			for j, v := range votes {
-				if idx == 0 || v > votes[idx] || (v == votes[idx] && j < idx) {
-					idx = j
-				}
-			}
-		}
-		if idx == 0 {
-			newMain = append(newMain, i)
+// locateUnits finds the previous layer of every unit.
+func (pp *priorPacker) locateUnits() {
+	pp.layerUnits = map[int][]unitRef{}
+	pp.hasPrior = make([]bool, len(pp.items))
+	pp.placedPart = map[unitRef]bool{}
+	for i, it := range pp.items {
+		if idx := pp.priorLayer(it); idx == 0 {
+			pp.newMain = append(pp.newMain, i)
 		} else {
-			hasPrior[i] = true
-			layerUnits[idx] = append(layerUnits[idx], unitRef{item: i})
+			pp.hasPrior[i] = true
+			pp.layerUnits[idx] = append(pp.layerUnits[idx], unitRef{item: i})
 		}
 		for _, pt := range it.parts {
-			if j := prior.parts[it.name][pt.key]; j > 0 {
+			if j := pp.prior.parts[it.name][pt.key]; j > 0 {
 				u := unitRef{item: i, part: pt.key}
-				layerUnits[j] = append(layerUnits[j], u)
-				placedPart[u] = true
+				pp.layerUnits[j] = append(pp.layerUnits[j], u)
+				pp.placedPart[u] = true
 			}
 		}
 	}
-	// 2. Exclusive content never shares a layer with another component.
-	for idx, us := range layerUnits {
+}
+
+// priorLayer returns the previous layer of a component's main unit, 0 for none. A
+// previous build may know a source package group by its binary packages' names
+// (ostree.components annotations): the layer most of them were in wins, the first on
+// a tie.
+func (pp *priorPacker) priorLayer(it packItem) int {
+	idx := pp.prior.names[it.name]
+	if idx != 0 || len(it.aliases) == 0 {
+		return idx
+	}
+	votes := map[int]int{}
+	for _, a := range it.aliases {
+		if j := pp.prior.names[a]; j > 0 {
+			votes[j]++
+		}
+	}
+	for j, v := range votes {
+		if idx == 0 || v > votes[idx] || (v == votes[idx] && j < idx) {
+			idx = j
+		}
+	}
+	return idx
+}
+
+// separateExclusive keeps exclusive content from sharing a layer with another
+// component: in a previous layer of several components, exclusive components count as
+// new, and big files rejoin their component's main layer.
+func (pp *priorPacker) separateExclusive() {
+	for idx, us := range pp.layerUnits {
 		owners := map[int]bool{}
 		for _, u := range us {
 			owners[u.item] = true
@@ -89,105 +143,125 @@ func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin
 		for _, u := range us {
 			switch {
 			case u.part != "":
-				delete(placedPart, u) // its file rejoins the component's main layer
-			case items[u.item].exclusive:
-				hasPrior[u.item] = false
-				newMain = append(newMain, u.item)
+				delete(pp.placedPart, u)
+			case pp.items[u.item].exclusive:
+				pp.hasPrior[u.item] = false
+				pp.newMain = append(pp.newMain, u.item)
 			default:
 				kept = append(kept, u)
 			}
 		}
-		layerUnits[idx] = kept
+		pp.layerUnits[idx] = kept
 	}
-	// A part only keeps its own layer while the component has a main layer elsewhere.
-	for idx, us := range layerUnits {
+}
+
+// dropOrphanParts lets a big file keep its own layer only while its component keeps a
+// main layer as well; otherwise it goes where the component goes.
+func (pp *priorPacker) dropOrphanParts() {
+	for idx, us := range pp.layerUnits {
 		kept := us[:0]
 		for _, u := range us {
-			if u.part != "" && !hasPrior[u.item] {
-				delete(placedPart, u)
+			if u.part != "" && !pp.hasPrior[u.item] {
+				delete(pp.placedPart, u)
 				continue
 			}
 			kept = append(kept, u)
 		}
-		layerUnits[idx] = kept
+		pp.layerUnits[idx] = kept
 	}
+}
 
-	if prior.fromLabel {
-		return repackChanged(items, maxLayers, prior, layerUnits, newMain, placedPart, freshSpans)
+// keepAnnotated packs against a previous build known from its ostree.components
+// annotations only. Nothing says which of its layers change, so every component stays
+// where it was and only new components, the budget and oversized bins move anything.
+func (pp *priorPacker) keepAnnotated() ([]*pbin, error) {
+	pp.keepLayers()
+	pp.placeNew()
+	if err := pp.fitBudget(); err != nil {
+		return nil, err
 	}
+	splitOversized(pp.items, &pp.bins, pp.maxLayers)
+	for _, b := range pp.bins {
+		sortUnits(b.units)
+	}
+	// Reserved last.
+	if pp.reserved != nil {
+		pp.bins = append(removeBin(pp.bins, pp.reserved), pp.reserved)
+	}
+	return pp.bins, nil
+}
 
-	// 3. Previous layers, in their order.
-	var bins []*pbin
-	var reserved *pbin
-	for idx := 1; idx <= prior.layers; idx++ {
-		us := layerUnits[idx]
+// keepLayers keeps the previous layers, in their order, and the first empty one the
+// previous build reserved for new components.
+func (pp *priorPacker) keepLayers() {
+	for idx := 1; idx <= pp.prior.layers; idx++ {
+		us := pp.layerUnits[idx]
 		if len(us) == 0 {
-			if prior.reserved[idx] && reserved == nil {
-				reserved = &pbin{kind: binReserved, prev: idx}
-				bins = append(bins, reserved)
+			if pp.prior.reserved[idx] && pp.reserved == nil {
+				pp.reserved = &pbin{kind: binReserved, prev: idx}
+				pp.bins = append(pp.bins, pp.reserved)
 			}
 			continue
 		}
 		sortUnits(us)
-		bins = append(bins, &pbin{kind: kindOf(items, us), units: us, prev: idx})
+		pp.bins = append(pp.bins, &pbin{kind: kindOf(pp.items, us), units: us, prev: idx})
 	}
+}
 
-	// 4. New components.
-	sort.Slice(newMain, func(a, b int) bool { return items[newMain[a]].name < items[newMain[b]].name })
+// placeNew adds bins for new components: exclusive ones, and those a fresh plan would
+// isolate, alone; the others together in one bin, the reserved one when there is one
+// (the client has nothing of it either). With room left, a new reserved bin waits for
+// the next build's new components.
+func (pp *priorPacker) placeNew() {
+	items := pp.items
+	sort.Slice(pp.newMain, func(a, b int) bool { return items[pp.newMain[a]].name < items[pp.newMain[b]].name })
 	var newBin *pbin
-	for _, i := range newMain {
+	for _, i := range pp.newMain {
 		it := items[i]
 		switch {
 		case it.exclusive:
-			bins = append(bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
-		case freshAlone[i] || it.single:
-			bins = append(bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
+			pp.bins = append(pp.bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
+		case pp.freshAlone[i] || it.single:
+			pp.bins = append(pp.bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
 		default:
 			if newBin == nil {
-				if reserved != nil {
-					newBin, reserved = reserved, nil
+				if pp.reserved != nil {
+					newBin, pp.reserved = pp.reserved, nil
 					newBin.kind = binNew
 				} else {
 					newBin = &pbin{kind: binNew}
-					bins = append(bins, newBin)
+					pp.bins = append(pp.bins, newBin)
 				}
 			}
 			newBin.units = append(newBin.units, unitRef{item: i})
 		}
 	}
-	// Big files the fresh plan would split out and that have no layer yet.
-	bins = append(bins, unplacedSpans(items, freshSpans, placedPart)...)
-	if reserved == nil && len(bins) < maxLayers {
-		reserved = &pbin{kind: binReserved}
-		bins = append(bins, reserved)
+	pp.bins = append(pp.bins, unplacedSpans(items, pp.freshSpans, pp.placedPart)...)
+	if pp.reserved == nil && len(pp.bins) < pp.maxLayers {
+		pp.reserved = &pbin{kind: binReserved}
+		pp.bins = append(pp.bins, pp.reserved)
 	}
+}
 
-	// 5. Over budget: drop the reserved bin, then merge.
-	for len(bins) > maxLayers {
-		if reserved != nil {
-			bins = removeBin(bins, reserved)
-			reserved = nil
+// fitBudget brings the bins within maxLayers (--max-layers may have been lowered
+// since the previous build): the reserved bin goes first, as it holds nothing; then
+// the cheapest merges; big-file layers fold back into their component's last.
+func (pp *priorPacker) fitBudget() error {
+	for len(pp.bins) > pp.maxLayers {
+		if pp.reserved != nil {
+			pp.bins = removeBin(pp.bins, pp.reserved)
+			pp.reserved = nil
 			continue
 		}
-		if mergeCheapest(items, &bins) {
+		if mergeCheapest(pp.items, &pp.bins) {
 			continue
 		}
-		if foldSpan(&bins) {
+		if foldSpan(&pp.bins) {
 			continue
 		}
-		return nil, fmt.Errorf("previous layout of %s cannot be reduced to %d layers", prior.ref, maxLayers)
+		return fmt.Errorf("previous layout of %s cannot be reduced to %d layers", pp.prior.ref, pp.maxLayers)
 	}
-
-	// 6. Spare room: let changed components leave oversized shared bins.
-	splitOversized(items, &bins, maxLayers)
-	for _, b := range bins {
-		sortUnits(b.units)
-	}
-	// Reserved last.
-	if reserved != nil {
-		bins = append(removeBin(bins, reserved), reserved)
-	}
-	return bins, nil
+	return nil
 }
 
 func sortUnits(us []unitRef) {
