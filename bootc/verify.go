@@ -197,7 +197,7 @@ func (im *importer) checkMetadata() error {
 // layer streams layer i through the checker for its role and verifies its digests.
 func (im *importer) layer(ctx context.Context, i int) error {
 	lr := &im.r.Layers[i]
-	s, err := openLayerStream(ctx, im.src, i)
+	s, err := im.src.OpenLayerStream(ctx, i)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -206,14 +206,15 @@ func (im *importer) layer(ctx context.Context, i int) error {
 	}
 	defer s.Close()
 	var perr error
+	tr := tar.NewReader(s)
 	switch lr.Role {
 	case RoleCommit, RoleChunk:
-		perr = im.ostreeLayer(i, s.Tar, lr)
+		perr = im.ostreeLayer(i, tr, lr)
 	default:
 		if im.derived == nil {
 			im.derived = newDerivedState(im.baseTree(), im.o, im.capture)
 		}
-		perr = im.derived.apply(i, s.Tar, lr)
+		perr = im.derived.apply(i, tr, lr)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -221,12 +222,12 @@ func (im *importer) layer(ctx context.Context, i int) error {
 	want := im.src.LayerBlobDigest(i)
 	if perr != nil {
 		// A corrupted blob usually breaks decompression first; name the real cause.
-		if got, err := s.blobDigest(); err == nil && got != want {
+		if got, err := s.BlobDigest(); err == nil && got != want {
 			return problemf(CheckBlob, i, "blob digest is %s, manifest says %s (%v)", got, want, perr)
 		}
 		return perr
 	}
-	blob, diffID, n, err := s.finish()
+	blob, diffID, n, err := s.Finish()
 	if err != nil {
 		return problemf(CheckBlob, i, "%v", err)
 	}

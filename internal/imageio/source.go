@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
@@ -341,11 +341,114 @@ func (r *sizedReader) Read(p []byte) (int, error) {
 // LayerBlobDigest returns the digest GetBlob would verify for layer i.
 func (s *Source) LayerBlobDigest(i int) digest.Digest { return s.copyLayers[i].Digest }
 
-// OpenLayerVerified is OpenLayer that also checks what it reads: the raw blob against the
-// digest the transport names it by, and the uncompressed stream against the config's
-// diff_id when the config has one. The checks run when the uncompressed stream reaches
-// EOF, and a mismatch is returned by that Read instead of io.EOF, so read it to the end
-// (tar readers stop early; drain the rest) before trusting it.
+// LayerStream reads one layer blob once, hashing the blob as stored and the uncompressed
+// stream as it is read, so digest and diff_id checks cost no second read. Read returns
+// the uncompressed stream; gzip, zstd, xz and bzip2 are detected from the data, not
+// trusted from the media type.
+type LayerStream struct {
+	index   int
+	raw     io.ReadCloser
+	rawTee  io.Reader // raw, counted and hashed
+	rawHash digest.Digester
+	rawN    int64
+	dec     io.ReadCloser
+	// decClosed is set once dec is closed (it must not be closed twice).
+	decClosed bool
+	diff      digest.Digester
+	r         io.Reader // dec, hashed into diff
+}
+
+// OpenLayerStream opens layer i for a single streaming pass.
+func (s *Source) OpenLayerStream(ctx context.Context, i int) (*LayerStream, error) {
+	raw, _, err := s.OpenLayerBlob(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	ls := &LayerStream{index: i, raw: raw, rawHash: digesterFor(s.LayerBlobDigest(i))}
+	if i < len(s.Layers) {
+		ls.diff = digesterFor(s.Layers[i].DiffID)
+	} else {
+		ls.diff = digest.Canonical.Digester()
+	}
+	ls.rawTee = io.TeeReader(countingReader{fsutil.ContextReader(ctx, raw), &ls.rawN}, ls.rawHash.Hash())
+	dec, _, err := compression.AutoDecompress(ls.rawTee)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, s.LayerBlobDigest(i), err)
+	}
+	ls.dec = dec
+	ls.r = io.TeeReader(dec, ls.diff.Hash())
+	return ls, nil
+}
+
+func digesterFor(d digest.Digest) digest.Digester {
+	if d.Validate() == nil && d.Algorithm().Available() {
+		return d.Algorithm().Digester()
+	}
+	return digest.Canonical.Digester()
+}
+
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+// Read reads the uncompressed stream.
+func (ls *LayerStream) Read(p []byte) (int, error) { return ls.r.Read(p) }
+
+// Finish drains what the reader left (tar padding, trailing data) so that both digests
+// cover the whole blob, and returns them with the blob's size.
+func (ls *LayerStream) Finish() (blob, diffID digest.Digest, size int64, err error) {
+	if _, err := io.Copy(io.Discard, ls.r); err != nil {
+		return "", "", 0, fmt.Errorf("read layer %d: %w", ls.index, err)
+	}
+	blob, err = ls.BlobDigest()
+	if err != nil {
+		return "", "", 0, fmt.Errorf("read layer %d blob: %w", ls.index, err)
+	}
+	return blob, ls.diff.Digest(), ls.rawN, nil
+}
+
+// BlobDigest drains only the raw blob and returns its digest, e.g. to tell a corrupted
+// blob from a bad tar stream after a parse error. The decompressor is stopped first:
+// the gzip decompressor reads ahead in a goroutine, and what it consumed is already
+// hashed, so the direct read continues where it stopped.
+func (ls *LayerStream) BlobDigest() (digest.Digest, error) {
+	ls.closeDec()
+	if _, err := io.Copy(io.Discard, ls.rawTee); err != nil {
+		return "", err
+	}
+	return ls.rawHash.Digest(), nil
+}
+
+func (ls *LayerStream) closeDec() error {
+	if ls.decClosed {
+		return nil
+	}
+	ls.decClosed = true
+	return ls.dec.Close()
+}
+
+// Close releases the blob.
+func (ls *LayerStream) Close() error {
+	err := ls.closeDec()
+	if e := ls.raw.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// OpenLayerVerified returns layer i's uncompressed stream and checks what it reads: at
+// the end of the stream, the raw blob against the blob digest and the uncompressed
+// stream against the config's diff_id; a mismatch is the error of the Read that would
+// have returned io.EOF, so read it to the end (tar readers stop early: drain the rest)
+// before trusting it.
 func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, error) {
 	want := s.LayerBlobDigest(i)
 	if err := want.Validate(); err != nil {
@@ -360,47 +463,24 @@ func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, e
 			return nil, fmt.Errorf("layer %d: diff_id %q: %w", i, diffID, err)
 		}
 	}
-	rc, _, err := s.OpenLayerBlob(ctx, i)
+	ls, err := s.OpenLayerStream(ctx, i)
 	if err != nil {
 		return nil, err
 	}
-	v := &verifiedLayer{index: i, raw: rc, blobWant: want, blobHash: want.Algorithm().Hash()}
-	tee := io.TeeReader(rc, v.blobHash)
-	dec, compressed, err := compression.AutoDecompress(tee)
-	if err != nil {
-		rc.Close()
-		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, want, err)
-	}
-	v.dec, v.rawTee = dec, tee
-	v.r = dec
-	// An uncompressed blob named by its diff_id is checked once, by the blob digest.
-	if diffID != "" && (compressed || diffID != want) {
-		v.diffWant, v.diffHash = diffID, diffID.Algorithm().Hash()
-		v.r = io.TeeReader(dec, v.diffHash)
-	}
-	return v, nil
+	return &verifiedLayer{LayerStream: ls, blobWant: want, diffWant: diffID}, nil
 }
 
 type verifiedLayer struct {
-	index  int
-	raw    io.ReadCloser
-	rawTee io.Reader
-	dec    io.ReadCloser
-	r      io.Reader
-	// decClosed is set once dec is closed (it must not be closed twice).
-	decClosed bool
-	blobWant  digest.Digest
-	blobHash  hash.Hash
-	diffWant  digest.Digest
-	diffHash  hash.Hash
-	err       error
+	*LayerStream
+	blobWant, diffWant digest.Digest
+	err                error
 }
 
 func (v *verifiedLayer) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
-	n, err := v.r.Read(p)
+	n, err := v.LayerStream.Read(p)
 	if err == io.EOF {
 		if verr := v.verify(); verr != nil {
 			v.err = verr
@@ -408,42 +488,20 @@ func (v *verifiedLayer) Read(p []byte) (int, error) {
 		}
 	} else if err != nil {
 		v.err = err // the caller names the layer
-		return n, err
 	}
 	return n, err
 }
 
 func (v *verifiedLayer) verify() error {
-	// The decompressor may stop before the end of the blob (trailing data after the
-	// compressed stream); the blob digest covers every byte. Stop it first: the gzip
-	// decompressor reads ahead in a goroutine, and what it consumed is already hashed.
-	v.closeDec()
-	if _, err := io.Copy(io.Discard, v.rawTee); err != nil {
-		return fmt.Errorf("read layer %d (%s): %w", v.index, v.blobWant, err)
+	blob, diffID, _, err := v.Finish()
+	if err != nil {
+		return err
 	}
-	if got := digest.NewDigest(v.blobWant.Algorithm(), v.blobHash); got != v.blobWant {
-		return fmt.Errorf("layer %d blob digest mismatch: expected %s, read %s", v.index, v.blobWant, got)
+	if blob != v.blobWant {
+		return fmt.Errorf("layer %d blob digest mismatch: expected %s, read %s", v.index, v.blobWant, blob)
 	}
-	if v.diffHash != nil {
-		if got := digest.NewDigest(v.diffWant.Algorithm(), v.diffHash); got != v.diffWant {
-			return fmt.Errorf("layer %d diff_id mismatch: the config says %s, the uncompressed content is %s", v.index, v.diffWant, got)
-		}
+	if v.diffWant != "" && diffID != v.diffWant {
+		return fmt.Errorf("layer %d diff_id mismatch: the config says %s, the uncompressed content is %s", v.index, v.diffWant, diffID)
 	}
 	return nil
-}
-
-func (v *verifiedLayer) closeDec() error {
-	if v.decClosed {
-		return nil
-	}
-	v.decClosed = true
-	return v.dec.Close()
-}
-
-func (v *verifiedLayer) Close() error {
-	err := v.closeDec()
-	if e := v.raw.Close(); err == nil {
-		err = e
-	}
-	return err
 }
