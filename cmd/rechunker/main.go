@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	stop()
 	if err != nil {
 		var ee exitError
@@ -35,6 +36,9 @@ func main() {
 			// Status 1 from an exitError follows a report the command printed itself.
 			if ee.code != 1 {
 				fmt.Fprintln(os.Stderr, "rechunker:", ee.err)
+			}
+			if ee.code == 2 {
+				fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 			}
 			os.Exit(ee.code)
 		}
@@ -73,5 +77,63 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 	)
 	setVersionFlag(root)
+	// Cobra adds help and completion when it runs; now, so that markUsageErrors sees them.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			c.Args = knownHelpTopic
+		}
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{code: 2, err: err} })
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes cobra's own rejections of a command line usage errors (status
+// 2), like the commands' checks of flag values: wrong argument counts, and unknown
+// subcommands of a command group, which cobra answers with help and status 0 (or, at
+// the root, status 1). A group becomes runnable to check its arguments; without any it
+// prints its help as before.
+func markUsageErrors(c *cobra.Command) {
+	switch {
+	case c.Runnable() && c.Args != nil:
+		check := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return exitError{code: 2, err: err}
+			}
+			return nil
+		}
+	case !c.Runnable() && c.HasSubCommands():
+		c.Args = unknownSubcommand
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		c.DisableFlagsInUseLine = true // "rechunker store" alone only prints help
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default, which only the root got
+		}
+	}
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
+	}
+}
+
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return exitError{code: 2, err: errors.New(msg)}
+}
+
+// knownHelpTopic rejects `rechunker help NAME` when NAME is no command: with the root
+// runnable, cobra's help would print the root's help for it.
+func knownHelpTopic(cmd *cobra.Command, args []string) error {
+	if _, rest, err := cmd.Root().Find(args); err != nil || len(rest) > 0 {
+		return fmt.Errorf("unknown help topic %q", strings.Join(args, " "))
+	}
+	return nil
 }
