@@ -25,7 +25,7 @@ func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin
 	pp.separateExclusive()
 	pp.dropOrphanParts()
 	if prior.fromLabel {
-		return repackChanged(items, maxLayers, prior, pp.layerUnits, pp.newMain, pp.placedPart, pp.freshSpans)
+		return pp.repackChanged()
 	}
 	return pp.keepAnnotated()
 }
@@ -52,6 +52,11 @@ type priorPacker struct {
 
 	bins     []*pbin
 	reserved *pbin // the empty bin kept for the next build's new components, if any
+
+	// With a plan label: the changed previous layers left to refill (slots), and the
+	// components to pack into them (pool).
+	slots []*pbin
+	pool  []int
 }
 
 // planFresh learns from a fresh plan which new components it would isolate and which
@@ -481,103 +486,114 @@ func splitOversized(items []packItem, bins *[]*pbin, maxLayers int) {
 // they hold, so their components, together with the new ones, are packed afresh into
 // those layers plus any unused budget: the upgrade costs no more bytes, and the layout
 // drifts towards the best one for the change rates the history has observed.
-func repackChanged(items []packItem, maxLayers int, prior *priorLayout, layerUnits map[int][]unitRef, newMain []int, placedPart map[unitRef]bool, freshSpans map[int][][]unitRef) ([]*pbin, error) {
-	present := make(map[string]bool, len(items))
-	for _, it := range items {
-		present[it.name] = true
-	}
-	dirty := map[int]bool{}
-	for name, idx := range prior.names {
-		if !present[name] {
-			dirty[idx] = true // a component left the layer
+func (pp *priorPacker) repackChanged() ([]*pbin, error) {
+	pp.keepUnchanged()
+	pp.addNew()
+	pp.refill()
+	out := pp.bins[:0]
+	for _, b := range pp.bins {
+		if len(b.units) > 0 {
+			out = append(out, b)
 		}
 	}
+	pp.bins = out
+	if err := pp.fitBudget(); err != nil {
+		return nil, err
+	}
+	return pp.bins, nil
+}
+
+// keepUnchanged keeps the previous layers whose content stays the same. A layer that
+// changes anyway becomes a slot to refill and its components join the pool, unless it
+// holds what must stay apart (exclusive components, big files, components with big
+// files in other layers).
+func (pp *priorPacker) keepUnchanged() {
+	dirty := pp.leftLayers()
 	hasParts := map[int]bool{}
-	for u := range placedPart {
+	for u := range pp.placedPart {
 		hasParts[u.item] = true
 	}
 	poolable := func(us []unitRef) bool {
 		for _, u := range us {
-			if u.part != "" || items[u.item].exclusive || hasParts[u.item] {
+			if u.part != "" || pp.items[u.item].exclusive || hasParts[u.item] {
 				return false
 			}
 		}
 		return true
 	}
-	var bins []*pbin
-	var slots []*pbin // changed shared layers, to be refilled
-	var pool []int
-	for idx := 1; idx <= prior.layers; idx++ {
-		us := layerUnits[idx]
+	for idx := 1; idx <= pp.prior.layers; idx++ {
+		us := pp.layerUnits[idx]
 		if len(us) == 0 {
 			continue // emptied (or reserved) layers cost nothing to drop
 		}
 		sortUnits(us)
 		changed := dirty[idx]
 		for _, u := range us {
-			if u.part == "" && items[u.item].changed {
+			if u.part == "" && pp.items[u.item].changed {
 				changed = true
 			}
 		}
 		if changed && poolable(us) {
 			b := &pbin{kind: binTier, prev: idx, repacked: true}
-			bins = append(bins, b)
-			slots = append(slots, b)
+			pp.bins = append(pp.bins, b)
+			pp.slots = append(pp.slots, b)
 			for _, u := range us {
-				pool = append(pool, u.item)
+				pp.pool = append(pp.pool, u.item)
 			}
 			continue
 		}
-		bins = append(bins, &pbin{kind: kindOf(items, us), units: us, prev: idx})
+		pp.bins = append(pp.bins, &pbin{kind: kindOf(pp.items, us), units: us, prev: idx})
 	}
-	for _, i := range newMain {
-		switch {
-		case items[i].exclusive:
-			bins = append(bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
-		case len(freshSpans[i]) > 0:
-			bins = append(bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
-		default:
-			pool = append(pool, i)
+}
+
+// leftLayers are the previous layers a component left: they change whatever stays.
+func (pp *priorPacker) leftLayers() map[int]bool {
+	present := make(map[string]bool, len(pp.items))
+	for _, it := range pp.items {
+		present[it.name] = true
+	}
+	dirty := map[int]bool{}
+	for name, idx := range pp.prior.names {
+		if !present[name] {
+			dirty[idx] = true
 		}
 	}
-	bins = append(bins, unplacedSpans(items, freshSpans, placedPart)...)
-	// Refill: the changed layers' places first, then unused budget.
-	k := len(slots) + max(0, maxLayers-len(bins))
-	if k == 0 && len(pool) > 0 {
-		k = 1 // over budget: merged below
+	return dirty
+}
+
+// addNew gives new exclusive components, and new components whose big files get layers
+// of their own, a main layer of their own, as a fresh plan does; the other new
+// components join the pool.
+func (pp *priorPacker) addNew() {
+	for _, i := range pp.newMain {
+		switch {
+		case pp.items[i].exclusive:
+			pp.bins = append(pp.bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
+		case len(pp.freshSpans[i]) > 0:
+			pp.bins = append(pp.bins, &pbin{kind: binSingle, units: []unitRef{{item: i}}})
+		default:
+			pp.pool = append(pp.pool, i)
+		}
 	}
-	groups := partition(items, pool, k)
+	pp.bins = append(pp.bins, unplacedSpans(pp.items, pp.freshSpans, pp.placedPart)...)
+}
+
+// refill partitions the pool into the slots first, then into unused budget.
+func (pp *priorPacker) refill() {
+	k := len(pp.slots) + max(0, pp.maxLayers-len(pp.bins))
+	if k == 0 && len(pp.pool) > 0 {
+		k = 1 // over budget: fitBudget merges
+	}
+	groups := partition(pp.items, pp.pool, k)
 	isNew := map[int]bool{}
-	for _, i := range newMain {
+	for _, i := range pp.newMain {
 		isNew[i] = true
 	}
-	used := map[*pbin]bool{}
 	for _, g := range groups {
-		// The slot whose previous members overlap most keeps the group (for names).
-		var b *pbin
-		best := -1
-		for _, s := range slots {
-			if used[s] {
-				continue
-			}
-			overlap := 0
-			for _, i := range g {
-				if prior.names[items[i].name] == s.prev {
-					overlap++
-				}
-			}
-			if overlap > best {
-				b, best = s, overlap
-			}
-		}
-		if b == nil {
-			b = &pbin{kind: binTier}
-			bins = append(bins, b)
-		}
-		used[b] = true
+		b := pp.takeSlot(g)
 		sort.Ints(g)
 		b.units = unitsOf(g)
-		b.kind = kindOf(items, b.units)
+		b.kind = kindOf(pp.items, b.units)
 		allNew := true
 		for _, i := range g {
 			allNew = allNew && isNew[i]
@@ -586,21 +602,30 @@ func repackChanged(items []packItem, maxLayers int, prior *priorLayout, layerUni
 			b.kind = binNew
 		}
 	}
-	out := bins[:0]
-	for _, b := range bins {
-		if len(b.units) > 0 {
-			out = append(out, b)
+}
+
+// takeSlot returns the slot whose previous members the group shares most, the first on
+// a tie, so that a layer's name and position follow most of its members; a new bin
+// when no slot is left.
+func (pp *priorPacker) takeSlot(g []int) *pbin {
+	best, bestOverlap := -1, -1
+	for k, s := range pp.slots {
+		overlap := 0
+		for _, i := range g {
+			if pp.prior.names[pp.items[i].name] == s.prev {
+				overlap++
+			}
+		}
+		if overlap > bestOverlap {
+			best, bestOverlap = k, overlap
 		}
 	}
-	bins = out
-	for len(bins) > maxLayers {
-		if mergeCheapest(items, &bins) {
-			continue
-		}
-		if foldSpan(&bins) {
-			continue
-		}
-		return nil, fmt.Errorf("previous layout of %s cannot be reduced to %d layers", prior.ref, maxLayers)
+	if best < 0 {
+		b := &pbin{kind: binTier}
+		pp.bins = append(pp.bins, b)
+		return b
 	}
-	return bins, nil
+	b := pp.slots[best]
+	pp.slots = append(pp.slots[:best], pp.slots[best+1:]...)
+	return b
 }
