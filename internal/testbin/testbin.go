@@ -78,7 +78,9 @@ func invocation(info *debug.BuildInfo, out string) goInvocation {
 // goTool is the go command of the toolchain that built this binary, so that the CLI is
 // compiled by the same Go version; PATH's go when that toolchain is not on this machine.
 func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// runtime.GOROOT is deprecated for binaries copied elsewhere; a test binary runs
+	// where it was built, so its toolchain root is meaningful here.
+	p := filepath.Join(runtime.GOROOT(), "bin", "go") //lint:ignore SA1019 see above
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
