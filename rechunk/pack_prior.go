@@ -185,7 +185,7 @@ func (pp *priorPacker) keepAnnotated() ([]*pbin, error) {
 	if err := pp.fitBudget(); err != nil {
 		return nil, err
 	}
-	splitOversized(pp.items, &pp.bins, pp.maxLayers)
+	pp.splitOversized()
 	for _, b := range pp.bins {
 		sortUnits(b.units)
 	}
@@ -209,7 +209,7 @@ func (pp *priorPacker) keepLayers() {
 			continue
 		}
 		sortUnits(us)
-		pp.bins = append(pp.bins, &pbin{kind: kindOf(pp.items, us), units: us, prev: idx})
+		pp.bins = append(pp.bins, &pbin{kind: pp.kindOf(us), units: us, prev: idx})
 	}
 }
 
@@ -241,7 +241,7 @@ func (pp *priorPacker) placeNew() {
 			newBin.units = append(newBin.units, unitRef{item: i})
 		}
 	}
-	pp.bins = append(pp.bins, unplacedSpans(items, pp.freshSpans, pp.placedPart)...)
+	pp.bins = append(pp.bins, pp.unplacedSpans()...)
 	if pp.reserved == nil && len(pp.bins) < pp.maxLayers {
 		pp.reserved = &pbin{kind: binReserved}
 		pp.bins = append(pp.bins, pp.reserved)
@@ -258,10 +258,10 @@ func (pp *priorPacker) fitBudget() error {
 			pp.reserved = nil
 			continue
 		}
-		if mergeCheapest(pp.items, &pp.bins) {
+		if pp.mergeCheapest() {
 			continue
 		}
-		if foldSpan(&pp.bins) {
+		if pp.foldSpan() {
 			continue
 		}
 		return fmt.Errorf("previous layout of %s cannot be reduced to %d layers", pp.prior.ref, pp.maxLayers)
@@ -278,7 +278,7 @@ func sortUnits(us []unitRef) {
 	})
 }
 
-func kindOf(items []packItem, us []unitRef) binKind {
+func (pp *priorPacker) kindOf(us []unitRef) binKind {
 	owners := map[int]bool{}
 	main := false
 	for _, u := range us {
@@ -292,7 +292,7 @@ func kindOf(items []packItem, us []unitRef) binKind {
 		return binSpan
 	case len(owners) > 1:
 		return binTier
-	case items[us[0].item].exclusive:
+	case pp.items[us[0].item].exclusive:
 		return binExclusive
 	default:
 		return binSingle
@@ -311,11 +311,11 @@ func removeBin(bins []*pbin, b *pbin) []*pbin {
 
 // binStatOf computes a bin's size and change probability (parts count their own size,
 // the main unit the rest of the component).
-func binStatOf(items []packItem, b *pbin) binStat {
+func (pp *priorPacker) binStatOf(b *pbin) binStat {
 	var s binStat
 	seen := map[int]bool{}
 	for _, u := range b.units {
-		it := items[u.item]
+		it := pp.items[u.item]
 		size := it.size
 		if u.part != "" {
 			for _, pt := range it.parts {
@@ -337,12 +337,14 @@ func binStatOf(items []packItem, b *pbin) binStat {
 	return s
 }
 
-func shareable(items []packItem, b *pbin) bool {
+// shareable reports whether b may take in another bin's components: big files,
+// exclusive components and the reserved bin stay apart.
+func (pp *priorPacker) shareable(b *pbin) bool {
 	if b.kind == binReserved || b.kind == binSpan {
 		return false
 	}
 	for _, u := range b.units {
-		if items[u.item].exclusive || u.part != "" {
+		if pp.items[u.item].exclusive || u.part != "" {
 			return false
 		}
 	}
@@ -354,23 +356,23 @@ func shareable(items []packItem, b *pbin) bool {
 // kept unchanged from the previous build changes (merging two large stable layers to
 // make room for a small new component would re-download both right away).
 // The merged bin keeps the position of the first.
-func mergeCheapest(items []packItem, bins *[]*pbin) bool {
-	bs := *bins
+func (pp *priorPacker) mergeCheapest() bool {
+	bs := pp.bins
 	best, bi, bj := 0.0, -1, -1
 	stats := make([]binStat, len(bs))
 	now := make([]float64, len(bs))
 	for i, b := range bs {
-		stats[i] = binStatOf(items, b)
-		if keptUnchanged(items, b) {
+		stats[i] = pp.binStatOf(b)
+		if pp.keptUnchanged(b) {
 			now[i] = stats[i].size
 		}
 	}
 	for i := range bs {
-		if !shareable(items, bs[i]) {
+		if !pp.shareable(bs[i]) {
 			continue
 		}
 		for j := i + 1; j < len(bs); j++ {
-			if !shareable(items, bs[j]) {
+			if !pp.shareable(bs[j]) {
 				continue
 			}
 			m := stats[i]
@@ -388,19 +390,19 @@ func mergeCheapest(items []packItem, bins *[]*pbin) bool {
 	}
 	bs[bi].units = append(bs[bi].units, bs[bj].units...)
 	bs[bi].kind = binTier
-	*bins = append(bs[:bj], bs[bj+1:]...)
+	pp.bins = append(bs[:bj], bs[bj+1:]...)
 	return true
 }
 
 // unplacedSpans returns a span bin for each group of big-file parts the fresh plan
 // splits out that has no layer yet.
-func unplacedSpans(items []packItem, freshSpans map[int][][]unitRef, placedPart map[unitRef]bool) []*pbin {
+func (pp *priorPacker) unplacedSpans() []*pbin {
 	var bins []*pbin
-	for i := range items {
-		for _, g := range freshSpans[i] {
+	for i := range pp.items {
+		for _, g := range pp.freshSpans[i] {
 			var us []unitRef
 			for _, u := range g {
-				if !placedPart[u] {
+				if !pp.placedPart[u] {
 					us = append(us, u)
 				}
 			}
@@ -414,12 +416,12 @@ func unplacedSpans(items []packItem, freshSpans map[int][][]unitRef, placedPart 
 
 // keptUnchanged reports whether b is a previous layer that this build would otherwise
 // reproduce as it was.
-func keptUnchanged(items []packItem, b *pbin) bool {
+func (pp *priorPacker) keptUnchanged(b *pbin) bool {
 	if b.prev == 0 || b.repacked {
 		return false
 	}
 	for _, u := range b.units {
-		if items[u.item].changed {
+		if pp.items[u.item].changed {
 			return false
 		}
 	}
@@ -427,8 +429,8 @@ func keptUnchanged(items []packItem, b *pbin) bool {
 }
 
 // foldSpan moves the smallest big-file layer back into its component's main layer.
-func foldSpan(bins *[]*pbin) bool {
-	bs := *bins
+func (pp *priorPacker) foldSpan() bool {
+	bs := pp.bins
 	si := -1
 	for i, b := range bs {
 		if b.kind == binSpan && (si < 0 || len(b.units) < len(bs[si].units)) {
@@ -438,20 +440,20 @@ func foldSpan(bins *[]*pbin) bool {
 	if si < 0 {
 		return false
 	}
-	*bins = append(bs[:si], bs[si+1:]...)
+	pp.bins = append(bs[:si], bs[si+1:]...)
 	return true
 }
 
 // splitOversized moves changed components out of shared bins that grew to more than
 // oversizeFactor times the average shared bin, while layers are left. Unchanged
 // components never move, so no unchanged layer changes.
-func splitOversized(items []packItem, bins *[]*pbin, maxLayers int) {
+func (pp *priorPacker) splitOversized() {
 	const oversizeFactor = 4
 	var total float64
 	n := 0
-	for _, b := range *bins {
-		if shareable(items, b) && b.kind != binReserved {
-			total += binStatOf(items, b).size
+	for _, b := range pp.bins {
+		if pp.shareable(b) && b.kind != binReserved {
+			total += pp.binStatOf(b).size
 			n++
 		}
 	}
@@ -459,14 +461,14 @@ func splitOversized(items []packItem, bins *[]*pbin, maxLayers int) {
 		return
 	}
 	avg := total / float64(n)
-	for _, b := range append([]*pbin(nil), (*bins)...) {
-		if !shareable(items, b) || len(b.units) < 2 {
+	for _, b := range append([]*pbin(nil), pp.bins...) {
+		if !pp.shareable(b) || len(b.units) < 2 {
 			continue
 		}
-		for binStatOf(items, b).size > oversizeFactor*avg && len(*bins) < maxLayers {
+		for pp.binStatOf(b).size > oversizeFactor*avg && len(pp.bins) < pp.maxLayers {
 			pick := -1
 			for k, u := range b.units {
-				if items[u.item].changed && (pick < 0 || items[u.item].size > items[b.units[pick].item].size) {
+				if pp.items[u.item].changed && (pick < 0 || pp.items[u.item].size > pp.items[b.units[pick].item].size) {
 					pick = k
 				}
 			}
@@ -475,7 +477,7 @@ func splitOversized(items []packItem, bins *[]*pbin, maxLayers int) {
 			}
 			u := b.units[pick]
 			b.units = append(b.units[:pick], b.units[pick+1:]...)
-			*bins = append(*bins, &pbin{kind: binSingle, units: []unitRef{u}})
+			pp.bins = append(pp.bins, &pbin{kind: binSingle, units: []unitRef{u}})
 		}
 	}
 }
@@ -542,7 +544,7 @@ func (pp *priorPacker) keepUnchanged() {
 			}
 			continue
 		}
-		pp.bins = append(pp.bins, &pbin{kind: kindOf(pp.items, us), units: us, prev: idx})
+		pp.bins = append(pp.bins, &pbin{kind: pp.kindOf(us), units: us, prev: idx})
 	}
 }
 
@@ -575,7 +577,7 @@ func (pp *priorPacker) addNew() {
 			pp.pool = append(pp.pool, i)
 		}
 	}
-	pp.bins = append(pp.bins, unplacedSpans(pp.items, pp.freshSpans, pp.placedPart)...)
+	pp.bins = append(pp.bins, pp.unplacedSpans()...)
 }
 
 // refill partitions the pool into the slots first, then into unused budget.
@@ -593,7 +595,7 @@ func (pp *priorPacker) refill() {
 		b := pp.takeSlot(g)
 		sort.Ints(g)
 		b.units = unitsOf(g)
-		b.kind = kindOf(pp.items, b.units)
+		b.kind = pp.kindOf(b.units)
 		allNew := true
 		for _, i := range g {
 			allNew = allNew && isNew[i]

@@ -235,10 +235,11 @@ func TestMergeCheapestKeepsStableLayers(t *testing.T) {
 		{kind: binSingle, units: []unitRef{{item: n - 2}}, prev: 3},
 		{kind: binNew, units: []unitRef{{item: n - 1}}},
 	}
-	require.True(t, mergeCheapest(items, &bins))
-	require.Len(t, bins, 3)
-	assert.Len(t, bins[0].units, 292, "the big stable layer is untouched")
-	assert.Len(t, bins[2].units, 1, "the large stable layer is untouched")
+	pp := &priorPacker{items: items, bins: bins}
+	require.True(t, pp.mergeCheapest())
+	require.Len(t, pp.bins, 3)
+	assert.Len(t, pp.bins[0].units, 292, "the big stable layer is untouched")
+	assert.Len(t, pp.bins[2].units, 1, "the large stable layer is untouched")
 }
 
 // TestIssue9 embeds container images (one file per blob) in an exclusive component;
