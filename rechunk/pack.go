@@ -340,142 +340,195 @@ func packShared(items []packItem, idx []int, n int) (singles []int, bins []*pbin
 		}
 		return nil, nil
 	}
-	type member struct {
-		item int
-		tier int
-		bin  int    // index in tierBins[tier]
-		best uint64 // rank of the current bin
+	sp := newSharedPacker(items, idx, n)
+	for used := len(sp.tierCount); used < n; used++ {
+		gain, mi := sp.bestIsolation()
+		tier := -1
+		if g, t := sp.bestTierSplit(gain); t >= 0 {
+			gain, mi, tier = g, -1, t
+		}
+		if gain <= 0 {
+			break
+		}
+		if tier >= 0 {
+			sp.splitTier(tier)
+		} else {
+			sp.isolate(mi)
+		}
 	}
-	// Tiers present, and the tier each one hashes into when there are fewer bins
-	// than tiers.
+	return sp.singles, sp.tierBins()
+}
+
+// sharedPacker is packShared's state: the bin of its tier each component hashes into,
+// and what each bin would cost.
+type sharedPacker struct {
+	items     []packItem
+	members   []tierMember
+	tierList  []int               // tiers present, ascending
+	tierCount map[int]int         // bins per tier, for the tiers that have bins
+	stats     map[[2]int]*binStat // per tier and bin
+	single    map[int]bool        // isolated components
+	singles   []int               // isolated components, in the order isolated
+}
+
+// tierMember is a shared component in its tier's bins.
+type tierMember struct {
+	item int
+	tier int
+	bin  int    // index among the tier's bins
+	best uint64 // rank of the current bin
+}
+
+// newSharedPacker puts every component of idx into the one bin of its tier. With fewer
+// bins than tiers, neighbouring tiers share one, so that a component's tier still
+// depends on its own rate only.
+func newSharedPacker(items []packItem, idx []int, n int) *sharedPacker {
+	sp := &sharedPacker{items: items, tierCount: map[int]int{}, stats: map[[2]int]*binStat{}, single: map[int]bool{}}
 	present := map[int]bool{}
 	for _, i := range idx {
 		present[tierOf(items[i].p)] = true
 	}
-	var tierList []int
 	for t := range present {
-		tierList = append(tierList, t)
+		sp.tierList = append(sp.tierList, t)
 	}
-	sort.Ints(tierList)
+	sort.Ints(sp.tierList)
 	tierGroup := map[int]int{}
-	for k, t := range tierList {
-		if len(tierList) > n {
-			tierGroup[t] = tierList[k*n/len(tierList)]
+	for k, t := range sp.tierList {
+		if len(sp.tierList) > n {
+			tierGroup[t] = sp.tierList[k*n/len(sp.tierList)]
 		} else {
 			tierGroup[t] = t
 		}
 	}
-	members := make([]member, 0, len(idx))
+	sp.members = make([]tierMember, 0, len(idx))
 	for _, i := range idx {
-		members = append(members, member{item: i, tier: tierGroup[tierOf(items[i].p)]})
+		sp.members = append(sp.members, tierMember{item: i, tier: tierGroup[tierOf(items[i].p)]})
 	}
-	tierCount := map[int]int{} // bins per tier
-	for _, m := range members {
-		tierCount[m.tier] = 1
+	for _, m := range sp.members {
+		sp.tierCount[m.tier] = 1
 	}
-	stats := map[[2]int]*binStat{}
-	stat := func(t, b int) *binStat {
-		k := [2]int{t, b}
-		if stats[k] == nil {
-			stats[k] = &binStat{}
-		}
-		return stats[k]
-	}
-	single := map[int]bool{}
-	for k := range members {
-		m := &members[k]
+	for k := range sp.members {
+		m := &sp.members[k]
 		m.best = rank(items[m.item].name, strconv.Itoa(m.tier), 0)
-		stat(m.tier, 0).add(float64(items[m.item].size), items[m.item].p, 1)
+		sp.stat(m.tier, 0).add(float64(items[m.item].size), items[m.item].p, 1)
 	}
-	used := len(tierCount)
-	for used < n {
-		// Option A: isolate one component.
-		bestGain, bestMember, bestTier := 0.0, -1, -1
-		binSize := map[[2]int]int{}
-		for _, m := range members {
-			if !single[m.item] {
-				binSize[[2]int{m.tier, m.bin}]++
-			}
-		}
-		for k, m := range members {
-			if single[m.item] || binSize[[2]int{m.tier, m.bin}] < 2 {
-				continue
-			}
-			it := items[m.item]
-			s := *stat(m.tier, m.bin)
-			before := s.cost()
-			s.add(float64(it.size), it.p, -1)
-			gain := before - s.cost() - float64(it.size)*it.p
-			if gain > bestGain*(1+1e-12) {
-				bestGain, bestMember = gain, k
-			}
-		}
-		// Option B: one more bin for a tier.
-		for _, t := range tierList {
-			k, ok := tierCount[t]
-			if !ok {
-				continue
-			}
-			gain := 0.0
-			var moved binStat
-			from := make([]*binStat, k)
-			for _, m := range members {
-				if m.tier != t || single[m.item] {
-					continue
-				}
-				it := items[m.item]
-				if rank(it.name, strconv.Itoa(t), k) > m.best {
-					moved.add(float64(it.size), it.p, 1)
-					if from[m.bin] == nil {
-						s := *stat(t, m.bin)
-						from[m.bin] = &s
-					}
-					from[m.bin].add(float64(it.size), it.p, -1)
-				}
-			}
-			if moved.size == 0 && moved.always == 0 && moved.logQ == 0 {
-				continue
-			}
-			for b, s := range from {
-				if s != nil {
-					gain += stat(t, b).cost() - s.cost()
-				}
-			}
-			gain -= moved.cost()
-			if gain > bestGain*(1+1e-12) {
-				bestGain, bestMember, bestTier = gain, -1, t
-			}
-		}
-		if bestGain <= 0 {
-			break
-		}
-		if bestTier >= 0 && bestMember < 0 {
-			t, k := bestTier, tierCount[bestTier]
-			for j := range members {
-				m := &members[j]
-				if m.tier != t || single[m.item] {
-					continue
-				}
-				it := items[m.item]
-				if r := rank(it.name, strconv.Itoa(t), k); r > m.best {
-					stat(t, m.bin).add(float64(it.size), it.p, -1)
-					m.bin, m.best = k, r
-					stat(t, k).add(float64(it.size), it.p, 1)
-				}
-			}
-			tierCount[t] = k + 1
-		} else {
-			m := members[bestMember]
-			single[m.item] = true
-			stat(m.tier, m.bin).add(float64(items[m.item].size), items[m.item].p, -1)
-			singles = append(singles, m.item)
-		}
-		used++
+	return sp
+}
+
+func (sp *sharedPacker) stat(t, b int) *binStat {
+	k := [2]int{t, b}
+	if sp.stats[k] == nil {
+		sp.stats[k] = &binStat{}
 	}
-	// Emit tier bins, most stable tier first, skipping bins that ended up empty.
+	return sp.stats[k]
+}
+
+// bestIsolation returns the member whose layer of its own saves the most expected
+// bytes, and the saving; -1 when none saves anything. A member alone in its bin has
+// nothing to gain.
+func (sp *sharedPacker) bestIsolation() (gain float64, member int) {
+	bestGain, bestMember := 0.0, -1
+	binSize := map[[2]int]int{}
+	for _, m := range sp.members {
+		if !sp.single[m.item] {
+			binSize[[2]int{m.tier, m.bin}]++
+		}
+	}
+	for k, m := range sp.members {
+		if sp.single[m.item] || binSize[[2]int{m.tier, m.bin}] < 2 {
+			continue
+		}
+		it := sp.items[m.item]
+		s := *sp.stat(m.tier, m.bin)
+		before := s.cost()
+		s.add(float64(it.size), it.p, -1)
+		gain := before - s.cost() - float64(it.size)*it.p
+		if gain > bestGain*(1+1e-12) {
+			bestGain, bestMember = gain, k
+		}
+	}
+	return bestGain, bestMember
+}
+
+// bestTierSplit returns the tier whose next bin saves more than floor, the most, and
+// the saving; -1 when none does.
+func (sp *sharedPacker) bestTierSplit(floor float64) (gain float64, tier int) {
+	bestGain, bestTier := floor, -1
+	for _, t := range sp.tierList {
+		k, ok := sp.tierCount[t]
+		if !ok {
+			continue
+		}
+		if g, ok := sp.splitGain(t, k); ok && g > bestGain*(1+1e-12) {
+			bestGain, bestTier = g, t
+		}
+	}
+	return bestGain, bestTier
+}
+
+// splitGain is what adding bin k to tier t saves: the members that rank the new bin
+// highest move there. ok is false when none would.
+func (sp *sharedPacker) splitGain(t, k int) (gain float64, ok bool) {
+	var moved binStat
+	from := make([]*binStat, k)
+	for _, m := range sp.members {
+		if m.tier != t || sp.single[m.item] {
+			continue
+		}
+		it := sp.items[m.item]
+		if rank(it.name, strconv.Itoa(t), k) > m.best {
+			moved.add(float64(it.size), it.p, 1)
+			if from[m.bin] == nil {
+				s := *sp.stat(t, m.bin)
+				from[m.bin] = &s
+			}
+			from[m.bin].add(float64(it.size), it.p, -1)
+		}
+	}
+	if moved.size == 0 && moved.always == 0 && moved.logQ == 0 {
+		return 0, false
+	}
+	for b, s := range from {
+		if s != nil {
+			gain += sp.stat(t, b).cost() - s.cost()
+		}
+	}
+	gain -= moved.cost()
+	return gain, true
+}
+
+// splitTier adds a bin to tier t and moves the members that rank it highest.
+func (sp *sharedPacker) splitTier(t int) {
+	k := sp.tierCount[t]
+	for j := range sp.members {
+		m := &sp.members[j]
+		if m.tier != t || sp.single[m.item] {
+			continue
+		}
+		it := sp.items[m.item]
+		if r := rank(it.name, strconv.Itoa(t), k); r > m.best {
+			sp.stat(t, m.bin).add(float64(it.size), it.p, -1)
+			m.bin, m.best = k, r
+			sp.stat(t, k).add(float64(it.size), it.p, 1)
+		}
+	}
+	sp.tierCount[t] = k + 1
+}
+
+// isolate gives member k a layer of its own.
+func (sp *sharedPacker) isolate(k int) {
+	m := sp.members[k]
+	sp.single[m.item] = true
+	sp.stat(m.tier, m.bin).add(float64(sp.items[m.item].size), sp.items[m.item].p, -1)
+	sp.singles = append(sp.singles, m.item)
+}
+
+// tierBins returns the tier bins, most stable tier first, without the bins that ended
+// up empty.
+func (sp *sharedPacker) tierBins() []*pbin {
 	byBin := map[[2]int][]int{}
-	for _, m := range members {
-		if !single[m.item] {
+	for _, m := range sp.members {
+		if !sp.single[m.item] {
 			k := [2]int{m.tier, m.bin}
 			byBin[k] = append(byBin[k], m.item)
 		}
@@ -490,10 +543,11 @@ func packShared(items []packItem, idx []int, n int) (singles []int, bins []*pbin
 		}
 		return keys[a][1] < keys[b][1]
 	})
+	var bins []*pbin
 	for _, k := range keys {
 		bins = append(bins, &pbin{kind: binTier, tier: k[0], units: unitsOf(byBin[k])})
 	}
-	return singles, bins
+	return bins
 }
 
 func unitsOf(idx []int) []unitRef {
