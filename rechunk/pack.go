@@ -177,27 +177,8 @@ func packFresh(items []packItem, maxLayers int) ([]*pbin, error) {
 	if err != nil {
 		return nil, err
 	}
-	var shared, forced []int
-	for i, it := range items {
-		if !it.exclusive {
-			shared = append(shared, i)
-			if it.single {
-				forced = append(forced, i)
-			}
-		}
-	}
 	spare := bud.spare
-	sharedMin := 0
-	if len(shared) > 0 {
-		sharedMin = 1
-	}
-	// Forced singletons only while one bin is left for the rest.
-	for len(forced) > 0 && spare-len(forced) < sharedMin && len(forced) < len(shared) {
-		forced = forced[:len(forced)-1]
-	}
-	if len(forced) == len(shared) {
-		sharedMin = 0
-	}
+	shared, forced, sharedMin := forcedSingles(items, spare)
 	spans := allocateSpans(items, (spare-len(forced)-sharedMin)/4, spare-len(forced)-sharedMin, len(shared) > len(forced))
 
 	var bins []*pbin
@@ -254,6 +235,30 @@ func packFresh(items []packItem, maxLayers int) ([]*pbin, error) {
 		return nil, fmt.Errorf("internal error: planned %d layers for a budget of %d", len(bins), maxLayers)
 	}
 	return bins, nil
+}
+
+// forcedSingles returns the shared components, those that ask for a layer of their own
+// (single) and get one, and how many bins the others need (0 or 1). A single only gets
+// its layer while one of the spare layers is left for the rest.
+func forcedSingles(items []packItem, spare int) (shared, forced []int, sharedMin int) {
+	for i, it := range items {
+		if !it.exclusive {
+			shared = append(shared, i)
+			if it.single {
+				forced = append(forced, i)
+			}
+		}
+	}
+	if len(shared) > 0 {
+		sharedMin = 1
+	}
+	for len(forced) > 0 && spare-len(forced) < sharedMin && len(forced) < len(shared) {
+		forced = forced[:len(forced)-1]
+	}
+	if len(forced) == len(shared) {
+		sharedMin = 0
+	}
+	return shared, forced, sharedMin
 }
 
 // spanMinParts is how many big files a component needs before they get layers of
