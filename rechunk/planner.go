@@ -107,7 +107,8 @@ func planComponents(plan *Plan, comps []*component, o Options, warn func(string)
 			return fmt.Errorf("plan: %w", err)
 		}
 	}
-	return buildLayers(plan, comps, items, bins, prior, history)
+	lb := &layerBuilder{plan: plan, comps: comps, items: items, bins: bins, prior: prior, hist: history}
+	return lb.build()
 }
 
 // components runs the component sources over the tree.
@@ -295,115 +296,155 @@ func spanParts(c *component, min int64) []packPart {
 	return parts
 }
 
-// buildLayers turns bins into layers with their files, names and the history label.
-func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin, prior *priorLayout, hist map[string]componentHistory) error {
-	mainBin := make([]int, len(items))
-	for i := range mainBin {
-		mainBin[i] = -1
+// layerBuilder turns bins into the plan's layers, with their files, names and the
+// history label.
+type layerBuilder struct {
+	plan  *Plan
+	comps []*component
+	items []packItem
+	bins  []*pbin
+	prior *priorLayout
+	hist  map[string]componentHistory
+
+	// mainBin is the bin of each component's main unit.
+	mainBin []int
+	// partKeyBin and partBin are the bins of each component's big files that have bins
+	// of their own, by path and by object (every path of the object goes there).
+	partKeyBin []map[string]int
+	partBin    []map[ostree.Checksum]int
+	// members are the components with files in each bin (or their main unit), ascending.
+	members [][]int
+}
+
+// build fills the plan's layers, component summaries and history label.
+func (lb *layerBuilder) build() error {
+	if err := lb.placeUnits(); err != nil {
+		return err
 	}
-	// Big-file parts placed in their own bins, by object.
-	partBin := make([]map[ostree.Checksum]int, len(items))
-	partKeyBin := make([]map[string]int, len(items))
-	for bi, b := range bins {
+	layers := lb.fillLayers()
+	for bi, b := range lb.bins {
+		l := &layers[bi]
+		slices.SortFunc(l.Files, ComparePaths)
+		sort.Ints(lb.members[bi])
+		q := 1.0
+		for _, i := range lb.members[bi] {
+			l.Components = append(l.Components, lb.comps[i].name)
+			q *= 1 - lb.items[i].p
+		}
+		sort.Strings(l.Components)
+		l.ChangeProbability = 1 - q
+		l.Name, l.Why = lb.describe(b, lb.members[bi])
+	}
+	for bi := range layers {
+		layers[bi].Size = distinctSize(layers[bi].Files)
+	}
+	lb.plan.Layers = layers
+	return lb.record()
+}
+
+// placeUnits finds the bin of every component's main unit and big files.
+func (lb *layerBuilder) placeUnits() error {
+	n := len(lb.items)
+	lb.mainBin = make([]int, n)
+	for i := range lb.mainBin {
+		lb.mainBin[i] = -1
+	}
+	lb.partBin = make([]map[ostree.Checksum]int, n)
+	lb.partKeyBin = make([]map[string]int, n)
+	for bi, b := range lb.bins {
 		for _, u := range b.units {
 			if u.part == "" {
-				mainBin[u.item] = bi
+				lb.mainBin[u.item] = bi
 				continue
 			}
-			if partKeyBin[u.item] == nil {
-				partKeyBin[u.item] = map[string]int{}
-				partBin[u.item] = map[ostree.Checksum]int{}
+			if lb.partKeyBin[u.item] == nil {
+				lb.partKeyBin[u.item] = map[string]int{}
+				lb.partBin[u.item] = map[ostree.Checksum]int{}
 			}
-			partKeyBin[u.item][u.part] = bi
+			lb.partKeyBin[u.item][u.part] = bi
 		}
 	}
-	for i, c := range comps {
-		if mainBin[i] < 0 {
+	for i, c := range lb.comps {
+		if lb.mainBin[i] < 0 {
 			return fmt.Errorf("plan: internal error: component %s has no layer", c.name)
 		}
-		if partKeyBin[i] == nil {
+		if lb.partKeyBin[i] == nil {
 			continue
 		}
 		for _, fe := range c.files {
-			if bi, ok := partKeyBin[i][fe.Path()]; ok {
-				partBin[i][fe.File.Checksum] = bi
+			if bi, ok := lb.partKeyBin[i][fe.Path()]; ok {
+				lb.partBin[i][fe.File.Checksum] = bi
 			}
 		}
 	}
-	layers := make([]Layer, len(bins))
-	comps4 := make([][]int, len(bins)) // components per bin
-	binOf := func(i int, fe FileRef) int {
-		if pb, ok := partBin[i][fe.File.Checksum]; ok {
-			return pb
-		}
-		return mainBin[i]
+	return nil
+}
+
+// binOf returns the bin of file fe of component i.
+func (lb *layerBuilder) binOf(i int, fe FileRef) int {
+	if pb, ok := lb.partBin[i][fe.File.Checksum]; ok {
+		return pb
 	}
-	counts := make([]int, len(bins))
-	for i, c := range comps {
+	return lb.mainBin[i]
+}
+
+// fillLayers returns a layer per bin with its files, unsorted, and records each bin's
+// members.
+func (lb *layerBuilder) fillLayers() []Layer {
+	layers := make([]Layer, len(lb.bins))
+	lb.members = make([][]int, len(lb.bins))
+	counts := make([]int, len(lb.bins))
+	for i, c := range lb.comps {
 		for _, fe := range c.files {
-			counts[binOf(i, fe)]++
+			counts[lb.binOf(i, fe)]++
 		}
 	}
 	for bi := range layers {
 		layers[bi].Files = make([]FileRef, 0, counts[bi])
 	}
-	for i, c := range comps {
+	for i, c := range lb.comps {
 		present := map[int]bool{}
 		for _, fe := range c.files {
-			bi := binOf(i, fe)
+			bi := lb.binOf(i, fe)
 			layers[bi].Files = append(layers[bi].Files, fe)
 			present[bi] = true
 		}
-		present[mainBin[i]] = true
+		present[lb.mainBin[i]] = true
 		for bi := range present {
-			comps4[bi] = append(comps4[bi], i)
+			lb.members[bi] = append(lb.members[bi], i)
 		}
 	}
-	for bi, b := range bins {
-		l := &layers[bi]
-		slices.SortFunc(l.Files, ComparePaths)
-		sort.Ints(comps4[bi])
-		q := 1.0
-		for _, i := range comps4[bi] {
-			l.Components = append(l.Components, comps[i].name)
-			q *= 1 - items[i].p
-		}
-		sort.Strings(l.Components)
-		l.ChangeProbability = 1 - q
-		l.Name, l.Why = describe(b, comps, items, comps4[bi], prior)
-	}
-	for bi := range layers {
-		layers[bi].Size = distinctSize(layers[bi].Files)
-	}
-	plan.Layers = layers
+	return layers
+}
 
-	// Component summaries and the history label.
-	rec := &planRecord{Version: planRecordVersion, Layers: len(bins)}
-	for bi, b := range bins {
+// record fills the component summaries and the history label.
+func (lb *layerBuilder) record() error {
+	rec := &planRecord{Version: planRecordVersion, Layers: len(lb.bins)}
+	for bi, b := range lb.bins {
 		if b.kind == binReserved {
 			rec.Reserved = append(rec.Reserved, bi+1)
 		}
 	}
-	compLayers := make([][]int, len(comps))
-	for bi := range comps4 {
-		for _, i := range comps4[bi] {
+	compLayers := make([][]int, len(lb.comps))
+	for bi := range lb.members {
+		for _, i := range lb.members[bi] {
 			compLayers[i] = append(compLayers[i], bi)
 		}
 	}
-	for i, c := range comps {
-		h := hist[c.name]
-		cr := componentRecord{Name: c.name, Digest: c.digestHex(), Layer: mainBin[i] + 1, History: h.bits, Seen: h.seen}
-		for key, bi := range partKeyBin[i] {
+	for i, c := range lb.comps {
+		h := lb.hist[c.name]
+		cr := componentRecord{Name: c.name, Digest: c.digestHex(), Layer: lb.mainBin[i] + 1, History: h.bits, Seen: h.seen}
+		for key, bi := range lb.partKeyBin[i] {
 			if cr.Parts == nil {
 				cr.Parts = map[string]int{}
 			}
 			cr.Parts[key] = bi + 1
 		}
 		rec.Components = append(rec.Components, cr)
-		plan.Components = append(plan.Components, ComponentInfo{
+		lb.plan.Components = append(lb.plan.Components, ComponentInfo{
 			Name: c.name, Source: c.source, Exclusive: c.info.exclusive, Files: len(c.files), Size: c.size,
-			ChangeProbability: items[i].p, Digest: c.digestHex(), Layers: compLayers[i],
-			Changed: h.changed, New: prior != nil && prior.fromLabel && !h.known,
+			ChangeProbability: lb.items[i].p, Digest: c.digestHex(), Layers: compLayers[i],
+			Changed: h.changed, New: lb.prior != nil && lb.prior.fromLabel && !h.known,
 			Volatile: c.info.volatilePart,
 		})
 	}
@@ -411,16 +452,16 @@ func buildLayers(plan *Plan, comps []*component, items []packItem, bins []*pbin,
 	if err != nil {
 		return fmt.Errorf("plan: encode %s: %w", PlanLabel, err)
 	}
-	plan.Labels[PlanLabel] = label
+	lb.plan.Labels[PlanLabel] = label
 	return nil
 }
 
 // describe names a layer and says why it holds what it holds.
-func describe(b *pbin, comps []*component, items []packItem, members []int, prior *priorLayout) (string, string) {
-	name, why := describeBin(b, comps, items, members, prior)
+func (lb *layerBuilder) describe(b *pbin, members []int) (string, string) {
+	name, why := lb.describeBin(b, members)
 	volatile := 0
 	for _, i := range members {
-		if comps[i].info.volatilePart {
+		if lb.comps[i].info.volatilePart {
 			volatile++
 		}
 	}
@@ -434,17 +475,17 @@ func describe(b *pbin, comps []*component, items []packItem, members []int, prio
 }
 
 // describeBin names a layer by its kind of bin.
-func describeBin(b *pbin, comps []*component, items []packItem, members []int, prior *priorLayout) (string, string) {
+func (lb *layerBuilder) describeBin(b *pbin, members []int) (string, string) {
 	kept := ""
-	if b.prev > 0 && prior != nil {
-		kept = fmt.Sprintf("kept from %s layer %d; ", prior.ref, b.prev)
+	if b.prev > 0 && lb.prior != nil {
+		kept = fmt.Sprintf("kept from %s layer %d; ", lb.prior.ref, b.prev)
 		if b.repacked {
-			kept = fmt.Sprintf("repacked (%s layer %d changed anyway); ", prior.ref, b.prev)
+			kept = fmt.Sprintf("repacked (%s layer %d changed anyway); ", lb.prior.ref, b.prev)
 		}
 	}
 	names := make([]string, 0, len(members))
 	for _, i := range members {
-		names = append(names, comps[i].name)
+		names = append(names, lb.comps[i].name)
 	}
 	sort.Strings(names)
 	switch b.kind {
@@ -460,7 +501,7 @@ func describeBin(b *pbin, comps []*component, items []packItem, members []int, p
 	case binExclusive:
 		return names[0], kept + "exclusive component (user.component)"
 	case binSingle:
-		c := comps[members[0]]
+		c := lb.comps[members[0]]
 		why := fmt.Sprintf("large component (%s): alone, so other changes never re-download it", humanSize(c.size))
 		switch c.name {
 		case KernelComponent:
@@ -472,7 +513,7 @@ func describeBin(b *pbin, comps []*component, items []packItem, members []int, p
 	case binNew:
 		return joinNames(names), kept + "components new since the previous build (cost nothing extra: this layer is new anyway)"
 	default:
-		t := tierOf(items[members[0]].p)
+		t := tierOf(lb.items[members[0]].p)
 		why := fmt.Sprintf("%d small components %s together", len(members), tierNames[t])
 		if len(members) == 1 {
 			why = fmt.Sprintf("a small component %s; its tier's other components hash elsewhere", tierNames[t])
