@@ -125,20 +125,43 @@ func sanitizeName(s string) string {
 // source claims go to UnclaimedComponent. A content object used by several shared
 // (non-exclusive) components is kept in one of them only, so it is stored once.
 func assign(files []FileRef, sources []componentSource) []*component {
-	type owner struct {
-		src  int
-		name string
-	}
-	owners := make([]owner, len(files))
-	unclaimed := len(sources)
+	a := &assigner{files: files, sources: sources}
+	a.claim()
+	a.dedup()
+	return a.components()
+}
+
+// assigner is assign's state.
+type assigner struct {
+	files   []FileRef
+	sources []componentSource
+	owners  []fileOwner // per file
+}
+
+// fileOwner is the component a file goes to: the index of the source that claimed it
+// (len(sources) for UnclaimedComponent) and the component's name.
+type fileOwner struct {
+	src  int
+	name string
+}
+
+func (a *assigner) unclaimed() int { return len(a.sources) }
+
+func (a *assigner) exclusive(o fileOwner) bool {
+	return o.src < a.unclaimed() && a.sources[o.src].info(o.name).exclusive
+}
+
+// claim gives every file to the first source that claims it.
+func (a *assigner) claim() {
+	a.owners = make([]fileOwner, len(a.files))
 	index := map[componentSource]int{}
-	for si, s := range sources {
+	for si, s := range a.sources {
 		index[s] = si
 	}
-	for i, fe := range files {
-		owners[i] = owner{src: unclaimed, name: UnclaimedComponent}
+	for i, fe := range a.files {
+		a.owners[i] = fileOwner{src: a.unclaimed(), name: UnclaimedComponent}
 		p := fe.Path() // garbage right away: the sources keep nothing per path
-		for si, s := range sources {
+		for si, s := range a.sources {
 			c := s.claim(p, fe.File)
 			if c == "" {
 				continue
@@ -149,20 +172,22 @@ func assign(files []FileRef, sources []componentSource) []*component {
 					si, c = ti, name
 				}
 			}
-			owners[i] = owner{src: si, name: sanitizeName(c)}
+			a.owners[i] = fileOwner{src: si, name: sanitizeName(c)}
 			break
 		}
 	}
-	exclusive := func(o owner) bool { return o.src < unclaimed && sources[o.src].info(o.name).exclusive }
+}
 
-	// One owner per big object among shared components: the highest-priority source,
-	// then the smallest name. Stable across builds, and packages win over catch-alls.
-	// Small objects (empty files, symlinks, licenses) are left duplicated: storing them
-	// twice costs little, while moving them would tie unrelated components together.
-	best := map[ostree.Checksum]owner{}
-	for i, fe := range files {
-		o := owners[i]
-		if exclusive(o) || fe.File.Size < dedupMinSize {
+// dedup gives each big object among shared components one owner: the highest-priority
+// source, then the smallest name. Stable across builds, and packages win over
+// catch-alls. Small objects (empty files, symlinks, licenses) are left duplicated:
+// storing them twice costs little, while moving them would tie unrelated components
+// together.
+func (a *assigner) dedup() {
+	best := map[ostree.Checksum]fileOwner{}
+	for i, fe := range a.files {
+		o := a.owners[i]
+		if a.exclusive(o) || fe.File.Size < dedupMinSize {
 			continue
 		}
 		b, ok := best[fe.File.Checksum]
@@ -170,41 +195,39 @@ func assign(files []FileRef, sources []componentSource) []*component {
 			best[fe.File.Checksum] = o
 		}
 	}
-	for i, fe := range files {
-		if b, ok := best[fe.File.Checksum]; ok && !exclusive(owners[i]) {
-			owners[i] = b
+	for i, fe := range a.files {
+		if b, ok := best[fe.File.Checksum]; ok && !a.exclusive(a.owners[i]) {
+			a.owners[i] = b
 		}
 	}
+}
 
-	// Two sources may use the same name (an xattr component called "bash" and the bash
-	// package): the lower-priority one is renamed.
-	type key struct {
-		src  int
-		name string
+// components groups the files by owner, sorted by name. Two sources may use the same
+// name (an xattr component called "bash" and the bash package): the lower-priority
+// one is renamed.
+func (a *assigner) components() []*component {
+	comps := map[fileOwner]*component{}
+	counts := map[fileOwner]int{} // exact capacities: appending would leave up to half unused
+	for i := range a.files {
+		counts[a.owners[i]]++
 	}
-	comps := map[key]*component{}
-	nameSrc := map[string]int{}
-	counts := map[key]int{} // exact capacities: appending would leave up to half unused
-	for i := range files {
-		counts[key{owners[i].src, owners[i].name}]++
-	}
-	for i, fe := range files {
-		k := key{owners[i].src, owners[i].name}
+	for i, fe := range a.files {
+		k := a.owners[i]
 		c := comps[k]
 		if c == nil {
 			c = &component{name: k.name, files: make([]FileRef, 0, counts[k])}
-			if k.src == unclaimed {
+			if k.src == a.unclaimed() {
 				c.source = "unclaimed"
 				c.info = sourceInfo{alwaysChanges: true, changesPerYear: -1}
 			} else {
-				c.source = sources[k.src].kind()
-				c.info = sources[k.src].info(k.name)
+				c.source = a.sources[k.src].kind()
+				c.info = a.sources[k.src].info(k.name)
 			}
 			comps[k] = c
 		}
 		c.files = append(c.files, fe)
 	}
-	keys := make([]key, 0, len(comps))
+	keys := make([]fileOwner, 0, len(comps))
 	for k := range comps {
 		keys = append(keys, k)
 	}
@@ -214,6 +237,7 @@ func assign(files []FileRef, sources []componentSource) []*component {
 		}
 		return keys[i].name < keys[j].name
 	})
+	nameSrc := map[string]int{}
 	out := make([]*component, 0, len(keys))
 	for _, k := range keys {
 		c := comps[k]
