@@ -206,6 +206,11 @@ func (ap *applier) copyBlob(ctx context.Context, r io.Reader, desc imgspecv1.Des
 // patch rebuilds target layer i from its tar-diff and the root, gzips it, and checks
 // the rebuilt tar's diff_id against the target config.
 func (ap *applier) patch(ctx context.Context, i int, d imgspecv1.Descriptor) (imgspecv1.Descriptor, error) {
+	// The delta is read twice, the first time only to check its digest: a corrupted
+	// delta is then reported as such rather than as whatever the decoder makes of it.
+	if err := ap.checkBlob(d); err != nil {
+		return imgspecv1.Descriptor{}, err
+	}
 	dr, err := ap.a.Blob(d)
 	if err != nil {
 		return imgspecv1.Descriptor{}, err
@@ -221,11 +226,6 @@ func (ap *applier) patch(ctx context.Context, i int, d imgspecv1.Descriptor) (im
 	ds := &rootSource{root: ap.root}
 	defer ds.Close()
 	err = tarpatch.Apply(fsutil.ContextReader(ctx, dr), ds, io.MultiWriter(zw, diffD.Hash()))
-	if err == nil {
-		// tar-patch stops at the end of the zstd stream; the rest must still be read
-		// for the blob's digest to be checked.
-		_, err = io.Copy(io.Discard, dr)
-	}
 	if err != nil {
 		return imgspecv1.Descriptor{}, fmt.Errorf("applying tar-diff %s: %w", d.Digest, err)
 	}
@@ -244,6 +244,15 @@ func (ap *applier) patch(ctx context.Context, i int, d imgspecv1.Descriptor) (im
 	}
 	desc := imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageLayerGzip, Digest: blobD.Digest(), Size: n}
 	return desc, os.Rename(f.Name(), filepath.Join(ap.layout, "blobs", "sha256", desc.Digest.Encoded()))
+}
+
+func (ap *applier) checkBlob(d imgspecv1.Descriptor) error {
+	r, err := ap.a.Blob(d)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	return err
 }
 
 // rootSource is tar-patch's data source over the source root. os.Root keeps every

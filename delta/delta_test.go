@@ -220,3 +220,73 @@ func assertOnly(t testing.TB, dir string, names ...string) {
 	}
 	assert.ElementsMatch(t, names, got)
 }
+
+// blobOffset returns where the blob rebuilding target layer i starts in the delta file.
+func blobOffset(t testing.TB, df string, target digest.Digest) (int64, int64) {
+	a := parseFile(t, df)
+	d, ok := a.Layers[target]
+	require.True(t, ok)
+	_, off, n := a.blobs[d.Digest].Outer()
+	return off, n
+}
+
+func TestApplyRefuses(t *testing.T) {
+	ctx := context.Background()
+	p := makePair(t)
+	master := filepath.Join(t.TempDir(), "delta.tar")
+	sum, err := Create(ctx, p.old, p.new, master, Options{})
+	require.NoError(t, err)
+	layer := func(i int) string {
+		return "target layer " + string(rune('0'+i)) + " (" + sum.Layers[i].Digest.String() + ")"
+	}
+	for _, tc := range []struct {
+		name    string
+		breakIt func(t *testing.T, df, root string, o *ApplyOptions)
+		want    []string
+	}{
+		{"corrupted delta", func(t *testing.T, df, _ string, _ *ApplyOptions) {
+			off, n := blobOffset(t, df, sum.Layers[1].Digest)
+			f, err := os.OpenFile(df, os.O_RDWR, 0)
+			require.NoError(t, err)
+			defer f.Close()
+			_, err = f.WriteAt([]byte("garbage"), off+n/2)
+			require.NoError(t, err)
+		}, []string{layer(1), "corrupted delta"}},
+		{"truncated delta", func(t *testing.T, df, _ string, _ *ApplyOptions) {
+			off, n := blobOffset(t, df, sum.Layers[2].Digest)
+			require.NoError(t, os.Truncate(df, off+n/2))
+		}, []string{layer(2), "truncated"}},
+		{"another source root", func(t *testing.T, _, root string, _ *ApplyOptions) {
+			p := filepath.Join(root, "usr/lib/libbig.so")
+			require.NoError(t, os.WriteFile(p, []byte(noise(9, 256<<10)), 0o644))
+		}, []string{layer(1), "diff_id"}},
+		{"missing source file", func(t *testing.T, _, root string, _ *ApplyOptions) {
+			require.NoError(t, os.Remove(filepath.Join(root, "usr/lib/libbig.so")))
+		}, []string{layer(1), "usr/lib/libbig.so"}},
+		{"another source image", func(_ *testing.T, _, _ string, o *ApplyOptions) {
+			o.Source = p.new
+		}, []string{"made for source image", sum.Source.String()}},
+		{"reused layers without the source image", func(_ *testing.T, _, _ string, o *ApplyOptions) {
+			o.Source = ""
+		}, []string{layer(0), "--source"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			df := filepath.Join(out, "delta.tar")
+			data, err := os.ReadFile(master)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(df, data, 0o644))
+			root := filepath.Join(t.TempDir(), "root")
+			writeRoot(t, root, p.oldLayers...)
+			o := ApplyOptions{Source: p.old}
+			tc.breakIt(t, df, root, &o)
+			err = Apply(ctx, df, root, "oci-archive:"+filepath.Join(out, "img.tar"), o)
+			require.Error(t, err)
+			t.Log(err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assertOnly(t, out, "delta.tar")
+		})
+	}
+}

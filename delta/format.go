@@ -54,16 +54,14 @@ type Artifact struct {
 	// Layers maps a target layer digest to the artifact layer that rebuilds it.
 	Layers map[digest.Digest]imgspecv1.Descriptor
 	blobs  map[digest.Digest]*io.SectionReader
+	damage error // why the archive could not be read to its end (truncated), or nil
 }
 
 // ParseArtifact reads a delta file's tar index and metadata; r must stay open while
 // the artifact is used.
 func ParseArtifact(r io.ReaderAt, size int64) (*Artifact, error) {
-	files, err := scanTar(r, size)
-	if err != nil {
-		return nil, fmt.Errorf("reading delta archive: %w", err)
-	}
-	a := &Artifact{blobs: map[digest.Digest]*io.SectionReader{}}
+	files, scanErr := scanTar(r, size)
+	a := &Artifact{blobs: map[digest.Digest]*io.SectionReader{}, damage: scanErr}
 	for name, sec := range files {
 		if d, ok := blobName(name); ok {
 			a.blobs[d] = sec
@@ -71,7 +69,7 @@ func ParseArtifact(r io.ReaderAt, size int64) (*Artifact, error) {
 	}
 	idx, ok := files["index.json"]
 	if !ok {
-		return nil, errors.New("delta archive has no index.json")
+		return nil, errors.Join(errors.New("delta archive has no index.json"), scanErr)
 	}
 	mdesc, err := a.manifestDesc(idx)
 	if err != nil {
@@ -90,7 +88,9 @@ func ParseArtifact(r io.ReaderAt, size int64) (*Artifact, error) {
 	return a, a.readTarget()
 }
 
-// scanTar maps each regular file of the archive to its section of r.
+// scanTar maps each regular file of the archive to its section of r. A damaged
+// archive yields the entries before the damage and the error, so that what is missing
+// can be said per layer.
 func scanTar(r io.ReaderAt, size int64) (map[string]*io.SectionReader, error) {
 	cr := &countingReader{r: io.NewSectionReader(r, 0, size)}
 	tr := tar.NewReader(cr)
@@ -101,7 +101,7 @@ func scanTar(r io.ReaderAt, size int64) (map[string]*io.SectionReader, error) {
 			return files, nil
 		}
 		if err != nil {
-			return nil, err
+			return files, fmt.Errorf("delta archive is damaged or truncated after %d bytes: %w", cr.n, err)
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -109,7 +109,7 @@ func scanTar(r io.ReaderAt, size int64) (map[string]*io.SectionReader, error) {
 		// archive/tar reads whole 512-byte blocks and nothing ahead, so the count is
 		// where the entry's data starts.
 		if h.Size < 0 || cr.n+h.Size > size {
-			return nil, fmt.Errorf("entry %q: %d bytes past the end of the archive", h.Name, h.Size)
+			return files, fmt.Errorf("delta archive is truncated: entry %q ends past its end", h.Name)
 		}
 		files[path.Clean(strings.TrimPrefix(h.Name, "./"))] = io.NewSectionReader(r, cr.n, h.Size)
 	}
@@ -169,6 +169,9 @@ func (a *Artifact) Blob(d imgspecv1.Descriptor) (io.Reader, error) {
 		return nil, fmt.Errorf("blob %q: %w", d.Digest, err)
 	}
 	sec, ok := a.blobs[d.Digest]
+	if !ok && a.damage != nil {
+		return nil, fmt.Errorf("blob %s is missing: %w", d.Digest, a.damage)
+	}
 	if !ok {
 		return nil, fmt.Errorf("blob %s is missing from the delta archive", d.Digest)
 	}

@@ -2,6 +2,7 @@ package delta
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,11 +47,12 @@ func (w *archiveWriter) blob(d digest.Digest, size int64, r io.Reader) error {
 
 func (w *archiveWriter) bytesBlob(b []byte) (digest.Digest, error) {
 	d := digest.FromBytes(b)
-	return d, w.blob(d, int64(len(b)), strings.NewReader(string(b)))
+	return d, w.blob(d, int64(len(b)), bytes.NewReader(b))
 }
 
 // writeArtifact writes the delta archive to a temporary file in dir and returns it
-// with its size; on error nothing is left.
+// with its size; on error nothing is left. index.json and the manifests come first, so
+// that a truncated delta still says which layers it lacks.
 func (c *creator) writeArtifact(ctx context.Context, dir string) (string, int64, error) {
 	f, err := os.CreateTemp(dir, ".delta-*.tmp")
 	if err != nil {
@@ -61,15 +63,18 @@ func (c *creator) writeArtifact(ctx context.Context, dir string) (string, int64,
 		os.Remove(f.Name())
 		return "", 0, fmt.Errorf("writing delta file: %w", err)
 	}
+	m, err := c.deltaManifest()
+	if err != nil {
+		return fail(err)
+	}
 	w := &archiveWriter{tw: tar.NewWriter(f), written: map[digest.Digest]bool{}}
 	if err := w.file("oci-layout", int64(len(ociLayout)), strings.NewReader(ociLayout)); err != nil {
 		return fail(err)
 	}
-	m, err := c.writeBlobs(ctx, w)
-	if err != nil {
+	if err := writeIndex(w, m); err != nil {
 		return fail(err)
 	}
-	if err := writeIndex(w, m); err != nil {
+	if err := c.writeBlobs(ctx, w, m); err != nil {
 		return fail(err)
 	}
 	if err := w.tw.Close(); err != nil {
@@ -87,72 +92,87 @@ func (c *creator) writeArtifact(ctx context.Context, dir string) (string, int64,
 
 const ociLayout = `{"imageLayoutVersion":"1.0.0"}`
 
-// writeBlobs writes the empty config, the target's manifest and config, and one blob
-// per changed layer; it returns the delta manifest naming them.
-func (c *creator) writeBlobs(ctx context.Context, w *archiveWriter) (imgspecv1.Manifest, error) {
+// deltaManifest returns the delta manifest: the target's manifest and config, then one
+// descriptor per changed target layer (its tar-diff, or its original blob).
+func (c *creator) deltaManifest() (imgspecv1.Manifest, error) {
 	m := c.manifest()
-	if _, err := w.bytesBlob(emptyConfig); err != nil {
-		return m, err
-	}
 	for _, b := range []struct {
 		raw     []byte
 		content string
 		media   string
 	}{{c.tgt.Manifest, ContentManifest, c.tgt.ManifestType}, {c.tgt.ConfigRaw, ContentConfig, imgspecv1.MediaTypeImageConfig}} {
-		d, err := w.bytesBlob(b.raw)
-		if err != nil {
-			return m, err
-		}
-		m.Layers = append(m.Layers, imgspecv1.Descriptor{MediaType: b.media, Digest: d, Size: int64(len(b.raw)),
-			Annotations: map[string]string{AnnotContent: b.content}})
+		m.Layers = append(m.Layers, imgspecv1.Descriptor{MediaType: b.media, Digest: digest.FromBytes(b.raw),
+			Size: int64(len(b.raw)), Annotations: map[string]string{AnnotContent: b.content}})
 	}
-	for i, ls := range c.layers {
-		if ls.Kind == KindReused {
-			continue
+	for i, l := range c.tgt.Layers {
+		ann := map[string]string{AnnotContent: ContentLayer, AnnotTo: l.Digest.String()}
+		switch c.layers[i].Kind {
+		case KindFull:
+			m.Layers = append(m.Layers, imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, Annotations: ann})
+		case KindDelta:
+			d, size, err := digestFile(c.deltas[i])
+			if err != nil {
+				return m, fmt.Errorf("target layer %d (%s): %w", i, l.Digest, err)
+			}
+			m.Layers = append(m.Layers, imgspecv1.Descriptor{MediaType: MediaTypeTarDiff, Digest: d, Size: size, Annotations: ann})
 		}
-		desc, err := c.writeLayer(ctx, w, i)
-		if err != nil {
-			return m, fmt.Errorf("target layer %d (%s): %w", i, ls.Digest, err)
-		}
-		m.Layers = append(m.Layers, desc)
 	}
 	return m, nil
 }
 
-// writeLayer writes target layer i's delta or original blob.
-func (c *creator) writeLayer(ctx context.Context, w *archiveWriter, i int) (imgspecv1.Descriptor, error) {
-	l := c.tgt.Layers[i]
-	ann := map[string]string{AnnotContent: ContentLayer, AnnotTo: l.Digest.String()}
-	if path, ok := c.deltas[i]; ok {
-		f, err := os.Open(path)
-		if err != nil {
-			return imgspecv1.Descriptor{}, err
+// writeBlobs writes the blobs m names, then the empty config.
+func (c *creator) writeBlobs(ctx context.Context, w *archiveWriter, m imgspecv1.Manifest) error {
+	for _, d := range m.Layers {
+		var err error
+		switch d.Annotations[AnnotContent] {
+		case ContentManifest:
+			err = w.blob(d.Digest, d.Size, bytes.NewReader(c.tgt.Manifest))
+		case ContentConfig:
+			err = w.blob(d.Digest, d.Size, bytes.NewReader(c.tgt.ConfigRaw))
+		default:
+			err = c.writeLayer(ctx, w, d)
 		}
-		defer f.Close()
-		d, size, err := digestFile(f)
 		if err != nil {
-			return imgspecv1.Descriptor{}, err
+			return fmt.Errorf("target layer %s: %w", d.Annotations[AnnotTo], err)
 		}
-		return imgspecv1.Descriptor{MediaType: MediaTypeTarDiff, Digest: d, Size: size, Annotations: ann},
-			w.blob(d, size, f)
 	}
-	rc, size, err := c.tgt.OpenLayerBlob(ctx, i)
-	if err != nil {
-		return imgspecv1.Descriptor{}, err
-	}
-	defer rc.Close()
-	vr := &verifyReader{r: fsutil.ContextReader(ctx, rc), want: l.Digest, v: l.Digest.Verifier()}
-	return imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: size, Annotations: ann},
-		w.blob(l.Digest, size, vr)
+	_, err := w.bytesBlob(emptyConfig)
+	return err
 }
 
-func digestFile(f *os.File) (digest.Digest, int64, error) {
-	dg := digest.SHA256.Digester()
-	n, err := io.Copy(dg.Hash(), f)
+// writeLayer writes a changed layer's delta file or original blob, checking the
+// original against its digest as it streams.
+func (c *creator) writeLayer(ctx context.Context, w *archiveWriter, d imgspecv1.Descriptor) error {
+	for i, l := range c.tgt.Layers {
+		if l.Digest.String() != d.Annotations[AnnotTo] {
+			continue
+		}
+		if IsDelta(d) {
+			f, err := os.Open(c.deltas[i])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return w.blob(d.Digest, d.Size, f)
+		}
+		rc, _, err := c.tgt.OpenLayerBlob(ctx, i)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return w.blob(d.Digest, d.Size, &verifyReader{r: fsutil.ContextReader(ctx, rc), want: d.Digest, v: d.Digest.Verifier()})
+	}
+	return fmt.Errorf("no such target layer")
+}
+
+func digestFile(path string) (digest.Digest, int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, err
 	}
-	_, err = f.Seek(0, io.SeekStart)
+	defer f.Close()
+	dg := digest.SHA256.Digester()
+	n, err := io.Copy(dg.Hash(), f)
 	return dg.Digest(), n, err
 }
 
@@ -200,5 +220,5 @@ func writeIndex(w *archiveWriter, m imgspecv1.Manifest) error {
 	if err != nil {
 		return err
 	}
-	return w.file("index.json", int64(len(ib)), strings.NewReader(string(ib)))
+	return w.file("index.json", int64(len(ib)), bytes.NewReader(ib))
 }
