@@ -72,6 +72,7 @@ func newRootCmd() *cobra.Command {
 		newComposeCmd(),
 		newVerifyCmd(),
 		newDiffCmd(),
+		newDeltaCmd(),
 		newInspectCmd(),
 		newStoreCmd(),
 		newVersionCmd(),

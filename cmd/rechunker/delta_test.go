@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rechunker-dev/rechunker/delta"
+	"github.com/rechunker-dev/rechunker/internal/imageio"
+)
+
+// TestDeltaChunked makes a delta between two chunked builds (the second with
+// --previous-build after a small change), applies it to the first build's files as
+// umoci unpacks them, and checks that the rebuilt image has NEW's diff_ids and passes
+// verify.
+func TestDeltaChunked(t *testing.T) {
+	umoci, err := exec.LookPath("umoci")
+	if err != nil {
+		t.Skip("umoci unpacks the old image; not installed")
+	}
+	rootfs := previousRootfs(t)
+	store, dir := t.TempDir(), t.TempDir()
+	oldRef, newRef := "oci:"+filepath.Join(dir, "old")+":latest", "oci:"+filepath.Join(dir, "new")+":latest"
+	out, err := runCLI(t, "build", "--bootc", "--quiet", "--store", store, "--rootfs", rootfs, "--output", oldRef)
+	require.NoError(t, err, out)
+	blob := filepath.Join(rootfs, "usr/share/blobs/a")
+	b, err := os.ReadFile(blob)
+	require.NoError(t, err)
+	b[1000] ^= 0xff
+	require.NoError(t, os.WriteFile(blob, b, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(rootfs, "etc/os-release"), []byte("ID=test\nVERSION=2\n"), 0o644))
+	out, err = runCLI(t, "build", "--bootc", "--quiet", "--store", store, "--rootfs", rootfs, "--output", newRef,
+		"--previous-build", oldRef)
+	require.NoError(t, err, out)
+
+	df := filepath.Join(dir, "update.delta")
+	out, err = runCLI(t, "delta", oldRef, newRef, "--output", df, "--json")
+	require.NoError(t, err, out)
+	var sum delta.Summary
+	require.NoError(t, json.Unmarshal([]byte(out), &sum), out)
+	kinds := map[string]int{}
+	for _, l := range sum.Layers {
+		kinds[l.Kind]++
+	}
+	assert.Positive(t, kinds[delta.KindReused], "unchanged chunks are reused: %s", out)
+	assert.Positive(t, kinds[delta.KindDelta], "changed layers are deltas: %s", out)
+	assert.Less(t, sum.DeltaBytes, sum.FetchBytes/4, "a one-byte change makes a small delta: %s", out)
+
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	uout, err := exec.Command(umoci, "unpack", "--image", filepath.Join(dir, "old")+":latest", bundle).CombinedOutput()
+	require.NoError(t, err, string(uout))
+	rebuilt := filepath.Join(dir, "rebuilt.tar")
+	out, err = runCLI(t, "delta", "apply", df, "--root", filepath.Join(bundle, "rootfs"),
+		"--output", "oci-archive:"+rebuilt, "--source", oldRef)
+	require.NoError(t, err, out)
+	assert.Equal(t, configDiffIDs(t, newRef), configDiffIDs(t, "oci-archive:"+rebuilt))
+	out, err = runCLI(t, "verify", "oci-archive:"+rebuilt)
+	require.NoError(t, err, out)
+}
+
+func configDiffIDs(t *testing.T, ref string) []digest.Digest {
+	src, err := imageio.Open(context.Background(), ref, imageio.Options{})
+	require.NoError(t, err)
+	defer src.Close()
+	return src.Config.RootFS.DiffIDs
+}
+
+func TestDeltaUsage(t *testing.T) {
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"delta", "oci:" + tmp + "/a", "oci:" + tmp + "/b"}, "--output is required"},
+		{[]string{"delta", "apply", tmp + "/d", "--output", "oci-archive:" + tmp + "/o"}, "--root and --output are required"},
+		{[]string{"delta", "apply", tmp + "/d", "--root", tmp, "--output", "oci:" + tmp + "/o"}, "give oci-archive:PATH"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			out, err := runCLI(t, tc.args...)
+			var ee exitError
+			require.ErrorAs(t, err, &ee, out)
+			assert.Equal(t, 2, ee.code)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	out, err := runCLI(t, "delta", "apply", tmp+"/missing.delta", "--root", tmp, "--output", "oci-archive:"+tmp+"/o")
+	require.Error(t, err, out)
+	assert.Contains(t, err.Error(), "missing.delta")
+	assert.NoFileExists(t, tmp+"/o")
+}
