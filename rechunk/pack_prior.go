@@ -567,6 +567,9 @@ func (pp *priorPacker) leftLayers() map[int]bool {
 // of their own, a main layer of their own, as a fresh plan does; the other new
 // components join the pool.
 func (pp *priorPacker) addNew() {
+	// newMain is filled from maps (separateExclusive walks layers by index in a map):
+	// sort it so that the new layers come in the same order on every run.
+	sort.Slice(pp.newMain, func(a, b int) bool { return pp.items[pp.newMain[a]].name < pp.items[pp.newMain[b]].name })
 	for _, i := range pp.newMain {
 		switch {
 		case pp.items[i].exclusive:
