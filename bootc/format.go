@@ -7,24 +7,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-// HumanSize formats a byte count with decimal units, e.g. "12.3 MB".
-func HumanSize(n int64) string {
-	if n < 0 {
-		return "?"
-	}
-	if n < 1000 {
-		return fmt.Sprintf("%d B", n)
-	}
-	units := []string{"kB", "MB", "GB", "TB", "PB"}
-	v := float64(n) / 1000
-	i := 0
-	for v >= 999.95 && i < len(units)-1 {
-		v /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
-}
-
 // ShortDigest abbreviates a digest to algorithm and 12 hex digits.
 func ShortDigest(d digest.Digest) string {
 	if d.Validate() != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rechunker-dev/rechunker/internal/source"
+	"github.com/rechunker-dev/rechunker/internal/units"
 	"github.com/rechunker-dev/rechunker/ostree"
 )
 
@@ -123,7 +124,7 @@ func TestDebianRoot(t *testing.T) {
 			withRate++
 		}
 	}
-	t.Logf("components by source: %v; catch-all %s; warnings: %d", bySource, humanSize(catchAll), len(warnings))
+	t.Logf("components by source: %v; catch-all %s; warnings: %d", bySource, units.Bytes(catchAll), len(warnings))
 	assert.Less(t, catchAll, int64(5<<20), "catch-all under 5 MB")
 	assert.Greater(t, bySource["dpkg"], 50)
 	assert.Positive(t, withRate)

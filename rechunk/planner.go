@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rechunker-dev/rechunker/internal/units"
 	"github.com/rechunker-dev/rechunker/ostree"
 )
 
@@ -502,7 +503,7 @@ func (lb *layerBuilder) describeBin(b *pbin, members []int) (string, string) {
 		return names[0], kept + "exclusive component (user.component)"
 	case binSingle:
 		c := lb.comps[members[0]]
-		why := fmt.Sprintf("large component (%s): alone, so other changes never re-download it", humanSize(c.size))
+		why := fmt.Sprintf("large component (%s): alone, so other changes never re-download it", units.Bytes(c.size))
 		switch c.name {
 		case KernelComponent:
 			why = "kernel and initramfs: changes with every kernel update, kept away from other content"
@@ -540,18 +541,4 @@ func joinNames(n []string) string {
 	default:
 		return fmt.Sprintf("%d components (%s, ...)", len(n), strings.Join(n[:3], ", "))
 	}
-}
-
-// humanSize formats bytes with binary units.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -14,10 +14,10 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/sys/unix"
 
-	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/build"
 	"github.com/rechunker-dev/rechunker/exporter"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/internal/units"
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
@@ -221,7 +221,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 func printBuild(w io.Writer, sum buildSummary) {
 	res, ph := sum.Result, sum.Result.Phases
 	fmt.Fprintf(w, "Wrote %s\n  manifest %s, commit %s\n  %d layers (%d reused), %s compressed, %s uncompressed, in %s (load %s, plan %s, layers %s, write %s)\n",
-		res.Output, res.ManifestDigest, res.Commit, len(res.Layers), res.Reused, bootc.HumanSize(res.Bytes), bootc.HumanSize(res.TarBytes),
+		res.Output, res.ManifestDigest, res.Commit, len(res.Layers), res.Reused, units.Bytes(res.Bytes), units.Bytes(res.TarBytes),
 		ph.Total.Round(time.Millisecond), ph.Load.Round(time.Millisecond), ph.Plan.Round(time.Millisecond),
 		ph.Layers.Round(time.Millisecond), ph.Write.Round(time.Millisecond))
 	if s := sum.SELinux; s != nil {
@@ -264,7 +264,7 @@ func (d *progressDisplay) Start(layers int, _ int64) {
 			if secs <= 0 {
 				secs = 1
 			}
-			return fmt.Sprintf("%s  %s/s", bootc.HumanSize(n), bootc.HumanSize(int64(float64(n)/secs)))
+			return fmt.Sprintf("%s  %s/s", units.Bytes(n), units.Bytes(int64(float64(n)/secs)))
 		})),
 	)
 }

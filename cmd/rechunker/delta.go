@@ -12,6 +12,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/delta"
+	"github.com/rechunker-dev/rechunker/internal/units"
 )
 
 func newDeltaCmd() *cobra.Command {
@@ -66,11 +67,11 @@ func printDeltaSummary(w io.Writer, output string, s *delta.Summary) {
 	fmt.Fprintln(tw, "#\tLAYER\tKIND\tLAYER SIZE\tIN DELTA")
 	for i, l := range s.Layers {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, bootc.ShortDigest(l.Digest), l.Kind,
-			bootc.HumanSize(l.Size), bootc.HumanSize(l.Bytes))
+			units.Bytes(l.Size), units.Bytes(l.Bytes))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "Wrote %s: %s (NEW's layers: %s, of which OLD lacks %s) in %s\n", output,
-		bootc.HumanSize(s.DeltaBytes), bootc.HumanSize(s.TargetBytes), bootc.HumanSize(s.FetchBytes),
+		units.Bytes(s.DeltaBytes), units.Bytes(s.TargetBytes), units.Bytes(s.FetchBytes),
 		time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond))
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/internal/units"
 )
 
 func newDiffCmd() *cobra.Command {
@@ -93,14 +94,14 @@ func printDiff(w io.Writer, oldName, newName string, r *bootc.DiffReport, layout
 		pct = 100 * float64(r.BytesFetched) / float64(r.BytesTotal)
 	}
 	fmt.Fprintf(w, "Downloads %d of %d layers, %s of %s (%.1f%%)\n", r.LayersFetched, r.LayersTotal,
-		bootc.HumanSize(r.BytesFetched), bootc.HumanSize(r.BytesTotal), pct)
+		units.Bytes(r.BytesFetched), units.Bytes(r.BytesTotal), pct)
 	if len(r.Fetched) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "#\tDIGEST\tSIZE\tCHANGED COMPONENTS")
 		for _, l := range r.Fetched {
 			role := layout.RoleOf(l.Index)
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", l.Index, bootc.ShortDigest(l.Digest), bootc.HumanSize(l.Size),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", l.Index, bootc.ShortDigest(l.Digest), units.Bytes(l.Size),
 				bootc.ComponentList(role, l.Components, len(l.Components) > 0 || role == bootc.RoleChunk, 70))
 		}
 		tw.Flush()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/internal/units"
 )
 
 func newInspectCmd() *cobra.Command {
@@ -68,7 +69,7 @@ func printInspect(w io.Writer, name string, r *bootc.InspectReport) {
 	if r.Created != nil {
 		fmt.Fprintf(w, "Created:   %s\n", r.Created.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "Size:      %s in %d layers\n", bootc.HumanSize(r.TotalSize), len(r.Layers))
+	fmt.Fprintf(w, "Size:      %s in %d layers\n", units.Bytes(r.TotalSize), len(r.Layers))
 	if r.Layout != "" {
 		fmt.Fprintf(w, "Layout:    %s\n", r.Layout)
 	}
@@ -80,7 +81,7 @@ func printInspect(w io.Writer, name string, r *bootc.InspectReport) {
 		if comps == "-" && l.CreatedBy != "" {
 			comps = ellipsize(l.CreatedBy, 70)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.Index, l.Role, bootc.ShortDigest(l.Digest), bootc.HumanSize(l.Size), comps)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.Index, l.Role, bootc.ShortDigest(l.Digest), units.Bytes(l.Size), comps)
 	}
 	tw.Flush()
 
@@ -94,13 +95,13 @@ func printInspect(w io.Writer, name string, r *bootc.InspectReport) {
 	for _, k := range keys {
 		v := r.Labels[k]
 		if k == bootc.LabelPlan {
-			v = fmt.Sprintf("(%s, see Plan)", bootc.HumanSize(int64(len(v))))
+			v = fmt.Sprintf("(%s, see Plan)", units.Bytes(int64(len(v))))
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", k, ellipsize(v, 100))
 	}
 	tw.Flush()
 	if p := r.Plan; p != nil {
-		fmt.Fprintf(w, "\nPlan:      %s label, %s\n", bootc.LabelPlan, bootc.HumanSize(int64(p.RawBytes)))
+		fmt.Fprintf(w, "\nPlan:      %s label, %s\n", bootc.LabelPlan, units.Bytes(int64(p.RawBytes)))
 		fmt.Fprintf(w, "           %s\n", p.Summary)
 		if len(p.ChangedThisBuild) > 0 {
 			fmt.Fprintf(w, "           changed in this build: %s\n", bootc.ComponentList(bootc.RoleChunk, p.ChangedThisBuild, true, 90))

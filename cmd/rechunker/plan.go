@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/build"
+	"github.com/rechunker-dev/rechunker/internal/units"
 	"github.com/rechunker-dev/rechunker/rechunk"
 )
 
@@ -143,7 +143,7 @@ func printPlan(w io.Writer, p *rechunk.Plan) {
 		if comps == "" {
 			comps = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%s\t%s\n", i+1, bootc.HumanSize(l.Size), len(l.Files), l.ChangeProbability,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%s\t%s\n", i+1, units.Bytes(l.Size), len(l.Files), l.ChangeProbability,
 			ellipsize(comps, 48), ellipsize(l.Why, 72))
 		total += float64(l.Size)
 		expected += float64(l.Size) * l.ChangeProbability
@@ -160,7 +160,7 @@ func printPlan(w io.Writer, p *rechunk.Plan) {
 		}
 	}
 	fmt.Fprintf(w, "\n%d chunk layers (+1 commit layer), %d components (%d packages split into stable and %s parts), %s total, %s; expected download per upgrade: %s\n",
-		len(p.Layers), len(p.Components), split, rechunk.VolatileSuffix[1:], bootc.HumanSize(int64(total)), from, bootc.HumanSize(int64(expected)))
+		len(p.Layers), len(p.Components), split, rechunk.VolatileSuffix[1:], units.Bytes(int64(total)), from, units.Bytes(int64(expected)))
 }
 
 // explainPaths says, for each path, which layer holds it, why that layer holds what it

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/build"
 	"github.com/rechunker-dev/rechunker/internal/fsutil"
+	"github.com/rechunker-dev/rechunker/internal/units"
 )
 
 func newStoreCmd() *cobra.Command {
@@ -86,9 +86,9 @@ pruned imports or compresses it again.`,
 			var total fsutil.PruneStats
 			for _, s := range res.Steps {
 				total.Add(s.Stats)
-				fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", s.Name, s.Stats.Files, bootc.HumanSize(s.Stats.Bytes))
+				fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", s.Name, s.Stats.Files, units.Bytes(s.Stats.Bytes))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", "total", total.Files, bootc.HumanSize(total.Bytes))
+			fmt.Fprintf(cmd.OutOrStdout(), "  %-14s %8d files  %10s\n", "total", total.Files, units.Bytes(total.Bytes))
 			return nil
 		},
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rechunker-dev/rechunker/bootc"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
+	"github.com/rechunker-dev/rechunker/internal/units"
 	"github.com/rechunker-dev/rechunker/ostree/sign"
 )
 
@@ -142,15 +143,15 @@ func printVerify(w io.Writer, name string, r *bootc.Report) {
 			}
 			content := "-"
 			if l.Checked && l.Role != bootc.RoleDerived {
-				content = bootc.HumanSize(l.Bytes)
+				content = units.Bytes(l.Bytes)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Index, l.Role, bootc.HumanSize(l.Size), objs, content, status,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Index, l.Role, units.Bytes(l.Size), objs, content, status,
 				bootc.ComponentList(l.Role, l.Components, l.Components != nil, 60))
 		}
 		tw.Flush()
 	}
 	if t := r.Tree; t != nil {
-		fmt.Fprintf(w, "\nTree:      %d directories, %d files, %d symlinks, %s\n", t.Dirs, t.Files, t.Symlinks, bootc.HumanSize(t.Bytes))
+		fmt.Fprintf(w, "\nTree:      %d directories, %d files, %d symlinks, %s\n", t.Dirs, t.Files, t.Symlinks, units.Bytes(t.Bytes))
 	}
 	if d := r.Derived; d != nil {
 		fmt.Fprintf(w, "Derived:   %d layers: %d paths added, %d replaced, %d removed", d.Layers, d.Added, d.Replaced, d.Removed)
