@@ -26,9 +26,17 @@ type ApplyOptions struct {
 	// the one the delta was made from, and the target layers the delta reuses are
 	// copied from it; without it a delta that reuses layers cannot be applied.
 	Source string
+	// Repo is an ostree repository (bare or bare-user: objects/XX/YYY.file hold the
+	// files' contents) whose objects stand in for the root's sysroot/ostree/repo/objects,
+	// e.g. a booted host's /sysroot/ostree/repo. With it root may be "" when every file
+	// the delta reads is an ostree object (Options.SourcePrefixes = ObjectsPrefix).
+	Repo string
 	// Jobs is how many layers are rebuilt at once; 0 means 2.
 	Jobs int
 }
+
+// ObjectsPrefix is where a chunked (ostree-ext) image's layers hold the ostree objects.
+const ObjectsPrefix = "sysroot/ostree/repo/objects/"
 
 // Apply rebuilds the target image of the delta at deltaFile from the source image's
 // files under root (the source image unpacked) and writes it as an OCI archive at
@@ -50,12 +58,18 @@ func Apply(ctx context.Context, deltaFile, root, output string, o ApplyOptions) 
 	if err != nil {
 		return fmt.Errorf("delta %s: %w", deltaFile, err)
 	}
-	rootDir, err := os.OpenRoot(root)
-	if err != nil {
-		return fmt.Errorf("opening source root: %w", err)
+	ap := &applier{a: a, o: o}
+	if ap.root, err = openRoot(root, "source root"); err != nil {
+		return err
 	}
-	defer rootDir.Close()
-	ap := &applier{a: a, root: rootDir, o: o}
+	defer closeRoot(ap.root)
+	if ap.repo, err = openRoot(o.Repo, "ostree repository"); err != nil {
+		return err
+	}
+	defer closeRoot(ap.repo)
+	if ap.root == nil && ap.repo == nil {
+		return errors.New("no source files: give the source root or an ostree repository")
+	}
 	if err := ap.openSource(ctx); err != nil {
 		return err
 	}
@@ -66,7 +80,8 @@ func Apply(ctx context.Context, deltaFile, root, output string, o ApplyOptions) 
 // applier holds one Apply's artifact, source root and optional source image.
 type applier struct {
 	a      *Artifact
-	root   *os.Root
+	root   *os.Root // nil: no root, only repo
+	repo   *os.Root // nil: objects are read from root
 	o      ApplyOptions
 	src    *imageio.Source
 	layout string
@@ -223,7 +238,7 @@ func (ap *applier) patch(ctx context.Context, i int, d imgspecv1.Descriptor) (im
 	defer f.Close()
 	blobD, diffD := digest.SHA256.Digester(), digest.SHA256.Digester()
 	zw := gzip.NewWriter(io.MultiWriter(f, blobD.Hash()))
-	ds := &rootSource{root: ap.root}
+	ds := &rootSource{root: ap.root, repo: ap.repo}
 	defer ds.Close()
 	err = tarpatch.Apply(fsutil.ContextReader(ctx, dr), ds, io.MultiWriter(zw, diffD.Hash()))
 	if err != nil {
@@ -255,20 +270,47 @@ func (ap *applier) checkBlob(d imgspecv1.Descriptor) error {
 	return err
 }
 
-// rootSource is tar-patch's data source over the source root. os.Root keeps every
-// name the delta opens inside the root, through symlinks too: the delta is not trusted.
+// openRoot opens dir as an os.Root; "" gives nil.
+func openRoot(dir, what string) (*os.Root, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	return r, nil
+}
+
+func closeRoot(r *os.Root) {
+	if r != nil {
+		r.Close()
+	}
+}
+
+// rootSource is tar-patch's data source over the source root, with the ostree objects
+// read from repo when there is one. os.Root keeps every name the delta opens inside
+// the root or repository, through symlinks too: the delta is not trusted.
 type rootSource struct {
-	root *os.Root
-	f    *os.File
+	root, repo *os.Root
+	f          *os.File
+	name       string
 }
 
 func (s *rootSource) SetCurrentFile(name string) error {
 	s.Close()
-	f, err := s.root.Open(name)
+	dir, rel := s.root, name
+	if obj, ok := strings.CutPrefix(name, ObjectsPrefix); ok && s.repo != nil {
+		dir, rel = s.repo, "objects/"+obj
+	}
+	if dir == nil {
+		return fmt.Errorf("source file %s: not an ostree object, and no source root was given", name)
+	}
+	f, err := dir.Open(rel)
 	if err != nil {
 		return fmt.Errorf("source file %s: %w", name, err)
 	}
-	s.f = f
+	s.f, s.name = f, name
 	return nil
 }
 
@@ -276,7 +318,12 @@ func (s *rootSource) Read(p []byte) (int, error) {
 	if s.f == nil {
 		return 0, errors.New("tar-diff reads before naming a source file")
 	}
-	return s.f.Read(p)
+	n, err := s.f.Read(p)
+	if err == io.EOF {
+		// tar-patch reads exact lengths: an end of file is always a source that differs.
+		err = fmt.Errorf("source file %s is shorter than the delta expects", s.name)
+	}
+	return n, err
 }
 
 func (s *rootSource) Seek(off int64, whence int) (int64, error) {

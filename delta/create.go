@@ -23,6 +23,9 @@ type Options struct {
 	// the applying side's root does not have); a hardlinked file stays usable by
 	// another of its names.
 	IgnoreSourcePrefixes []string
+	// SourcePrefixes, when set, are the only source paths tar-diff may copy from, e.g.
+	// ObjectsPrefix for a delta applied from an ostree repository alone.
+	SourcePrefixes []string
 	// Jobs is how many layers are diffed at once; 0 means 2.
 	Jobs int
 }
@@ -178,6 +181,9 @@ func (c *creator) tarDiffOptions() *tardiff.Options {
 	// Sources are the merged source image, as an unpacked root holds it.
 	opts.SetApplyWhiteouts(true)
 	opts.SetTmpDir(c.work)
+	if len(c.o.SourcePrefixes) > 0 {
+		opts.SetSourcePrefixes(c.o.SourcePrefixes)
+	}
 	if len(c.o.IgnoreSourcePrefixes) > 0 {
 		opts.SetIgnoreSourcePrefixes(c.o.IgnoreSourcePrefixes)
 	}

@@ -290,3 +290,36 @@ func TestApplyRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyFromRepo reads the source's ostree objects from a repository standing in for
+// the root's sysroot/ostree/repo, as on a booted host; files outside it need a root.
+func TestApplyFromRepo(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	obj := noise(3, 128<<10)
+	objects := []file{{"sysroot/ostree/repo/objects/ab/cdef.file", obj}}
+	plain := []file{{"usr/share/x", noise(4, 128<<10)}}
+	old := writeImage(t, filepath.Join(dir, "old"), objects, plain)
+	tgt := writeImage(t, filepath.Join(dir, "new"),
+		[]file{{"sysroot/ostree/repo/objects/12/3456.file", edit(obj)}}, []file{{"usr/share/x", edit(plain[0].body)}})
+	df := filepath.Join(dir, "delta.tar")
+	_, err := Create(ctx, old, tgt, df, Options{})
+	require.NoError(t, err)
+	objOnly := filepath.Join(dir, "objects.tar")
+	_, err = Create(ctx, old, tgt, objOnly, Options{SourcePrefixes: []string{ObjectsPrefix}})
+	require.NoError(t, err)
+	repo := filepath.Join(dir, "repo")
+	writeRoot(t, repo, []file{{"objects/ab/cdef.file", obj}})
+	root := filepath.Join(dir, "root")
+	writeRoot(t, root, plain)
+
+	out := filepath.Join(dir, "img.tar")
+	err = Apply(ctx, df, "", out, ApplyOptions{Repo: repo})
+	require.ErrorContains(t, err, "source file usr/share/x: not an ostree object, and no source root was given")
+	assert.NoFileExists(t, out)
+	require.NoError(t, Apply(ctx, df, root, out, ApplyOptions{Repo: repo}))
+	assert.Equal(t, diffIDs(t, tgt), diffIDs(t, "oci-archive:"+out))
+	require.NoError(t, os.Remove(out))
+	require.NoError(t, Apply(ctx, objOnly, "", out, ApplyOptions{Repo: repo}), "a delta reading objects only needs no root")
+	assert.Equal(t, diffIDs(t, tgt), diffIDs(t, "oci-archive:"+out))
+}

@@ -21,6 +21,7 @@ func newDeltaCmd() *cobra.Command {
 		output string
 		asJSON bool
 		ignore []string
+		only   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "delta OLD NEW --output FILE",
@@ -42,7 +43,7 @@ at the end: the disk it needs is OLD's uncompressed size plus two of NEW's layer
 				return err
 			}
 			sum, err := delta.Create(cmd.Context(), args[0], args[1], output,
-				delta.Options{Image: opts, IgnoreSourcePrefixes: ignore})
+				delta.Options{Image: opts, IgnoreSourcePrefixes: ignore, SourcePrefixes: only})
 			if err != nil {
 				return err
 			}
@@ -58,6 +59,8 @@ at the end: the disk it needs is OLD's uncompressed size plus two of NEW's layer
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().StringSliceVar(&ignore, "ignore-source-prefix", nil,
 		"paths of OLD the delta must not copy from (the applying root lacks them); repeatable")
+	cmd.Flags().StringSliceVar(&only, "source-prefix", nil,
+		"the only paths of OLD the delta may copy from; "+delta.ObjectsPrefix+" makes a delta of chunked images that 'apply --repo' can apply alone; repeatable")
 	cmd.AddCommand(newDeltaApplyCmd())
 	return cmd
 }
@@ -79,11 +82,12 @@ func newDeltaApplyCmd() *cobra.Command {
 	var (
 		img    imageReadFlags
 		root   string
+		repo   string
 		output string
 		source string
 	)
 	cmd := &cobra.Command{
-		Use:   "apply FILE --root DIR --output oci-archive:PATH",
+		Use:   "apply FILE (--root DIR | --repo REPO) --output oci-archive:PATH",
 		Short: "Rebuild the image an oci-delta file describes from the old image's files",
 		Long: `Apply rebuilds each layer of the delta's target image from its tar-diff and the files of
 the old image unpacked at --root (e.g. 'umoci unpack'), gzips it, checks its diff_id
@@ -92,11 +96,16 @@ from the original's (gzip is not the original compressor); diff_ids are equal.
 
 Layers the old image already had are not in the delta: --source OLD (the old image)
 supplies them and is checked to be the image the delta was made from. Nothing is
-written when any layer fails.`,
+written when any layer fails.
+
+--repo REPO reads the old image's ostree objects (the files under sysroot/ostree/repo/
+in a chunked image's layers) from an ostree repository in bare or bare-user mode, e.g.
+a booted host's /sysroot/ostree/repo. A delta made with --source-prefix
+` + delta.ObjectsPrefix + ` reads nothing else; other files come from --root.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if root == "" || output == "" {
-				return exitError{code: 2, err: errors.New("--root and --output are required")}
+			if (root == "" && repo == "") || output == "" {
+				return exitError{code: 2, err: errors.New("--output and one of --root and --repo are required")}
 			}
 			path, ok := strings.CutPrefix(output, "oci-archive:")
 			if !ok || path == "" {
@@ -106,11 +115,12 @@ written when any layer fails.`,
 			if err != nil {
 				return err
 			}
-			return delta.Apply(cmd.Context(), args[0], root, path, delta.ApplyOptions{Image: opts, Source: source})
+			return delta.Apply(cmd.Context(), args[0], root, path, delta.ApplyOptions{Image: opts, Source: source, Repo: repo})
 		},
 	}
 	img.add(cmd)
 	cmd.Flags().StringVar(&root, "root", "", "the old image's files, unpacked")
+	cmd.Flags().StringVar(&repo, "repo", "", "an ostree repository (bare, bare-user) holding the old image's objects")
 	cmd.Flags().StringVar(&output, "output", "", "where to write the image (oci-archive:PATH)")
 	cmd.Flags().StringVar(&source, "source", "", "the old image; required when the delta reuses its layers")
 	return cmd

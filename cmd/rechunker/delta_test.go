@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -63,6 +64,39 @@ func TestDeltaChunked(t *testing.T) {
 	assert.Equal(t, configDiffIDs(t, newRef), configDiffIDs(t, "oci-archive:"+rebuilt))
 	out, err = runCLI(t, "verify", "oci-archive:"+rebuilt)
 	require.NoError(t, err, out)
+
+	t.Run("from a bare-user repository", func(t *testing.T) {
+		repo := bareUserRepo(t, filepath.Join(bundle, "rootfs", "sysroot/ostree/repo"))
+		tmp := t.TempDir()
+		df := filepath.Join(tmp, "objects.delta")
+		out, err := runCLI(t, "delta", oldRef, newRef, "--output", df, "--source-prefix", delta.ObjectsPrefix)
+		require.NoError(t, err, out)
+		rebuilt := filepath.Join(tmp, "rebuilt.tar")
+		out, err = runCLI(t, "delta", "apply", df, "--repo", repo, "--output", "oci-archive:"+rebuilt, "--source", oldRef)
+		require.NoError(t, err, out)
+		assert.Equal(t, configDiffIDs(t, newRef), configDiffIDs(t, "oci-archive:"+rebuilt))
+	})
+}
+
+// bareUserRepo copies the commit of the image's repository (bare-split-xattrs) into a
+// new bare-user repository with the ostree CLI, as a host's repository holds it.
+func bareUserRepo(t *testing.T, imageRepo string) string {
+	ostree, err := exec.LookPath("ostree")
+	if err != nil {
+		t.Skip("ostree CLI not installed")
+	}
+	commits, err := filepath.Glob(filepath.Join(imageRepo, "objects", "*", "*.commit"))
+	require.NoError(t, err)
+	require.Len(t, commits, 1)
+	rel, err := filepath.Rel(filepath.Join(imageRepo, "objects"), commits[0])
+	require.NoError(t, err)
+	commit := strings.TrimSuffix(strings.ReplaceAll(rel, "/", ""), ".commit")
+	repo := filepath.Join(t.TempDir(), "repo")
+	for _, args := range [][]string{{"init", "--mode=bare-user", "--repo=" + repo}, {"--repo=" + repo, "pull-local", imageRepo, commit}} {
+		out, err := exec.Command(ostree, args...).CombinedOutput()
+		require.NoError(t, err, "ostree %v: %s", args, out)
+	}
+	return repo
 }
 
 func configDiffIDs(t *testing.T, ref string) []digest.Digest {
@@ -79,7 +113,7 @@ func TestDeltaUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"delta", "oci:" + tmp + "/a", "oci:" + tmp + "/b"}, "--output is required"},
-		{[]string{"delta", "apply", tmp + "/d", "--output", "oci-archive:" + tmp + "/o"}, "--root and --output are required"},
+		{[]string{"delta", "apply", tmp + "/d", "--output", "oci-archive:" + tmp + "/o"}, "--output and one of --root and --repo are required"},
 		{[]string{"delta", "apply", tmp + "/d", "--root", tmp, "--output", "oci:" + tmp + "/o"}, "give oci-archive:PATH"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
