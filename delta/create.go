@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	tardiff "github.com/containers/tar-diff/pkg/tar-diff"
@@ -198,7 +199,7 @@ func (c *creator) record(i int, deltaFile string) {
 		return
 	}
 	fi, err := os.Stat(deltaFile)
-	if err != nil { // cannot happen: diffLayer just wrote it
+	if err != nil { // diffLayer just wrote it; should it be gone, ship the blob
 		ls.Kind, ls.Bytes = KindFull, ls.Size
 		return
 	}
@@ -260,7 +261,8 @@ func (c *creator) diffLayer(ctx context.Context, i int, a *tardiff.SourceAnalysi
 	if err := writeLayerTar(ctx, c.tgt, i, newTar); err != nil {
 		return "", wrap(err)
 	}
-	readers, closeAll, err := openAll(append(c.oldTars, newTar))
+	// Own readers for each call: DiffWithSources may run concurrently on one analysis.
+	readers, closeAll, err := openAll(slices.Concat(c.oldTars, []string{newTar}))
 	if err != nil {
 		return "", wrap(err)
 	}
@@ -283,14 +285,10 @@ func (c *creator) diffLayer(ctx context.Context, i int, a *tardiff.SourceAnalysi
 		os.Remove(out)
 		return "", nil
 	}
-	return out, wrap2(f.Close(), wrap)
-}
-
-func wrap2(err error, wrap func(error) error) error {
-	if err != nil {
-		return wrap(err)
+	if err := f.Close(); err != nil {
+		return "", wrap(err)
 	}
-	return nil
+	return out, nil
 }
 
 // openAll opens files for reading; closeAll closes those opened.

@@ -323,3 +323,27 @@ func TestApplyFromRepo(t *testing.T) {
 	require.NoError(t, Apply(ctx, objOnly, "", out, ApplyOptions{Repo: repo}), "a delta reading objects only needs no root")
 	assert.Equal(t, diffIDs(t, tgt), diffIDs(t, "oci-archive:"+out))
 }
+
+func TestCreateEdges(t *testing.T) {
+	ctx := context.Background()
+	p := makePair(t)
+	t.Run("missing target leaves nothing", func(t *testing.T) {
+		out := t.TempDir()
+		_, err := Create(ctx, p.old, "oci:"+filepath.Join(out, "missing")+":latest", filepath.Join(out, "d.tar"), Options{})
+		require.ErrorContains(t, err, "opening target image")
+		assertOnly(t, out)
+	})
+	t.Run("same image: every layer reused", func(t *testing.T) {
+		out := t.TempDir()
+		df := filepath.Join(out, "d.tar")
+		sum, err := Create(ctx, p.old, p.old, df, Options{})
+		require.NoError(t, err)
+		assert.Zero(t, sum.FetchBytes)
+		for _, l := range sum.Layers {
+			assert.Equal(t, KindReused, l.Kind)
+		}
+		img := filepath.Join(out, "img.tar")
+		require.NoError(t, Apply(ctx, df, p.root, img, ApplyOptions{Source: p.old}))
+		assert.Equal(t, diffIDs(t, p.old), diffIDs(t, "oci-archive:"+img))
+	})
+}
