@@ -87,6 +87,14 @@ func usageCases() []usageCase {
 		{"diff: --platform bad", []string{"diff", "--platform", "bad", "oci:{tmp}/a", "oci:{tmp}/b"}, 2, `platform "bad"`},
 		{"diff: missing images", []string{"diff", "oci:{tmp}/a", "oci:{tmp}/b"}, 1, "{tmp}/a"},
 
+		{"delta: nothing", []string{"delta"}, 2, "accepts 2 arg(s), received 0"},
+		{"delta: no output", []string{"delta", "oci:{tmp}/a", "oci:{tmp}/b"}, 2, "--output is required"},
+		{"delta: unknown flag", []string{"delta", "--bogus", "a", "b"}, 2, "unknown flag: --bogus"},
+		{"delta: missing images", []string{"delta", "oci:{tmp}/a", "oci:{tmp}/b", "--output", "{tmp}/d.tar"}, 1, "{tmp}/a"},
+		{"delta apply: nothing", []string{"delta", "apply"}, 2, "accepts 1 arg(s), received 0"},
+		{"delta apply: no root or repo", []string{"delta", "apply", "{tmp}/d.tar", "--output", "oci-archive:{tmp}/o.tar"}, 2, "--output and one of --root and --repo are required"},
+		{"delta apply: missing delta", []string{"delta", "apply", "{tmp}/missing.tar", "--root", "{tmp}", "--output", "oci-archive:{tmp}/o.tar"}, 1, "{tmp}/missing.tar"},
+
 		{"inspect: nothing", []string{"inspect"}, 2, "accepts 1 arg(s), received 0"},
 		{"inspect: two images", []string{"inspect", "a", "b"}, 2, "accepts 1 arg(s), received 2"},
 		{"inspect: unknown flag", []string{"inspect", "--bogus", "oci:{tmp}/missing"}, 2, "unknown flag: --bogus"},
