@@ -88,6 +88,28 @@ func TestSecurityUpdate(t *testing.T) {
 	t.Logf("diff --changelog: %d changed, %d added, %d removed packages, as dpkg-query says",
 		len(want.Changed), len(want.Added), len(want.Removed))
 
+	// File-level deltas (rechunker delta, oci-delta format) of both pairs, beside the
+	// plain downloads: the chunked pair's delta carries the commit layer too.
+	var dPlain, dChunked struct {
+		BytesFetched int64 `json:"bytes_fetched"`
+		Delta        struct {
+			DeltaBytes int64 `json:"delta_bytes"`
+			Layers     []struct {
+				Kind  string `json:"kind"`
+				Bytes int64  `json:"bytes"`
+			} `json:"layers"`
+		} `json:"delta"`
+	}
+	c.json(t, &dPlain, "diff", "--delta", "--json", v2.Ref(), v3.Ref())
+	c.json(t, &dChunked, "diff", "--delta", "--json", c2.Ref(), c3.Ref())
+	require.NotEmpty(t, dChunked.Delta.Layers)
+	commitShare := dChunked.Delta.Layers[0].Bytes // layers in manifest order: the commit layer first
+	t.Logf("deltas: plain images %d B (download %d B); chunked images %d B (download %d B), of which the commit layer %d B",
+		dPlain.Delta.DeltaBytes, dPlain.BytesFetched, dChunked.Delta.DeltaBytes, dChunked.BytesFetched, commitShare)
+	assert.Less(t, dChunked.Delta.DeltaBytes, dChunked.BytesFetched/3, "a delta is far below the chunked download")
+	assert.LessOrEqual(t, dChunked.Delta.DeltaBytes-commitShare, dPlain.Delta.DeltaBytes,
+		"without its commit layer, the chunked pair's delta is no bigger than the plain pair's")
+
 	// The same pair at 128 layers, and at 64 with every package kept whole (what the
 	// volatility split saves), logged for docs/benchmarks.md.
 	for _, v := range []struct {

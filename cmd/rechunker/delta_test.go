@@ -54,6 +54,21 @@ func TestDeltaChunked(t *testing.T) {
 	assert.Positive(t, kinds[delta.KindDelta], "changed layers are deltas: %s", out)
 	assert.Less(t, sum.DeltaBytes, sum.FetchBytes/4, "a one-byte change makes a small delta: %s", out)
 
+	// diff --delta reports the same delta beside the plain download.
+	out, err = runCLI(t, "diff", "--delta", "--json", oldRef, newRef)
+	require.NoError(t, err, out)
+	var dj struct {
+		BytesFetched int64          `json:"bytes_fetched"`
+		Delta        *delta.Summary `json:"delta"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &dj), out)
+	require.NotNil(t, dj.Delta, out)
+	assert.Equal(t, sum.DeltaBytes, dj.Delta.DeltaBytes, "the same delta as rechunker delta writes")
+	assert.Less(t, dj.Delta.DeltaBytes, dj.BytesFetched)
+	out, err = runCLI(t, "diff", "--delta", oldRef, newRef)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "As an oci-delta file (rechunker delta): ")
+
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	uout, err := exec.Command(umoci, "unpack", "--image", filepath.Join(dir, "old")+":latest", bundle).CombinedOutput()
 	require.NoError(t, err, string(uout))

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rechunker-dev/rechunker/bootc"
+	"github.com/rechunker-dev/rechunker/delta"
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/internal/units"
 )
@@ -19,6 +23,7 @@ func newDiffCmd() *cobra.Command {
 		o         bootc.DiffOptions
 		changelog string
 		store     string
+		withDelta bool
 	)
 	cmd := &cobra.Command{
 		Use:   "diff OLD NEW",
@@ -33,7 +38,11 @@ annotations, or from rechunker's plan label when registries dropped the annotati
 (old -> new version) between the two images, for release notes. It reads the package
 databases (rpm, dpkg, pacman, apk), so it imports both images into the store (--store)
 first: plain images work as well as chunked ones, and a store that already holds them
-reads nothing again.`,
+reads nothing again.
+
+--delta also makes the oci-delta file 'rechunker delta OLD NEW' would write (in a
+temporary directory, removed afterwards; it needs OLD's uncompressed size of disk) and
+reports its size beside the plain download, so both numbers are known before shipping.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -62,8 +71,14 @@ reads nothing again.`,
 			}
 			defer new.Close()
 			r := bootc.Diff(ctx, old, new, o)
+			var ds *delta.Summary
+			if withDelta {
+				if ds, err = deltaSize(ctx, args[0], args[1], opts); err != nil {
+					return err
+				}
+			}
 			if asJSON {
-				return writeReportJSON(cmd.OutOrStdout(), r)
+				return writeReportJSON(cmd.OutOrStdout(), diffJSON{DiffReport: r, Delta: ds})
 			}
 			// Roles come from the new image's layout: a plain image has no commit layer.
 			layout, err := bootc.ParseLayout(new)
@@ -71,6 +86,10 @@ reads nothing again.`,
 				layout = bootc.Layout{Final: -1}
 			}
 			printDiff(cmd.OutOrStdout(), args[0], args[1], r, layout)
+			if ds != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "As an oci-delta file (rechunker delta): %s (the plain download above: %s)\n",
+					units.Bytes(ds.DeltaBytes), units.Bytes(r.BytesFetched))
+			}
 			return nil
 		},
 	}
@@ -79,6 +98,7 @@ reads nothing again.`,
 	cmd.Flags().BoolVar(&o.NoDiffID, "no-diffid", false, "model bootc before diff_id matching (reuse by compressed digest only)")
 	cmd.Flags().StringVar(&changelog, "changelog", "", "list package changes instead, as text, markdown or json (--changelog=FORMAT)")
 	cmd.Flags().Lookup("changelog").NoOptDefVal = changelogText
+	cmd.Flags().BoolVar(&withDelta, "delta", false, "also report the size of an oci-delta file from OLD to NEW")
 	cmd.Flags().StringVar(&store, "store", "", "object store for --changelog (default $XDG_CACHE_HOME/rechunker/store)")
 	return cmd
 }
@@ -116,4 +136,21 @@ func printDiff(w io.Writer, oldName, newName string, r *bootc.DiffReport, layout
 	}
 	fmt.Fprintf(w, "\nReused: %d layers (%d by digest, %d by diff_id); %d old layers no longer used.\n",
 		len(r.Reused), byDigest, byDiffID, len(r.Removed))
+}
+
+// diffJSON is diff --json: the download report, and with --delta the delta's summary.
+type diffJSON struct {
+	*bootc.DiffReport
+	Delta *delta.Summary `json:"delta,omitempty"`
+}
+
+// deltaSize makes the delta from oldRef to newRef in a temporary directory and returns
+// its summary; the file itself is not kept.
+func deltaSize(ctx context.Context, oldRef, newRef string, opts imageio.Options) (*delta.Summary, error) {
+	dir, err := os.MkdirTemp("", "rechunker-diff-delta-")
+	if err != nil {
+		return nil, fmt.Errorf("diff --delta: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	return delta.Create(ctx, oldRef, newRef, filepath.Join(dir, "delta.tar"), delta.Options{Image: opts})
 }
