@@ -113,6 +113,7 @@ func NewLayers(prev, next Manifest) []LayerRef {
 // LayerRef is a layer by blob digest (and size when known).
 type LayerRef struct {
 	Digest   string `json:"digest"`
+	DiffID   string `json:"diff_id,omitempty"` // rechunker diff names it when the config has one
 	Size     int64  `json:"size,omitempty"`
 	ReusedBy string `json:"reused_by,omitempty"` // rechunker diff: "digest" or "diff_id"
 }
@@ -125,6 +126,8 @@ type LayerDiff struct {
 	Reused    []LayerRef
 	Removed   []LayerRef
 	SameImage bool
+	// BytesFetched is the compressed size of the fetched layers (bytes_fetched).
+	BytesFetched int64
 }
 
 // ParseLayerDiff decodes `rechunker diff --json`. The "fetched" list is
@@ -135,6 +138,7 @@ func ParseLayerDiff(data []byte) (LayerDiff, error) {
 		Reused        []LayerRef  `json:"reused"`
 		Removed       []LayerRef  `json:"removed"`
 		LayersFetched *int        `json:"layers_fetched"`
+		BytesFetched  int64       `json:"bytes_fetched"`
 		SameImage     bool        `json:"same_image"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -151,7 +155,7 @@ func ParseLayerDiff(data []byte) (LayerDiff, error) {
 	if raw.LayersFetched != nil && *raw.LayersFetched != len(*raw.Fetched) {
 		return LayerDiff{}, fmt.Errorf("parse rechunker diff JSON: layers_fetched %d but %d fetched layers listed", *raw.LayersFetched, len(*raw.Fetched))
 	}
-	return LayerDiff{Fetched: *raw.Fetched, Reused: raw.Reused, Removed: raw.Removed, SameImage: raw.SameImage}, nil
+	return LayerDiff{Fetched: *raw.Fetched, Reused: raw.Reused, Removed: raw.Removed, SameImage: raw.SameImage, BytesFetched: raw.BytesFetched}, nil
 }
 
 // Digests lists the layers' digests, sorted.

@@ -35,7 +35,10 @@ const (
 // says an upgrade fetches), deployed with `ostree admin deploy` and booted
 // under QEMU three times: v1 (which makes a local /etc change and deploys v2
 // beside itself, with ostree's 3-way /etc merge), v2 (which makes v1 the
-// default again, as a rollback), and v1.
+// default again, as a rollback), and v1. A fourth boot checks the upgrade by
+// delta: `rechunker delta v1 v2` applied with `delta apply --repo` against the
+// v1 sysroot's repository, the rebuilt image imported there (only the layers
+// whose diff_id v1 lacks) and deployed beside v1 on a second disk.
 func TestQEMUBootUpgradeRollback(t *testing.T) {
 	s := newQEMUSuite(t)
 	v1, v2 := s.buildReleases()
@@ -47,7 +50,8 @@ func TestQEMUBootUpgradeRollback(t *testing.T) {
 	s.step("import v1 with libostree (every layer)")
 	imp1 := s.importImage(repo, v1, nil)
 	s.step("import v2: only the layers `rechunker diff --json` says an upgrade fetches")
-	fetched := s.fetchedLayers(v1, v2)
+	plain := s.layerDiff("oci:"+v1, "oci:"+v2)
+	fetched := Digests(plain.Fetched)
 	imp2 := s.importImage(repo, v2, fetched)
 	t.Logf("upgrade imported %d of %d layers: %s", len(imp2.LayersImported), imp2.LayersTotal, strings.Join(imp2.LayersImported, " "))
 	s.requireSeedNotFetched(v2, fetched)
@@ -57,7 +61,14 @@ func TestQEMUBootUpgradeRollback(t *testing.T) {
 	require.NoError(t, NewSysroot(s.ctx, sysroot, repo, imp1.Commit))
 	disk := filepath.Join(s.work, "disk.img")
 	require.NoError(t, MakeDisk(s.ctx, sysroot, disk, 4<<30))
-	require.NoError(t, RemoveSysroot(s.ctx, sysroot)) // the disk holds it now
+
+	// The upgrade by delta works on the same sysroot, after its v1 disk is made:
+	// v1's objects in its ostree/repo are the delta's sources and the import's target.
+	s.step("upgrade by delta: rechunker delta v1 v2 (sources: v1's ostree objects only)")
+	impD := s.deltaUpgrade(v1, v2, sysroot, imp1.Commit, imp2.Commit, plain)
+	deltaDisk := filepath.Join(s.work, "disk-delta.img")
+	require.NoError(t, MakeDisk(s.ctx, sysroot, deltaDisk, 4<<30))
+	require.NoError(t, RemoveSysroot(s.ctx, sysroot)) // the disks hold it now
 
 	seedSums := s.seedChecksums()
 	s.step("boot 1: v1; change /etc locally; pull v2 from the task disk and deploy it")
@@ -81,6 +92,16 @@ func TestQEMUBootUpgradeRollback(t *testing.T) {
 	s.requireBooted(r3, imp1.Commit, 2)
 	assert.True(t, r3.Absent[v2EtcFile], "after the rollback v1's /etc has no %s", v2EtcFile)
 	assert.Equal(t, r1.FileChecksums[usrFile], r3.FileChecksums[usrFile], "%s is v1's again", usrFile)
+
+	s.step("boot 4: the image rebuilt from the delta, deployed beside v1 on its own disk")
+	r4 := s.boot("4-delta", deltaDisk, s.taskDisk("4", false, s.checkTask()))
+	s.requireBooted(r4, impD.Commit, 2)
+	assert.Equal(t, []string{imp1.Commit}, r4.OtherCommits, "v1 stays deployed as the rollback")
+	assert.Contains(t, r4.FileChecksums, v2EtcFile, "v2's new /etc file is there")
+	assert.Contains(t, r4.FileChecksums, localEtc, "the /etc change made in v1's deployment survived the upgrade (3-way merge)")
+	assert.Equal(t, r2.FileChecksums, r4.FileChecksums, "the same files as after the plain upgrade")
+	assert.Equal(t, s.hostSum(usrFile), r4.FileChecksums[usrFile], "%s in the booted image is the one built", usrFile)
+	s.requireSeedIntact(r4, seedSums)
 }
 
 type qemuSuite struct {
@@ -237,24 +258,32 @@ func (s *qemuSuite) importImage(repo, image string, layers []string) Imported {
 	return imp
 }
 
-func (s *qemuSuite) fetchedLayers(v1, v2 string) []string {
-	out := s.run(s.bin, "diff", "--json", "oci:"+v1, "oci:"+v2)
+// layerDiff is `rechunker diff --json OLD NEW` (full image references): the
+// layers an upgrade from OLD to NEW fetches, a layer OLD has by digest or by
+// diff_id counting as present.
+func (s *qemuSuite) layerDiff(old, new string) LayerDiff {
+	s.t.Helper()
+	out := s.run(s.bin, "diff", "--json", old, new)
 	d, err := ParseLayerDiff(out)
 	require.NoError(s.t, err)
 	require.NotEmpty(s.t, d.Fetched, "the commit layer changes in every build")
-	return Digests(d.Fetched)
+	return d
 }
 
 // requireSeedNotFetched checks that the layer holding the embedded image is not
 // among the fetched ones: it did not change, so the upgrade must reuse it.
 func (s *qemuSuite) requireSeedNotFetched(v2 string, fetched []string) {
+	s.requireSeedNotFetchedRef("oci:"+v2, fetched)
+}
+
+func (s *qemuSuite) requireSeedNotFetchedRef(v2 string, fetched []string) {
 	var inspect struct {
 		Layers []struct {
 			Digest     string   `json:"digest"`
 			Components []string `json:"components"`
 		} `json:"layers"`
 	}
-	require.NoError(s.t, json.Unmarshal(s.run(s.bin, "inspect", "--json", "oci:"+v2), &inspect))
+	require.NoError(s.t, json.Unmarshal(s.run(s.bin, "inspect", "--json", v2), &inspect))
 	found := false
 	for _, l := range inspect.Layers {
 		for _, c := range l.Components {
