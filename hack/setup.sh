@@ -36,6 +36,8 @@ packages=(
 	# importing client, QEMU (TCG where KVM does not work) boots the deployments, and
 	# mkfs.ext4 -d makes their disks without a loop mount.
 	gir1.2-ostree-1.0 qemu-system-x86 e2fsprogs
+	# The release test runs the cross-built arm64 binary under qemu-aarch64-static.
+	qemu-user-static
 	# Headers for containers/storage's btrfs driver: `go test -tags
 	# containers_image_openpgp ./...` with cgo on (Go's default) compiles it.
 	libbtrfs-dev
