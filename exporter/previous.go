@@ -36,6 +36,12 @@ var errOtherCompression = errors.New("compressed differently")
 // errRefused marks a previous blob that already failed verification in this build.
 var errRefused = errors.New("refused earlier in this build")
 
+// errUncompressedTransport marks a previous blob its transport cannot serve as it was
+// written: containers-storage keeps layers uncompressed and serves them under their
+// diff_id. Nothing is wrong with the previous build, so the export counts these layers
+// and reports them once (uncompressedTransport), not one warning per layer.
+var errUncompressedTransport = errors.New("the transport serves uncompressed blobs")
+
 // prevBlob is a layer blob of a previous build.
 type prevBlob struct {
 	ref    string
@@ -66,6 +72,10 @@ type previousBuilds struct {
 
 	mu  sync.Mutex
 	bad map[digest.Digest]bool
+
+	// uncompressed counts the layers whose previous blob the transport serves
+	// uncompressed, reported in one line at the end of the layers.
+	uncompressed uncompressedTransport
 }
 
 func newPreviousBuilds(prev []rechunk.Previous, o imageio.Options) *previousBuilds {
@@ -141,10 +151,61 @@ func (p *previousBuilds) copyVerified(ctx context.Context, want digest.Digest, c
 		return pb, 0, errRefused
 	}
 	size, err := p.pool.copyBlob(ctx, pb, want, comp, dst)
-	if err != nil && !errors.Is(err, errOtherCompression) {
+	if err != nil && !errors.Is(err, errOtherCompression) && !errors.Is(err, errUncompressedTransport) {
 		p.refuse(pb.digest)
 	}
 	return pb, size, err
+}
+
+// uncompressedTransport counts the layers rebuilt from the store because their previous
+// blob's transport serves it uncompressed (errUncompressedTransport), and how many of
+// them came out as the previous blob (the same compressed bytes).
+type uncompressedTransport struct {
+	mu     sync.Mutex
+	layers map[int]digest.Digest // layer index -> the previous blob it could not copy
+}
+
+// add records that layer i could not copy previous blob d.
+func (u *uncompressedTransport) add(i int, d digest.Digest) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.layers == nil {
+		u.layers = map[int]digest.Digest{}
+	}
+	u.layers[i] = d
+}
+
+// summary is the one line that reports the counted layers, given the layers as built;
+// "" when there are none.
+func (u *uncompressedTransport) summary(layers []LayerResult) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n, same := 0, 0
+	for i, d := range u.layers {
+		if i < 0 || i >= len(layers) || layers[i].Reused != "" {
+			continue // reused after all (from the store's cache)
+		}
+		n++
+		if layers[i].Digest == d {
+			same++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	what := "1 layer"
+	if n > 1 {
+		what = fmt.Sprintf("%d layers", n)
+	}
+	msg := what + " rebuilt from the store because the previous build's transport serves uncompressed blobs (e.g. containers-storage)"
+	switch {
+	case same == n:
+		return msg + "; the rebuilt blobs are identical to the previous build's"
+	case same == 0:
+		return msg + "; same content, compressed differently from the previous build"
+	default:
+		return msg + fmt.Sprintf("; same content, %d of them compressed differently from the previous build", n-same)
+	}
 }
 
 func (p *previousBuilds) close() { p.pool.close() }
@@ -227,7 +288,7 @@ func (p *sourcePool) copyBlob(ctx context.Context, pb prevBlob, want digest.Dige
 	}
 	if src.LayerBlobDigest(pb.index) != pb.digest {
 		// e.g. containers-storage keeps layers uncompressed: the compressed blob is gone.
-		return 0, fmt.Errorf("transport serves %s, not the compressed blob", src.LayerBlobDigest(pb.index))
+		return 0, fmt.Errorf("transport serves %s, not the compressed blob: %w", src.LayerBlobDigest(pb.index), errUncompressedTransport)
 	}
 	rc, _, err := src.OpenLayerBlob(ctx, pb.index)
 	if err != nil {

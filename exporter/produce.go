@@ -60,7 +60,13 @@ func (e *export) buildLayers(ctx context.Context) error {
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if msg := e.prev.uncompressed.summary(e.results()); msg != "" {
+		e.warn("%s", msg)
+	}
+	return nil
 }
 
 func (e *export) progressFn() func(int64) {
@@ -203,6 +209,8 @@ func (e *export) reusePrevious(ctx context.Context, lr *LayerResult) (bool, erro
 		lr.Digest, lr.Size, lr.Reused = pb.digest, size, "previous-build"
 		return true, nil
 	case errors.Is(err, os.ErrNotExist) && pb.digest == "", errors.Is(err, errOtherCompression), errors.Is(err, errRefused):
+	case errors.Is(err, errUncompressedTransport):
+		e.prev.uncompressed.add(lr.Index, pb.digest) // reported once, by buildLayers
 	case ctx.Err() != nil:
 		return false, ctx.Err()
 	default:
