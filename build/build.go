@@ -47,9 +47,19 @@ type Options struct {
 	Progress exporter.Progress // nil for none
 	// Warn receives non-fatal problems; nil discards them.
 	Warn func(string)
-	// Quiet leaves out warnings that only explain a first build's normal state.
+	// Notice receives what is no problem but worth a line, in rpm-ostree's words where
+	// rpm-ostree prints the same thing, since scripts grep them: NoticeBaseline. Nil
+	// sends them to Warn.
+	Notice func(string)
+	// Quiet leaves out warnings that only explain a first build's normal state, and the
+	// notices.
 	Quiet bool
 }
+
+// NoticeBaseline is what rpm-ostree compose build-chunked-oci prints, word for word,
+// when --output already holds a chunked image that it will use as the previous build;
+// Run says the same to Notice.
+const NoticeBaseline = "Found existing chunked image at target, will use as baseline"
 
 // Result describes a finished build.
 type Result struct {
@@ -78,6 +88,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	prev, err := Discover(ctx, o.Previous, o.Output, o.Image, o.warn, o.Quiet)
 	if err != nil {
 		return nil, err
+	}
+	if len(o.Previous) == 0 && len(prev) > 0 {
+		o.notice(NoticeBaseline) // Discover probed the output and found a chunked image
 	}
 	in, err := source.Load(ctx, o.From, o.Rootfs, source.Options{
 		Store: o.Store, Image: o.Image, Warn: o.warn, NoCache: o.NoLayerCache, NoSELinux: o.NoSELinux,
@@ -166,5 +179,15 @@ func (o *Options) check() error {
 func (o Options) warn(m string) {
 	if o.Warn != nil {
 		o.Warn(m)
+	}
+}
+
+func (o Options) notice(m string) {
+	switch {
+	case o.Quiet:
+	case o.Notice != nil:
+		o.Notice(m)
+	default:
+		o.warn(m)
 	}
 }

@@ -51,7 +51,8 @@ func LoadPrevious(ctx context.Context, ref string, o imageio.Options) (Previous,
 // Discover reads the previous builds refs; none given, it probes output as rpm-ostree
 // does. A previous build that is not chunked is skipped with a warning; so is an output
 // that does not exist yet or cannot be read, the normal state of a first build (quiet
-// leaves those notes out).
+// leaves those notes out). A chunked output it finds is the last previous build returned;
+// Run then says NoticeBaseline, as rpm-ostree does.
 func Discover(ctx context.Context, refs []string, output string, o imageio.Options, warn func(string), quiet bool) ([]Previous, error) {
 	var prev []Previous
 	for _, ref := range refs {
