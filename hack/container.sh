@@ -36,7 +36,7 @@ while (($#)); do
 	--context) context=${2:?--context needs a value}; shift 2 ;;
 	--context=*) context=${1#*=}; shift ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
 done
@@ -70,12 +70,12 @@ fi
 cp packaging/container/Containerfile packaging/container/policy.json \
 	packaging/container/registries.conf "$context/"
 cp "$certs" "$context/ca-certificates.crt"
-mkdir -p "$context/rootfs/tmp" "$context/rootfs/var/cache/rechunker/store"
+mkdir -p "$context/rootfs/tmp" "$context/rootfs/var/tmp" "$context/rootfs/var/cache/rechunker/store"
 # --timestamp 0 sets every file's mtime and the config's created date to the epoch;
 # modes are fixed here, as the build host's umask would otherwise leak into the layers.
 chmod 0644 "$context/ca-certificates.crt" "$context/policy.json" "$context/registries.conf"
-chmod 0755 "$context/rootfs" "$context/rootfs/var" "$context/rootfs/var/cache" \
-	"$context/rootfs/var/cache/rechunker" "$context/rootfs/var/cache/rechunker/store"
+chmod 0755 "$context/rootfs" "$context/rootfs/var" "$context/rootfs/var/cache" "$context/rootfs/var/cache/rechunker"
+chmod 1777 "$context/rootfs/tmp" "$context/rootfs/var/tmp" "$context/rootfs/var/cache/rechunker/store"
 
 "${podman[@]}" build --quiet --timestamp 0 --network=none \
 	--build-arg VERSION="$version" --build-arg REVISION="$revision" \

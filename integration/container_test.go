@@ -124,6 +124,8 @@ func TestContainerImage(t *testing.T) {
 	runIn("-v", work+":/work", img, "build", "--bootc", "--from", "oci:/work/src:v1", "--output", "oci:/work/out:v1")
 	t.Logf("rechunk oci: -> oci: in the container: %.1fs", time.Since(start).Seconds())
 	c.mustRun(t, "verify", out.Ref())
+	// Any user can run it: /tmp, /var/tmp and the store are world-writable (sticky).
+	assert.Contains(t, runIn("--user", "65534:65534", "-v", work+":/work:ro", img, "verify", "oci:/work/out:v1"), "PASS")
 
 	// 2. containers-storage: the host's graph root mounted at the container's default
 	// location. Opening the overlay driver needs CAP_SYS_ADMIN (it mounts overlays);
