@@ -144,6 +144,12 @@ func TestContainerImage(t *testing.T) {
 		"build", "--bootc", "--from", "containers-storage:"+name, "--output", "oci:/work/out:cs")
 	t.Logf("rechunk containers-storage: -> oci: in the container: %.1fs", time.Since(start).Seconds())
 	c.mustRun(t, "verify", ociImage{Layout: out.Layout, Tag: "cs"}.Ref())
+	// ... and back into the same storage, where the host's podman sees the image.
+	runIn("--cap-add", "SYS_ADMIN", "--security-opt", "label=disable", "-v", storage, img,
+		"build", "--bootc", "--from", "containers-storage:"+name, "--output", "containers-storage:localhost/tiny-os:cs")
+	assert.NotEmpty(t, strings.TrimSpace(p.run(t, "image", "inspect", "--format", `{{index .Labels "ostree.commit"}}`,
+		"localhost/tiny-os:cs")), "the chunked image in the host's storage")
+	c.mustRun(t, "verify", "containers-storage:[overlay@"+p.root+"+"+p.runroot+"]localhost/tiny-os:cs")
 
 	// 3. The build-stage recipe: stage "os" is the OS tree (FROM scratch here, as no base
 	// image can be pulled), the final stage is the rechunker image, which rechunks the OS
