@@ -19,6 +19,7 @@ import (
 	"github.com/rechunker-dev/rechunker/internal/imageio"
 	"github.com/rechunker-dev/rechunker/internal/units"
 	"github.com/rechunker-dev/rechunker/rechunk"
+	"go.podman.io/image/v5/transports"
 )
 
 // buildFlags are the flags of `build` and `compose build-chunked-oci`: rpm-ostree's
@@ -116,6 +117,11 @@ func fromRef(s string) string {
 	if _, err := imageio.ParseReference(s); err == nil {
 		return s
 	}
+	// A reference that names its transport stays as it is, so that a parse error names
+	// what the user wrote instead of a doubled prefix.
+	if name, _, ok := strings.Cut(s, ":"); ok && transports.Get(name) != nil {
+		return s
+	}
 	return "containers-storage:" + s
 }
 
@@ -170,6 +176,8 @@ func (f *buildFlags) options(labels map[string]string) (build.Options, error) {
 		Compression: f.compression, Level: f.level, NoBlobCache: f.noBlobCache,
 		NoLayerCache: f.in.noCache, NoSELinux: f.in.noSELinux, Quiet: f.quiet,
 		Warn: func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+		// rpm-ostree's own lines, unprefixed: scripts grep them.
+		Notice: func(m string) { fmt.Fprintln(os.Stderr, m) },
 	}
 	for _, s := range f.signCommit {
 		_, path, _ := strings.Cut(s, "=")
