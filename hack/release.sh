@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Build the release binaries of rechunker: static linux/amd64 and linux/arm64 binaries
 # named rechunker-VERSION-linux-ARCH, and SHA256SUMS (sha256sum format) for them, in
-# OUTDIR (default dist/VERSION). The build is reproducible: the same source and Go
-# version give the same bytes (CGO_ENABLED=0, -trimpath, -buildvcs=false, no build id).
+# OUTDIR (default bin/release/VERSION, which git ignores). The build is reproducible:
+# the same source and Go version give the same bytes (CGO_ENABLED=0, -trimpath,
+# -buildvcs=false, no build ID).
 #
 #   ./hack/release.sh v1.2.3 [OUTDIR]
 #
 # Then attach OUTDIR's files to the GitHub release of tag VERSION (docs/github-actions.md):
-#   gh release create v1.2.3 dist/v1.2.3/*
+#   gh release create v1.2.3 bin/release/v1.2.3/*
 set -euo pipefail
 
 usage() {
@@ -21,7 +22,7 @@ version=$1
 	usage
 }
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-outdir=${2:-$root/dist/$version}
+outdir=${2:-$root/bin/release/$version}
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 
@@ -38,7 +39,7 @@ for arch in amd64 arm64; do
 	echo "building $name ($(go version | awk '{ print $3 }'))" >&2
 	# -buildid= leaves out the build ID, the one part of a -trimpath build that can
 	# depend on the machine; GOFLAGS from the environment must not change the binary.
-	GOFLAGS= CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOAMD64=v1 GOARM64=v8.0 \
+	GOFLAGS='' CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOAMD64=v1 GOARM64=v8.0 \
 		go build -buildvcs=false -trimpath -tags containers_image_openpgp \
 		-ldflags "-s -w -buildid= -X main.version=$version" \
 		-o "$outdir/$name.tmp" ./cmd/rechunker

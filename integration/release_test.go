@@ -81,7 +81,8 @@ func TestReleaseBinaries(t *testing.T) {
 		run(t, script, version, again)
 		sums2, err := os.ReadFile(filepath.Join(again, "SHA256SUMS"))
 		require.NoError(t, err)
-		assert.Equal(t, string(sums), string(sums2), "two runs of hack/release.sh give the same binaries")
+		assert.Equal(t, string(sums), string(sums2), "two runs of hack/release.sh give the same binaries "+
+			"(unless the source tree changed between them: someone editing the checkout meanwhile)")
 	})
 
 	t.Run("bad version", func(t *testing.T) {
