@@ -26,7 +26,7 @@ repo=$(pwd)
 packages=(
 	ostree skopeo umoci podman buildah runc conmon netavark aardvark-dns catatonit
 	fuse-overlayfs uidmap debootstrap debian-archive-keyring gpgv rpm attr jq zstd
-	sqlite3 pigz xz-utils tar git ca-certificates time bc
+	sqlite3 pigz xz-utils tar git ca-certificates time bc curl
 	# A real SELinux policy: its file contexts are the oracle for labelling tests.
 	# Nothing is enforced; these machines have no SELinux LSM.
 	selinux-policy-default
