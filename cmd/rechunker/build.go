@@ -196,13 +196,22 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 		return err
 	}
 	var prog *progressDisplay
-	if !f.quiet && isTerminal(os.Stderr) {
+	var plog *progressLog
+	switch {
+	case f.quiet:
+	case isTerminal(os.Stderr):
 		prog = newProgressDisplay(os.Stderr)
 		o.Progress = prog
+	default: // a CI log: a line now and then instead of a live display
+		plog = newProgressLog(os.Stderr, logInterval)
+		o.Progress = plog
 	}
 	res, err := build.Run(cmd.Context(), o)
 	if prog != nil {
 		prog.finish(err == nil)
+	}
+	if plog != nil {
+		plog.finish()
 	}
 	if err != nil {
 		return err
