@@ -187,10 +187,12 @@ func (b blobDir) commit(tmp string, d digest.Digest) error {
 	return fsutil.Publish(tmp, b.path(d))
 }
 
-// place makes blob d (found at src) available in b: a hardlink when possible, a copy
-// otherwise. An existing blob of the right size is kept.
+// place makes blob d (found at src, a blob the store wrote and hashed) available in b: a
+// hardlink when possible, a checked copy otherwise. A file already at d's name is kept
+// only when it is src itself: an output layout shared with a previous build may hold
+// anything under that name, and relinking costs less than hashing it.
 func (b blobDir) place(src string, d digest.Digest, size int64) error {
-	if b.has(d, size) {
+	if b.has(d, size) && sameFile(src, b.path(d)) {
 		return nil
 	}
 	dst := b.path(d)
@@ -394,4 +396,13 @@ func PruneBlobCache(ctx context.Context, store *ostree.Store, cutoff time.Time, 
 	s, err = fsutil.PruneFiles(ctx, filepath.Join(c.root, digest.SHA256.String()), cutoff, dryRun, func(p string) bool { return kept[p] })
 	st.Add(s)
 	return st, err
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

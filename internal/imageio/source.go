@@ -355,7 +355,8 @@ type LayerStream struct {
 	// decClosed is set once dec is closed (it must not be closed twice).
 	decClosed bool
 	diff      digest.Digester
-	r         io.Reader // dec, hashed into diff
+	diffIsRaw bool      // uncompressed blob: the diff_id is the blob digest
+	r         io.Reader // dec, hashed into diff unless diffIsRaw
 }
 
 // OpenLayerStream opens layer i for a single streaming pass.
@@ -371,13 +372,18 @@ func (s *Source) OpenLayerStream(ctx context.Context, i int) (*LayerStream, erro
 		ls.diff = digest.Canonical.Digester()
 	}
 	ls.rawTee = io.TeeReader(countingReader{fsutil.ContextReader(ctx, raw), &ls.rawN}, ls.rawHash.Hash())
-	dec, _, err := compression.AutoDecompress(ls.rawTee)
+	dec, compressed, err := compression.AutoDecompress(ls.rawTee)
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, s.LayerBlobDigest(i), err)
 	}
 	ls.dec = dec
 	ls.r = io.TeeReader(dec, ls.diff.Hash())
+	if !compressed && ls.diff.Digest().Algorithm() == ls.rawHash.Digest().Algorithm() {
+		// An uncompressed blob is its own tar stream (containers-storage serves layers
+		// that way): its diff_id is its blob digest, so hash it once.
+		ls.r, ls.diffIsRaw = dec, true
+	}
 	return ls, nil
 }
 
@@ -411,6 +417,9 @@ func (ls *LayerStream) Finish() (blob, diffID digest.Digest, size int64, err err
 	blob, err = ls.BlobDigest()
 	if err != nil {
 		return "", "", 0, fmt.Errorf("read layer %d blob: %w", ls.index, err)
+	}
+	if ls.diffIsRaw {
+		return blob, blob, ls.rawN, nil
 	}
 	return blob, ls.diff.Digest(), ls.rawN, nil
 }
