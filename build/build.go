@@ -43,6 +43,9 @@ type Options struct {
 	NoBlobCache  bool // neither use nor fill the store's compressed-blob cache
 	NoLayerCache bool // neither use nor write the store's layer records
 	NoSELinux    bool
+	// CopyRootfs copies a Rootfs directory's files into the store instead of reading
+	// them in place (source.Options.CopyRootfs); the output is the same.
+	CopyRootfs bool
 
 	Progress exporter.Progress // nil for none
 	// Warn receives non-fatal problems; nil discards them.
@@ -94,6 +97,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	in, err := source.Load(ctx, o.From, o.Rootfs, source.Options{
 		Store: o.Store, Image: o.Image, Warn: o.warn, NoCache: o.NoLayerCache, NoSELinux: o.NoSELinux,
+		CopyRootfs: o.CopyRootfs,
 	})
 	if err != nil {
 		return nil, err

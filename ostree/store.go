@@ -46,6 +46,8 @@ type Store struct {
 	// "xx/rest.type" costs a fifth of an lstat of the full path, and a rebuild checks
 	// every object of every cached layer. Closed by its finalizer with the Store.
 	objects *os.File
+	// inPlace holds the content objects read from the input's files (inplace.go).
+	inPlace inPlace
 }
 
 const copyBufSize = 256 << 10
@@ -268,6 +270,9 @@ func (s *Store) Has(c Checksum, t ObjectType) bool {
 	if t != ObjFile {
 		return false
 	}
+	if _, ok := s.inPlace.get(c); ok {
+		return true
+	}
 	// A derived entry is only written for a stored base, and pruning keeps the base of
 	// every entry it keeps: the entry's presence is enough (one stat, no parse; rebuilds
 	// ask this for every relabelled file).
@@ -436,28 +441,47 @@ func (s *Store) WriteContentBytes(h FileHeader, payload []byte) (Checksum, error
 // ContentObject is an open content object.
 type ContentObject struct {
 	Header FileHeader
-	Size   int64 // payload size
-	f      *os.File
+	Size   int64    // payload size
+	f      *os.File // nil for an in-place object without payload
 	br     *bufio.Reader
 	s      *Store
+	check  *payloadCheck // in-place objects: the payload is rehashed as it is read
+	closed bool
 }
 
 // Read reads the payload.
 func (o *ContentObject) Read(p []byte) (int, error) {
-	if o.br == nil {
+	switch {
+	case o.closed:
 		return 0, os.ErrClosed
+	case o.f == nil:
+		return 0, io.EOF
 	}
-	return o.br.Read(p)
+	n, err := o.br.Read(p)
+	if o.check == nil {
+		return n, err
+	}
+	if cerr := o.check.update(p[:n], err == io.EOF); cerr != nil {
+		return n, cerr
+	}
+	return n, err
 }
 
 // Close closes the object; its reader goes back to the store for the next object (an
 // export opens every object once, and a fresh 64 KiB buffer each time was most of its
 // garbage).
 func (o *ContentObject) Close() error {
+	if o.closed {
+		return os.ErrClosed
+	}
+	o.closed = true
 	if o.br != nil {
 		o.br.Reset(nil)
 		o.s.readers.Put(o.br)
 		o.br = nil
+	}
+	if o.f == nil {
+		return nil
 	}
 	return o.f.Close()
 }
@@ -465,6 +489,9 @@ func (o *ContentObject) Close() error {
 // OpenContent opens a content object, stored or derived; read its payload from the
 // returned object.
 func (s *Store) OpenContent(c Checksum) (*ContentObject, error) {
+	if o, ok := s.inPlace.get(c); ok {
+		return s.openInPlace(c, o)
+	}
 	f, err := os.Open(s.ObjectFile(c, ObjFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		base, h, derr := s.derived(c)
@@ -497,44 +524,49 @@ func (s *Store) openFile(c Checksum) (*ContentObject, error) {
 }
 
 func (s *Store) parseOpened(c Checksum, f *os.File) (*ContentObject, error) {
+	obj := s.wrapFile(f)
+	if err := obj.parseHeader(); err != nil {
+		obj.Close()
+		return nil, fmt.Errorf("open content %s: %w", c, err)
+	}
+	return obj, nil
+}
+
+// wrapFile returns an object reading f through one of the store's pooled buffers.
+func (s *Store) wrapFile(f *os.File) *ContentObject {
 	br, _ := s.readers.Get().(*bufio.Reader)
 	if br == nil {
 		br = bufio.NewReaderSize(f, 64<<10)
 	} else {
 		br.Reset(f)
 	}
-	obj, err := parseContentObject(f, br)
-	if err != nil {
-		s.readers.Put(br)
-		f.Close()
-		return nil, fmt.Errorf("open content %s: %w", c, err)
-	}
-	obj.s = s
-	return obj, nil
+	return &ContentObject{f: f, br: br, s: s}
 }
 
-func parseContentObject(f *os.File, br *bufio.Reader) (*ContentObject, error) {
-	st, err := f.Stat()
+// parseHeader reads a stored object's header, leaving the reader at its payload.
+func (o *ContentObject) parseHeader() error {
+	st, err := o.f.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
+	br := o.br
 	var pre [8]byte
 	if _, err := io.ReadFull(br, pre[:]); err != nil {
-		return nil, fmt.Errorf("read header length: %w", err)
+		return fmt.Errorf("read header length: %w", err)
 	}
 	hlen := int64(binary.BigEndian.Uint32(pre[:4]))
 	if hlen > MaxXattrsSize+4096 || hlen+8 > st.Size() {
-		return nil, fmt.Errorf("header length %d out of range", hlen)
+		return fmt.Errorf("header length %d out of range", hlen)
 	}
 	hb := make([]byte, hlen)
 	if _, err := io.ReadFull(br, hb); err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
+		return fmt.Errorf("read header: %w", err)
 	}
-	h, err := ParseFileHeader(hb)
-	if err != nil {
-		return nil, err
+	if o.Header, err = ParseFileHeader(hb); err != nil {
+		return err
 	}
-	return &ContentObject{Header: h, Size: st.Size() - 8 - hlen, f: f, br: br}, nil
+	o.Size = st.Size() - 8 - hlen
+	return nil
 }
 
 // VerifyContent rereads a content object (stored or derived) and checks its checksum.
@@ -586,12 +618,20 @@ func (s *Store) derivedPath(c Checksum) string {
 
 // AddDerived records that content object c is base's payload with header h. The
 // caller computed c (ContentChecksum of h and the payload); base must be stored as a
-// file. The entry is written atomically.
+// file (the entry is then written atomically) or be an in-place object (c is then one
+// too).
 func (s *Store) AddDerived(c, base Checksum, h FileHeader) error {
 	if err := h.Validate(); err != nil {
 		return fmt.Errorf("derive %s: %w", c, err)
 	}
 	if !s.hasFile(base, ObjFile) {
+		// An in-place base gives an in-place object: an entry on disk would name a
+		// payload the store does not keep.
+		if o, ok := s.inPlace.get(base); ok {
+			o.header = &h
+			s.inPlace.put(c, o)
+			return nil
+		}
 		return fmt.Errorf("derive %s: base object %s is not stored", c, base)
 	}
 	p := s.derivedPath(c)

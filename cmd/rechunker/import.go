@@ -25,6 +25,9 @@ type inputFlags struct {
 	insecure  bool
 	noSELinux bool
 	platform  platformFlag
+	// keep: the store must hold the commit's files after the command (import), so a
+	// --rootfs directory is copied into it rather than read in place.
+	keep bool
 }
 
 func (f *inputFlags) register(fs *pflag.FlagSet) {
@@ -71,11 +74,12 @@ func (f *inputFlags) load(ctx context.Context, from string) (*source.Input, *ost
 		return nil, nil, err
 	}
 	in, err := source.Load(ctx, from, f.rootfs, source.Options{
-		Store:     store,
-		Image:     opts,
-		Warn:      func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
-		NoCache:   f.noCache,
-		NoSELinux: f.noSELinux,
+		Store:      store,
+		Image:      opts,
+		Warn:       func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+		NoCache:    f.noCache,
+		NoSELinux:  f.noSELinux,
+		CopyRootfs: f.keep,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +105,7 @@ type importSummary struct {
 }
 
 func newImportCmd() *cobra.Command {
-	var f inputFlags
+	f := inputFlags{keep: true}
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "import [SOURCE] [--rootfs DIR] [--store DIR] [--json]",

@@ -42,6 +42,11 @@ type Options struct {
 	NoSELinux bool
 	// Progress, when set, is called after each layer is applied.
 	Progress func(LayerResult)
+	// CopyRootfs stores a copy of every file of a root filesystem directory. By default
+	// the store reads them where they are (ostree.Store.AddInPlace): no second copy of
+	// the tree on disk, but the directory must not change while the Store value is in
+	// use, and the commit's files are not in the store's directory once it is gone.
+	CopyRootfs bool
 }
 
 // LayerResult describes how one image layer was applied.
@@ -223,7 +228,7 @@ func loadRootfs(ctx context.Context, dir string, o Options) (*Input, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("load rootfs: %s is not a directory", dir)
 	}
-	tree, err := rootfs.Import(ctx, dir, o.Store, rootfs.Options{SkipSpecial: true, Warn: o.Warn})
+	tree, err := rootfs.Import(ctx, dir, o.Store, rootfs.Options{SkipSpecial: true, Warn: o.Warn, Copy: o.CopyRootfs})
 	if err != nil {
 		return nil, fmt.Errorf("load rootfs %s: %w", dir, err)
 	}

@@ -34,6 +34,10 @@ type Options struct {
 	Warn func(string)
 	// Workers is how many files are hashed and stored in parallel; 0 means GOMAXPROCS.
 	Workers int
+	// Copy stores a copy of every file in the store. By default the store reads each
+	// file where it is (ostree.Store.AddInPlace), so the directory must stay unchanged
+	// while the Store is used; a changed file fails the read, never gives wrong bytes.
+	Copy bool
 }
 
 // job is one content object to store: a regular file or symlink seen for the first time.
@@ -56,6 +60,12 @@ func Import(ctx context.Context, dir string, store *ostree.Store, o Options) (*o
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	// In-place objects name their files by absolute path: a later chdir must not matter.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", dir, err)
+	}
+	dir = abs
 	var st unix.Stat_t
 	// The root itself may be given through a symlink; nothing below it is followed.
 	if err := unix.Stat(dir, &st); err != nil {
@@ -243,12 +253,7 @@ func (im *importer) fileHeader(p string, st *unix.Stat_t) (ostree.FileHeader, er
 func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 	h := j.file.Header
 	if h.IsSymlink() {
-		c, _, err := im.store.WriteContent(ctx, *h, nil)
-		if err != nil {
-			return fmt.Errorf("import %s: %w", j.rel, err)
-		}
-		j.file.Checksum = c
-		return nil
+		return im.storeSymlink(ctx, j)
 	}
 	f, err := os.OpenFile(j.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -262,6 +267,7 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 	if (inode{uint64(st.Dev), uint64(st.Ino)}) != j.ino || st.Mode != h.Mode {
 		return fmt.Errorf("import %s: file changed while importing", j.rel)
 	}
+	id := ostree.IdentityOf(&st)
 	sum := ostree.NewContentHash(*h)
 	n, err := io.CopyBuffer(sum, fsutil.ContextReader(ctx, f), buf)
 	if err != nil {
@@ -269,19 +275,62 @@ func (im *importer) store1(ctx context.Context, j job, buf []byte) error {
 	}
 	var c ostree.Checksum
 	sum.Sum(c[:0])
-	if !im.store.Has(c, ostree.ObjFile) {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("import %s: %w", j.rel, err)
-		}
-		written, wn, err := im.store.WriteContent(ctx, *h, f)
-		if err != nil {
-			return fmt.Errorf("import %s: %w", j.rel, err)
-		}
-		if written != c || wn != n {
-			return fmt.Errorf("import %s: file changed while importing", j.rel)
-		}
-	}
 	j.file.Checksum, j.file.Size = c, n
+	if im.store.Has(c, ostree.ObjFile) {
+		return nil
+	}
+	if !im.o.Copy {
+		return im.keepInPlace(j, f, c, n, id)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	written, wn, err := im.store.WriteContent(ctx, *h, f)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	if written != c || wn != n {
+		return fmt.Errorf("import %s: file changed while importing", j.rel)
+	}
+	return nil
+}
+
+// keepInPlace records a hashed file as an in-place object. Its identity after reading
+// must be the one before, or the hash may mix two versions of the file.
+func (im *importer) keepInPlace(j job, f *os.File, c ostree.Checksum, n int64, before ostree.FileIdentity) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	if ostree.IdentityOf(&st) != before || n != before.Size {
+		return fmt.Errorf("import %s: file changed while importing", j.rel)
+	}
+	path := j.path
+	if n == 0 {
+		path = "" // nothing to read back
+	}
+	if err := im.store.AddInPlace(c, j.file.Header, path, before); err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	return nil
+}
+
+// storeSymlink records a symlink's object: it has no payload, only its header.
+func (im *importer) storeSymlink(ctx context.Context, j job) error {
+	h := j.file.Header
+	if !im.o.Copy {
+		c := ostree.ContentChecksum(*h, nil)
+		j.file.Checksum = c
+		if im.store.Has(c, ostree.ObjFile) {
+			return nil
+		}
+		return im.store.AddInPlace(c, h, "", ostree.FileIdentity{})
+	}
+	c, _, err := im.store.WriteContent(ctx, *h, nil)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", j.rel, err)
+	}
+	j.file.Checksum = c
 	return nil
 }
 

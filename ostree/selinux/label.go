@@ -279,6 +279,11 @@ func (a *applier) dir(ctx context.Context, dp string, d *ostree.Dir) error {
 // the relabel index knows it.
 func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeader) (ostree.Checksum, error) {
 	if h.IsSymlink() {
+		if !a.store.HasStored(f.Checksum) {
+			// The tree is read in place: keep the relabelled link in memory too.
+			sum := ostree.ContentChecksum(h, nil)
+			return sum, a.store.AddInPlace(sum, &h, "", ostree.FileIdentity{})
+		}
 		sum, _, err := a.store.WriteContent(ctx, h, nil)
 		return sum, err
 	}
@@ -305,12 +310,15 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	}
 	var sum ostree.Checksum
 	hash.Sum(sum[:0])
-	// The tree's unlabelled objects are stored files (import and layer records only
-	// name those), so the new object can share the payload.
+	// The tree's unlabelled objects are stored files or in-place objects, so the new
+	// object can share the payload.
 	if err := a.store.AddDerived(sum, f.Checksum, h); err != nil {
 		return ostree.Checksum{}, err
 	}
 	a.rewritten.Add(1)
+	if !a.store.HasStored(sum) {
+		return sum, nil // an in-place object: nothing on disk for an index entry to name
+	}
 	if err := os.MkdirAll(path.Dir(idx), 0o755); err == nil {
 		_ = fsutil.WriteFileAtomic(idx, []byte(sum.String()+"\n")) // only a cache
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,7 +162,17 @@ func TestApplyMatchesOstree(t *testing.T) {
 	require.NoError(t, unix.Lsetxattr(filepath.Join(dir, "usr/bin/relabel"), "security.selinux", []byte("system_u:object_r:container_file_t:s0\x00"), 0))
 	require.NoError(t, unix.Lsetxattr(filepath.Join(dir, "var/x/y"), "security.selinux", []byte("kept_because_none\x00"), 0))
 
-	l := labelBoth(t, dir)
+	for _, copyFiles := range []bool{true, false} {
+		t.Run(map[bool]string{true: "copy", false: "in-place"}[copyFiles], func(t *testing.T) {
+			checkLabelled(t, dir, copyFiles)
+		})
+	}
+}
+
+// checkLabelled compares our labels of dir with ostree's, with the tree's files copied
+// into the store or read in place.
+func checkLabelled(t *testing.T, dir string, copyFiles bool) {
+	l := labelBoth(t, dir, copyFiles)
 	store, tree, p, st, want := l.store, l.tree, l.policy, l.st, l.want
 	assert.Equal(t, "tp", l.typ)
 	assert.Positive(t, st.Rewritten)
@@ -176,17 +187,25 @@ func TestApplyMatchesOstree(t *testing.T) {
 		return nil
 	}))
 	derived := 0
-	require.NoError(t, filepath.WalkDir(store.Path("derived"), func(_ string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(store.Path("derived"), func(_ string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			derived++
 		}
 		return err
-	}))
+	})
+	if !copyFiles {
+		// In-place objects stay in memory: nothing on disk may name a payload the
+		// store does not keep.
+		assert.ErrorIs(t, err, fs.ErrNotExist)
+		assert.Zero(t, derived)
+		return
+	}
+	require.NoError(t, err)
 	assert.Equal(t, st.Rewritten, derived, "every relabelled regular file is a derived object")
 
 	// A second run finds every rewritten object in the relabel index.
 	ctx := context.Background()
-	tree2, err := rootfs.Import(ctx, dir, store, rootfs.Options{})
+	tree2, err := rootfs.Import(ctx, dir, store, rootfs.Options{Copy: true})
 	require.NoError(t, err)
 	st2, err := Apply(ctx, store, tree2, p)
 	require.NoError(t, err)
@@ -246,7 +265,7 @@ type labelled struct {
 
 // labelBoth commits dir with ostree commit --selinux-policy and imports, labels and
 // finalizes it ourselves.
-func labelBoth(t *testing.T, dir string) labelled {
+func labelBoth(t *testing.T, dir string, copyFiles bool) labelled {
 	t.Helper()
 	repo := filepath.Join(t.TempDir(), "repo")
 	ostreeCmd(t, "init", "--repo="+repo, "--mode=bare-user")
@@ -257,7 +276,7 @@ func labelBoth(t *testing.T, dir string) labelled {
 	var err error
 	l.store, err = ostree.OpenStore(filepath.Join(t.TempDir(), "store"))
 	require.NoError(t, err)
-	l.tree, err = rootfs.Import(ctx, dir, l.store, rootfs.Options{})
+	l.tree, err = rootfs.Import(ctx, dir, l.store, rootfs.Options{Copy: copyFiles})
 	require.NoError(t, err)
 	l.policy, l.typ, err = Load(ctx, l.store, l.tree)
 	require.NoError(t, err)
@@ -345,7 +364,7 @@ func TestApplyMatchesOstreeRealPolicy(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(cfg, "default", f), data, 0o644))
 	}
 
-	l := labelBoth(t, dir)
+	l := labelBoth(t, dir, false)
 	want := l.want
 	t.Logf("%d paths, %d labelled, %d objects rewritten", copied, l.st.Labeled, l.st.Rewritten)
 	wantLines, gotLines := strings.Split(want, "\n"), strings.Split(l.got, "\n")
