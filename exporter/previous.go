@@ -286,6 +286,12 @@ func (p *sourcePool) copyBlob(ctx context.Context, pb prevBlob, want digest.Dige
 		defer f.Close()
 		return checkBlob(ctx, f, io.Discard, pb.digest, want, comp)
 	}
+	if dir := ociLayoutDir(pb.ref); dir != "" {
+		n, err := linkVerified(ctx, layoutBlobs(dir).path(pb.digest), pb.digest, want, comp, dst)
+		if !errors.Is(err, errNoLink) {
+			return n, err
+		}
+	}
 	if src.LayerBlobDigest(pb.index) != pb.digest {
 		// e.g. containers-storage keeps layers uncompressed: the compressed blob is gone.
 		return 0, fmt.Errorf("transport serves %s, not the compressed blob: %w", src.LayerBlobDigest(pb.index), errUncompressedTransport)

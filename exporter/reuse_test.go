@@ -56,7 +56,7 @@ func TestRebuildChangesOnlyAffectedLayers(t *testing.T) {
 
 	nodes2 := append(append([]node(nil), nodes...), node{path: "/usr/etc/new.conf", kind: 'f', mode: 0o644, data: "new=1\n"})
 	in2 := buildInput(t, store, nodes2)
-	res2, _ := exportOCI(t, in2, store, Options{
+	res2, dir2 := exportOCI(t, in2, store, Options{
 		NoBlobCache: true,
 		Previous:    []rechunk.Previous{previousOf("oci:"+dir1+":latest", res1)},
 	})
@@ -70,6 +70,9 @@ func TestRebuildChangesOnlyAffectedLayers(t *testing.T) {
 		} else {
 			assert.Equal(t, res1.Layers[i].Digest, l.Digest, "layer %d (%s) must not change", i, l.Name)
 			assert.Equal(t, "previous-build", l.Reused, "layer %d (%s)", i, l.Name)
+			// Same file system: the checked blob is linked, not copied.
+			assert.True(t, sameFile(filepath.Join(dir1, "blobs/sha256", l.Digest.Encoded()),
+				filepath.Join(dir2, "blobs/sha256", l.Digest.Encoded())), "layer %d (%s) linked", i, l.Name)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package ostree
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/bits"
@@ -118,7 +119,16 @@ func (w *AsyncWriter) write(j asyncJob) error {
 	if w.s.Has(j.key.sum, j.key.t) {
 		return nil
 	}
-	if err := w.s.writeObject(j.key.sum, j.key.t, (*j.buf)[:j.n]); err != nil {
+	data := (*j.buf)[:j.n]
+	var err error
+	if j.key.t == ObjFile {
+		// The buffer holds the object's prefix (header length, header) then the payload.
+		split := 8 + int(binary.BigEndian.Uint32(data[:4]))
+		err = w.s.writeContentObject(j.key.sum, data[:split], data[split:])
+	} else {
+		err = w.s.writeObject(j.key.sum, j.key.t, data)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s %s: %w", j.key.t, j.key.sum, err)
 	}
 	return nil

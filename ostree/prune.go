@@ -23,6 +23,10 @@ func (s *Store) PruneObjects(ctx context.Context, cutoff time.Time, dryRun bool,
 		if err != nil {
 			return true
 		}
-		return keep(sum, ObjectType(ext))
+		t := ObjectType(ext)
+		if ext == string(ObjFile)+compressedSuffix {
+			t = ObjFile
+		}
+		return keep(sum, t)
 	})
 }

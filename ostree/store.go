@@ -18,8 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rechunker-dev/rechunker/internal/fsutil"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/rechunker-dev/rechunker/internal/fsutil"
 )
 
 // MaxMetadataSize is the largest metadata object ostree accepts.
@@ -48,6 +50,9 @@ type Store struct {
 	objects *os.File
 	// inPlace holds the content objects read from the input's files (inplace.go).
 	inPlace inPlace
+	// plainContent turns off compressed content objects (compressed.go).
+	plainContent       atomic.Bool
+	encoders, decoders sync.Pool // *zstd.Encoder, *zstd.Decoder
 }
 
 const copyBufSize = 256 << 10
@@ -284,10 +289,16 @@ func (s *Store) hasFile(c Checksum, t ObjectType) bool {
 	if s.objects != nil {
 		rel := ObjectPath(c, t)[len("objects/"):]
 		err := unix.Faccessat(int(s.objects.Fd()), rel, unix.F_OK, 0)
+		if err != nil && t == ObjFile {
+			err = unix.Faccessat(int(s.objects.Fd()), rel+compressedSuffix, unix.F_OK, 0)
+		}
 		runtime.KeepAlive(s.objects)
 		return err == nil
 	}
 	_, err := os.Lstat(s.ObjectFile(c, t))
+	if err != nil && t == ObjFile {
+		_, err = os.Lstat(s.compressedFile(c))
+	}
 	return err == nil
 }
 
@@ -382,6 +393,33 @@ func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reade
 	if err := h.Validate(); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
+	prefix := ContentPrefix(h)
+	if payload == nil {
+		c, err := s.WriteContentBytes(h, nil)
+		return c, 0, err
+	}
+	buf := s.getBuf()
+	defer s.bufs.Put(buf)
+	// The payload's first bytes say whether it is small (written plain, in one go) or
+	// to be streamed (compressed when that is on).
+	r := fsutil.ContextReader(ctx, payload)
+	n, err := io.ReadFull(r, (*buf)[:compressMinPayload])
+	head := (*buf)[:n]
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		c, err := s.WriteContentBytes(h, head)
+		return c, int64(n), err
+	case err != nil:
+		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+	case h.IsSymlink():
+		return Checksum{}, 0, fmt.Errorf("write content: symlink with payload")
+	}
+	return s.streamContent(prefix, head, r, (*buf)[compressMinPayload:])
+}
+
+// streamContent writes a content object whose payload starts with head and goes on in
+// r, hashing it as it goes; buf is a copy buffer.
+func (s *Store) streamContent(prefix, head []byte, r io.Reader, buf []byte) (Checksum, int64, error) {
 	tmp, err := s.newObjectTemp()
 	if err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
@@ -393,26 +431,43 @@ func (s *Store) WriteContent(ctx context.Context, h FileHeader, payload io.Reade
 		}
 	}()
 	hash := sha256.New()
-	w := io.MultiWriter(tmp.f, hash)
-	if _, err := w.Write(ContentPrefix(h)); err != nil {
+	hash.Write(prefix)
+	compress := s.compressContent()
+	var bw *bufio.Writer
+	var enc *zstd.Encoder
+	w := io.Writer(tmp.f)
+	if compress {
+		bw = bufio.NewWriterSize(tmp.f, 64<<10)
+		bw.Write(make([]byte, compressedHeaderSize)) // the payload size, known at the end
+		bw.Write(prefix)
+		enc = s.getEncoder(bw)
+		defer s.putEncoder(enc)
+		w = enc
+	} else if _, err := tmp.f.Write(prefix); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
-	var n int64
-	if payload != nil {
-		buf := s.getBuf()
-		n, err = io.CopyBuffer(w, fsutil.ContextReader(ctx, payload), *buf)
-		s.bufs.Put(buf)
-		if err != nil {
+	mw := io.MultiWriter(w, hash)
+	if _, err := mw.Write(head); err != nil {
+		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+	}
+	n, err := io.CopyBuffer(mw, r, buf)
+	if err != nil {
+		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
+	}
+	n += int64(len(head))
+	if compress {
+		if err := finishCompressed(tmp.f, enc, bw, n); err != nil {
 			return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 		}
 	}
-	if h.IsSymlink() && n != 0 {
-		return Checksum{}, 0, fmt.Errorf("write content: symlink with %d bytes of payload", n)
-	}
 	var c Checksum
 	hash.Sum(c[:0])
+	dst := s.ObjectFile(c, ObjFile)
+	if compress {
+		dst = s.compressedFile(c)
+	}
 	done = true
-	if err := tmp.publish(s.ObjectFile(c, ObjFile)); err != nil {
+	if err := tmp.publish(dst); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
 	}
 	return c, n, nil
@@ -432,10 +487,19 @@ func (s *Store) WriteContentBytes(h FileHeader, payload []byte) (Checksum, error
 	if s.Has(c, ObjFile) {
 		return c, nil
 	}
-	if err := s.writeObject(c, ObjFile, prefix, payload); err != nil {
+	if err := s.writeContentObject(c, prefix, payload); err != nil {
 		return Checksum{}, fmt.Errorf("write content %s: %w", c, err)
 	}
 	return c, nil
+}
+
+// writeContentObject writes content object c from its prefix and payload, compressed
+// when that is on and the payload large enough to gain from it.
+func (s *Store) writeContentObject(c Checksum, prefix, payload []byte) error {
+	if s.compressContent() && len(payload) >= compressMinPayload {
+		return s.writeCompressed(c, prefix, payload)
+	}
+	return s.writeObject(c, ObjFile, prefix, payload)
 }
 
 // ContentObject is an open content object.
@@ -446,6 +510,7 @@ type ContentObject struct {
 	br     *bufio.Reader
 	s      *Store
 	check  *payloadCheck // in-place objects: the payload is rehashed as it is read
+	z      *zReader      // compressed objects: the payload is decompressed from br
 	closed bool
 }
 
@@ -456,6 +521,9 @@ func (o *ContentObject) Read(p []byte) (int, error) {
 		return 0, os.ErrClosed
 	case o.f == nil:
 		return 0, io.EOF
+	}
+	if o.z != nil {
+		return o.z.Read(p)
 	}
 	n, err := o.br.Read(p)
 	if o.check == nil {
@@ -475,6 +543,10 @@ func (o *ContentObject) Close() error {
 		return os.ErrClosed
 	}
 	o.closed = true
+	if o.z != nil {
+		o.s.putZReader(o.z)
+		o.z = nil
+	}
 	if o.br != nil {
 		o.br.Reset(nil)
 		o.s.readers.Put(o.br)
@@ -492,40 +564,38 @@ func (s *Store) OpenContent(c Checksum) (*ContentObject, error) {
 	if o, ok := s.inPlace.get(c); ok {
 		return s.openInPlace(c, o)
 	}
-	f, err := os.Open(s.ObjectFile(c, ObjFile))
+	obj, err := s.openFile(c)
 	if errors.Is(err, fs.ErrNotExist) {
 		base, h, derr := s.derived(c)
 		if derr != nil {
 			if errors.Is(derr, fs.ErrNotExist) {
-				return nil, fmt.Errorf("open content %s: %w", c, err)
+				return nil, err
 			}
 			return nil, fmt.Errorf("open content %s: %w", c, derr)
 		}
 		obj, err := s.openFile(base)
 		if err != nil {
-			return nil, fmt.Errorf("open content %s (derived from %s): %w", c, base, err)
+			return nil, fmt.Errorf("open derived content %s: %w", c, err)
 		}
 		obj.Header = h
 		return obj, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open content %s: %w", c, err)
-	}
-	return s.parseOpened(c, f)
+	return obj, err
 }
 
-// openFile opens a content object stored as a file.
+// openFile opens a content object stored as a file, plain or compressed.
 func (s *Store) openFile(c Checksum) (*ContentObject, error) {
+	compressed := false
 	f, err := os.Open(s.ObjectFile(c, ObjFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(s.compressedFile(c))
+		compressed = true
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open content %s: %w", c, err)
 	}
-	return s.parseOpened(c, f)
-}
-
-func (s *Store) parseOpened(c Checksum, f *os.File) (*ContentObject, error) {
 	obj := s.wrapFile(f)
-	if err := obj.parseHeader(); err != nil {
+	if err := obj.parseHeader(compressed); err != nil {
 		obj.Close()
 		return nil, fmt.Errorf("open content %s: %w", c, err)
 	}
@@ -544,18 +614,30 @@ func (s *Store) wrapFile(f *os.File) *ContentObject {
 }
 
 // parseHeader reads a stored object's header, leaving the reader at its payload.
-func (o *ContentObject) parseHeader() error {
+func (o *ContentObject) parseHeader(compressed bool) error {
 	st, err := o.f.Stat()
 	if err != nil {
 		return err
 	}
 	br := o.br
+	skip := int64(0)
+	if compressed {
+		var size [compressedHeaderSize]byte
+		if _, err := io.ReadFull(br, size[:]); err != nil {
+			return fmt.Errorf("read payload size: %w", err)
+		}
+		o.Size = int64(binary.BigEndian.Uint64(size[:]))
+		if o.Size < 0 {
+			return fmt.Errorf("payload size %d out of range", uint64(o.Size))
+		}
+		skip = compressedHeaderSize
+	}
 	var pre [8]byte
 	if _, err := io.ReadFull(br, pre[:]); err != nil {
 		return fmt.Errorf("read header length: %w", err)
 	}
 	hlen := int64(binary.BigEndian.Uint32(pre[:4]))
-	if hlen > MaxXattrsSize+4096 || hlen+8 > st.Size() {
+	if hlen > MaxXattrsSize+4096 || skip+hlen+8 > st.Size() {
 		return fmt.Errorf("header length %d out of range", hlen)
 	}
 	hb := make([]byte, hlen)
@@ -565,8 +647,12 @@ func (o *ContentObject) parseHeader() error {
 	if o.Header, err = ParseFileHeader(hb); err != nil {
 		return err
 	}
-	o.Size = st.Size() - 8 - hlen
-	return nil
+	if !compressed {
+		o.Size = st.Size() - 8 - hlen
+		return nil
+	}
+	o.z, err = o.s.newZReader(br, o.Size)
+	return err
 }
 
 // VerifyContent rereads a content object (stored or derived) and checks its checksum.

@@ -148,38 +148,50 @@ func TestStoreConcurrentWriters(t *testing.T) {
 	assert.Empty(t, tmpEntries(t, s))
 }
 
-// TestStoreAtomicity watches an object's path while a large object is being written:
-// whenever the path exists it must hold the complete object.
+// TestStoreAtomicity watches an object's path while a large object is being written,
+// plain and compressed: whenever the path exists it must hold the complete object.
 func TestStoreAtomicity(t *testing.T) {
-	s := newStore(t)
-	h := FileHeader{Mode: ModeRegular | 0o644}
-	const size = 8 << 20
-	sum := ContentChecksum(h, bytes.Repeat([]byte{'z'}, size))
-	path := s.ObjectFile(sum, ObjFile)
-	full := int64(len(ContentPrefix(h)) + size)
-
-	done := make(chan struct{})
-	var seen int
-	var bad []int64
-	go func() {
-		defer close(done)
-		for {
-			st, err := os.Stat(path)
-			if err == nil {
-				seen++
-				if st.Size() != full {
-					bad = append(bad, st.Size())
-				}
-				return
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			s := newStore(t)
+			s.SetCompressContent(compress)
+			h := FileHeader{Mode: ModeRegular | 0o644}
+			const size = 8 << 20
+			sum := ContentChecksum(h, bytes.Repeat([]byte{'z'}, size))
+			path := s.ObjectFile(sum, ObjFile)
+			if compress {
+				path = s.compressedFile(sum)
 			}
-		}
-	}()
-	got, _, err := s.WriteContent(context.Background(), h, io.LimitReader(repeatReader('z'), size))
-	require.NoError(t, err)
-	<-done
-	assert.Equal(t, sum, got)
-	assert.Equal(t, 1, seen)
-	assert.Empty(t, bad, "a partially written object was visible")
+			written := make(chan struct{})
+			done := make(chan struct{})
+			firstSize := int64(-1)
+			go func() {
+				defer close(done)
+				for {
+					if st, err := os.Stat(path); err == nil {
+						firstSize = st.Size()
+						return
+					}
+					select {
+					case <-written:
+						return
+					default:
+					}
+				}
+			}()
+			got, _, err := s.WriteContent(context.Background(), h, io.LimitReader(repeatReader('z'), size))
+			close(written)
+			require.NoError(t, err)
+			<-done
+			assert.Equal(t, sum, got)
+			st, err := os.Stat(path)
+			require.NoError(t, err)
+			if firstSize >= 0 {
+				assert.Equal(t, st.Size(), firstSize, "a partially written object was visible")
+			}
+			require.NoError(t, s.VerifyContent(sum))
+		})
+	}
 }
 
 type repeatReader byte

@@ -7,10 +7,16 @@
 //
 //	genimage -size 2G -out /tmp/bench/img2g -tag v1
 //	genimage -size 2G -out /tmp/bench/img2g -tag v2 -change 5M   (same base, new top layer)
+//	genimage -profile desktop -size 8G -out /tmp/bench/desk8g -tag v1
+//
+// The server profile (the default) is a Debian-like server; the desktop profile models a
+// Fedora Atomic desktop (Universal Blue / Aurora) with its icon themes, translations,
+// firmware, kernel modules and physically bound images (see desktop.go).
 package main
 
 import (
 	"archive/tar"
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -31,7 +37,8 @@ import (
 func main() {
 	var (
 		sizeStr  = flag.String("size", "512M", "approximate uncompressed image size (e.g. 512M, 2G, 5G)")
-		files    = flag.Int("files", 0, "number of files (default scales with size: 20k at 0.5G .. 150k at 5G)")
+		files    = flag.Int("files", 0, "number of files (default scales with size: server 20k at 0.5G .. 150k at 5G; desktop 40k per GiB)")
+		profile  = flag.String("profile", "server", "kind of image: server or desktop")
 		out      = flag.String("out", "", "OCI layout directory to write (created or extended)")
 		tag      = flag.String("tag", "latest", "tag for the image in the layout's index")
 		change   = flag.String("change", "0", "size of a changed file in the top layer (a rebuild scenario)")
@@ -47,11 +54,22 @@ func main() {
 	changeSize, err := parseSize(*change)
 	check(err)
 	n := *files
-	if n == 0 {
-		n = scaleFiles(size)
+	switch *profile {
+	case "server":
+		if n == 0 {
+			n = scaleFiles(size)
+		}
+		check(writeImage(*out, *tag, newSpec(size, n), changeSize, *changeID))
+	case "desktop":
+		if n == 0 {
+			n = desktopFiles(size)
+		}
+		d := newDesktop(size, n)
+		check(d.write(*out, *tag, changeSize, *changeID))
+		d.report(os.Stderr)
+	default:
+		check(fmt.Errorf("unknown -profile %q (server or desktop)", *profile))
 	}
-	spec := newSpec(size, n)
-	check(writeImage(*out, *tag, spec, changeSize, *changeID))
 }
 
 func check(err error) {
@@ -188,7 +206,8 @@ func newSpec(total int64, n int) *spec {
 	return s
 }
 
-// contentReader produces a file's deterministic bytes.
+// contentReader produces a file's deterministic bytes, chunk bytes at a time (textLen
+// for text, which ends on a word).
 type contentReader struct {
 	r       *rand.Rand
 	kind    kind
@@ -196,6 +215,8 @@ type contentReader struct {
 	buf     []byte
 	pending []byte
 	words   []string
+	chunk   int
+	textLen int
 }
 
 var vocabulary = func() []string {
@@ -213,8 +234,15 @@ var vocabulary = func() []string {
 	return w
 }()
 
-func newContent(f file) *contentReader {
-	return &contentReader{r: rand.New(rand.NewPCG(f.seed, uint64(f.size))), kind: f.kind, left: f.size, buf: make([]byte, 64<<10), words: vocabulary}
+// newContent streams f in 64 KiB chunks; the chunk size is part of the bytes produced,
+// so the server profile keeps it fixed.
+func newContent(f file) *contentReader { return newChunkedContent(f, 64<<10) }
+
+// newChunkedContent streams f in chunks of chunk bytes (a multiple of 8). Small files
+// use small chunks so that they do not each generate, and throw away, 64 KiB.
+func newChunkedContent(f file, chunk int) *contentReader {
+	return &contentReader{r: rand.New(rand.NewPCG(f.seed, uint64(f.size))), kind: f.kind, left: f.size,
+		buf: make([]byte, chunk, chunk+16), words: vocabulary, chunk: chunk, textLen: chunk - chunk/16}
 }
 
 func (c *contentReader) Read(p []byte) (int, error) {
@@ -237,7 +265,7 @@ func (c *contentReader) fill() {
 	b := c.buf[:0]
 	switch c.kind {
 	case kindText:
-		for len(b) < 60<<10 {
+		for len(b) < c.textLen {
 			b = append(b, c.words[int(float64(len(c.words))*c.r.Float64()*c.r.Float64())]...)
 			if c.r.IntN(12) == 0 {
 				b = append(b, '\n')
@@ -248,7 +276,7 @@ func (c *contentReader) fill() {
 	case kindBinary:
 		// ELF-like: runs of random bytes mixed with repeats of earlier runs and zero
 		// padding, which compresses about 2x with gzip -6 like real executables.
-		b = b[:64<<10]
+		b = b[:c.chunk]
 		for i := 0; i < len(b); {
 			run := 16 + c.r.IntN(112)
 			if i+run > len(b) {
@@ -271,7 +299,7 @@ func (c *contentReader) fill() {
 			i += run
 		}
 	default:
-		b = b[:64<<10]
+		b = b[:c.chunk]
 		for i := 0; i < len(b); i += 8 {
 			v := c.r.Uint64()
 			for k := 0; k < 8; k++ {
@@ -344,11 +372,17 @@ func writeDirs(tw *tar.Writer, seen map[string]bool, p string) error {
 	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX})
 }
 
+// entry is one tar member. A zero typeflag is a regular file; directories are written
+// implicitly before their contents unless an entry of type tar.TypeDir names them
+// (to carry xattrs in pax).
 type entry struct {
-	path string
-	size int64
-	mode int64
-	body func() io.Reader
+	path     string
+	size     int64
+	mode     int64
+	body     func() io.Reader
+	typeflag byte
+	linkname string
+	pax      map[string]string
 }
 
 func writeLayer(root string, entries []entry) (string, int64, error) {
@@ -357,11 +391,20 @@ func writeLayer(root string, entries []entry) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	tw := tar.NewWriter(b)
+	// Buffered: a desktop layer has hundreds of thousands of small entries, each a few
+	// writes, and unbuffered each would be a system call.
+	bw := bufio.NewWriterSize(b, 1<<20)
+	tw := tar.NewWriter(bw)
 	seen := map[string]bool{}
 	for _, e := range entries {
 		if err := writeDirs(tw, seen, e.path); err != nil {
 			return "", 0, err
+		}
+		if e.typeflag != 0 {
+			if err := writeSpecial(tw, seen, e); err != nil {
+				return "", 0, err
+			}
+			continue
 		}
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.path, Size: e.size, Mode: e.mode, ModTime: epoch, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -374,36 +417,63 @@ func writeLayer(root string, entries []entry) (string, int64, error) {
 	if err := tw.Close(); err != nil {
 		return "", 0, err
 	}
+	if err := bw.Flush(); err != nil {
+		return "", 0, err
+	}
 	return b.finish()
 }
 
-func (s *spec) dpkgEntries() []entry {
-	var status strings.Builder
-	var out []entry
-	for _, p := range s.pkgs {
-		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nSource: %s\nVersion: %s\nDescription: benchmark package %s\n\n", p.name, p.source, p.version, p.name)
-		dirs := map[string]bool{}
-		var list strings.Builder
-		for _, f := range p.files {
-			for d := path.Dir(f); d != "/" && !dirs[d]; d = path.Dir(d) {
-				dirs[d] = true
-			}
+// writeSpecial writes a directory (marking it written) or a symlink entry.
+func writeSpecial(tw *tar.Writer, seen map[string]bool, e entry) error {
+	hdr := &tar.Header{Typeflag: e.typeflag, Name: e.path, Linkname: e.linkname, Mode: e.mode, ModTime: epoch, Format: tar.FormatPAX, PAXRecords: e.pax}
+	if e.typeflag == tar.TypeDir {
+		if seen[e.path] {
+			return fmt.Errorf("directory %s written before its entry", e.path)
 		}
-		ds := make([]string, 0, len(dirs))
-		for d := range dirs {
-			ds = append(ds, d)
-		}
-		sort.Strings(ds)
-		for _, d := range ds {
-			list.WriteString(d + "\n")
-		}
-		for _, f := range p.files {
-			list.WriteString(f + "\n")
-		}
-		out = append(out, textEntry("var/lib/dpkg/info/"+p.name+".list", list.String()))
+		seen[e.path] = true
+		hdr.Name += "/"
 	}
-	out = append(out, textEntry("var/lib/dpkg/status", status.String()))
-	return out
+	return tw.WriteHeader(hdr)
+}
+
+func (s *spec) dpkgEntries() []entry {
+	out := make([]entry, 0, len(s.pkgs)+1)
+	for _, p := range s.pkgs {
+		out = append(out, dpkgList(p))
+	}
+	return append(out, dpkgStatus(s.pkgs))
+}
+
+// dpkgStatus is the status file that lists pkgs as installed.
+func dpkgStatus(pkgs []pkg) entry {
+	var status strings.Builder
+	for _, p := range pkgs {
+		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nSource: %s\nVersion: %s\nDescription: benchmark package %s\n\n", p.name, p.source, p.version, p.name)
+	}
+	return textEntry("var/lib/dpkg/status", status.String())
+}
+
+// dpkgList is p's info/NAME.list: its directories, then its files.
+func dpkgList(p pkg) entry {
+	dirs := map[string]bool{}
+	var list strings.Builder
+	for _, f := range p.files {
+		for d := path.Dir(f); d != "/" && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	ds := make([]string, 0, len(dirs))
+	for d := range dirs {
+		ds = append(ds, d)
+	}
+	sort.Strings(ds)
+	for _, d := range ds {
+		list.WriteString(d + "\n")
+	}
+	for _, f := range p.files {
+		list.WriteString(f + "\n")
+	}
+	return textEntry("var/lib/dpkg/info/"+p.name+".list", list.String())
 }
 
 func textEntry(p, content string) entry {
@@ -411,12 +481,6 @@ func textEntry(p, content string) entry {
 }
 
 func writeImage(root, tag string, s *spec, changeSize int64, changeSeed int) error {
-	if err := os.MkdirAll(filepath.Join(root, "blobs", "sha256"), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(root, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
-		return err
-	}
 	layers := make([][]entry, 3)
 	for _, f := range s.files {
 		f := f
@@ -427,13 +491,29 @@ func writeImage(root, tag string, s *spec, changeSize int64, changeSeed int) err
 		textEntry("etc/os-release", "ID=benchos\nVERSION_ID=1\n"),
 		textEntry("etc/hostname", "bench\n"),
 		textEntry("usr/lib/os-release", "ID=benchos\nVERSION_ID=1\n"))
+	layers[2] = topLayer(changeSize, changeSeed)
+	return writeLayout(root, tag, layers)
+}
+
+// topLayer is the last layer, the only one a rebuild with -change alters.
+func topLayer(changeSize int64, changeSeed int) []entry {
 	top := []entry{textEntry("etc/motd", "welcome to benchos\n")}
 	if changeSize > 0 {
 		cf := file{path: "usr/share/bench/changed.bin", size: changeSize, kind: kindBinary, mode: 0o644, seed: uint64(changeSeed)}
 		top = append(top, entry{path: cf.path, size: cf.size, mode: cf.mode, body: func() io.Reader { return newContent(cf) }})
 	}
-	layers[2] = top
+	return top
+}
 
+// writeLayout writes layers, a config and a manifest into the OCI layout root and
+// tags the manifest in its index.
+func writeLayout(root, tag string, layers [][]entry) error {
+	if err := os.MkdirAll(filepath.Join(root, "blobs", "sha256"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return err
+	}
 	type desc struct {
 		MediaType string `json:"mediaType"`
 		Digest    string `json:"digest"`
