@@ -46,6 +46,13 @@ type Options struct {
 	// CopyRootfs copies a Rootfs directory's files into the store instead of reading
 	// them in place (source.Options.CopyRootfs); the output is the same.
 	CopyRootfs bool
+	// TransientStore keeps none of the input's content in the store after the build:
+	// objects are stored compressed and each is deleted once the layers holding it are
+	// written (ostree.Store.TrackWrites, exporter.Options.DropObjects). For an image
+	// input on a machine whose store starts empty and is thrown away (CI), this bounds
+	// the disk to about the compressed objects plus the output; the next build with the
+	// same store reads its input again. No layer records are written.
+	TransientStore bool
 
 	Progress exporter.Progress // nil for none
 	// Warn receives non-fatal problems; nil discards them.
@@ -95,8 +102,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(o.Previous) == 0 && len(prev) > 0 {
 		o.notice(NoticeBaseline) // Discover probed the output and found a chunked image
 	}
+	if o.TransientStore {
+		o.Store.SetCompressContent(true)
+		o.Store.TrackWrites()
+		defer func() {
+			if err := o.Store.DropWritten(); err != nil {
+				o.warn("transient store: " + err.Error())
+			}
+		}()
+	}
 	in, err := source.Load(ctx, o.From, o.Rootfs, source.Options{
-		Store: o.Store, Image: o.Image, Warn: o.warn, NoCache: o.NoLayerCache, NoSELinux: o.NoSELinux,
+		Store: o.Store, Image: o.Image, Warn: o.warn, NoCache: o.NoLayerCache || o.TransientStore, NoSELinux: o.NoSELinux,
 		CopyRootfs: o.CopyRootfs,
 	})
 	if err != nil {
@@ -142,7 +158,7 @@ func (o Options) export(ctx context.Context, in *source.Input, commitMeta []byte
 	res, err := exporter.Export(ctx, ein, o.Store, plan, exporter.Options{
 		Output: o.Output, FormatVersion: o.FormatVersion, Compression: o.Compression, Level: o.Level,
 		Labels: o.Labels, Bootc: o.Bootc, Previous: prev, Image: o.Image,
-		NoBlobCache: o.NoBlobCache, Warn: o.Warn, Progress: o.Progress,
+		NoBlobCache: o.NoBlobCache, Warn: o.Warn, Progress: o.Progress, DropObjects: o.TransientStore,
 	})
 	if err != nil {
 		guard.discard()

@@ -117,3 +117,23 @@ func TestRootfsChangedBeforeExport(t *testing.T) {
 		})
 	}
 }
+
+// TestTransientStore: a transient build writes the same image and leaves none of the
+// input's content objects in the store.
+func TestTransientStore(t *testing.T) {
+	dir := inPlaceTree(t)
+	want, _, err := runRootfs(t, dir, Options{})
+	require.NoError(t, err)
+	// An image input is what a transient store is for: copy the tree into the store
+	// like an image's layers would be.
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	layout := filepath.Join(t.TempDir(), "out")
+	res, err := Run(context.Background(), Options{Rootfs: dir, CopyRootfs: true, TransientStore: true,
+		Output: "oci:" + layout + ":latest", Store: store, NoSELinux: true, Warn: func(string) {}})
+	require.NoError(t, err)
+	assert.Equal(t, want.ManifestDigest, res.ManifestDigest)
+	objects, err := filepath.Glob(filepath.Join(store.Root(), "objects", "*", "*.file*"))
+	require.NoError(t, err)
+	assert.Empty(t, objects, "no content object outlives a transient build")
+}

@@ -92,6 +92,10 @@ type Options struct {
 	NoBlobCache bool
 	// Workers bounds parallel layer builds; 0 means GOMAXPROCS.
 	Workers int
+	// DropObjects drops each content object from the store (ostree.Store.Drop) once
+	// every layer holding it is written: a transient build's disk then holds little
+	// more than the objects not yet written plus the output.
+	DropObjects bool
 	// Progress receives progress events; nil for none.
 	Progress Progress
 	// Warn receives non-fatal problems, one call at a time; nil discards them.

@@ -43,12 +43,19 @@ func (e *export) buildLayers(ctx context.Context) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	var drop *dropper
+	if e.o.DropObjects {
+		drop = newDropper(e.layers)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for _, i := range order {
 		g.Go(func() error {
 			t0 := time.Now()
 			lr, err := e.buildLayer(gctx, i)
+			if err == nil && drop != nil {
+				err = drop.layerDone(e.store, e.layers[i].spec)
+			}
 			if err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, e.layers[i].name, err)
 			}

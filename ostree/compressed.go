@@ -12,7 +12,7 @@ import (
 )
 
 // Compressed content objects keep the store's copy of an archive input (an image's
-// layers) small: a store holding every payload uncompressed next to the compressed
+// layers) smaller: a store holding every payload uncompressed next to the compressed
 // output needed about 2.6 times the output's size on disk. A payload of at least
 // compressMinPayload bytes is stored zstd-compressed as "xx/rest.filez":
 //
@@ -37,11 +37,11 @@ func (s *Store) compressedFile(c Checksum) string {
 }
 
 // SetCompressContent chooses whether content objects written from now on are stored
-// compressed (the default) or plain. Objects already stored stay as they are, and both
-// forms are always readable.
-func (s *Store) SetCompressContent(on bool) { s.plainContent.Store(!on) }
-
-func (s *Store) compressContent() bool { return !s.plainContent.Load() }
+// compressed or plain (the default). Objects already stored stay as they are, and both
+// forms are always readable. Compression trades time for disk: on the 2 GB bench image
+// it made the objects 27% smaller and the cold build 40% slower, so only a transient
+// build (transient.go), whose point is disk, turns it on.
+func (s *Store) SetCompressContent(on bool) { s.compress.Store(on) }
 
 func (s *Store) getEncoder(w io.Writer) *zstd.Encoder {
 	if e, ok := s.encoders.Get().(*zstd.Encoder); ok {

@@ -105,6 +105,7 @@ func TestCompressedObjectDamage(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
+			s.SetCompressContent(true)
 			c, err := s.WriteContentBytes(h, payload)
 			require.NoError(t, err)
 			tc.damage(t, s.compressedFile(c))
@@ -127,6 +128,7 @@ func patch(t *testing.T, path string, off int64, b []byte) {
 func TestCompressedObjectsPruneAndDerive(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
+	s.SetCompressContent(true)
 	h := FileHeader{Mode: ModeRegular | 0o644}
 	payload := payloadOf(32 << 10)
 	base, err := s.WriteContentBytes(h, payload)

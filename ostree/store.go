@@ -50,9 +50,11 @@ type Store struct {
 	objects *os.File
 	// inPlace holds the content objects read from the input's files (inplace.go).
 	inPlace inPlace
-	// plainContent turns off compressed content objects (compressed.go).
-	plainContent       atomic.Bool
+	// compress turns on compressed content objects (compressed.go).
+	compress           atomic.Bool
 	encoders, decoders sync.Pool // *zstd.Encoder, *zstd.Decoder
+	// written tracks the content objects of a transient build (transient.go).
+	written written
 }
 
 const copyBufSize = 256 << 10
@@ -432,7 +434,7 @@ func (s *Store) streamContent(prefix, head []byte, r io.Reader, buf []byte) (Che
 	}()
 	hash := sha256.New()
 	hash.Write(prefix)
-	compress := s.compressContent()
+	compress := s.compress.Load()
 	var bw *bufio.Writer
 	var enc *zstd.Encoder
 	w := io.Writer(tmp.f)
@@ -470,6 +472,7 @@ func (s *Store) streamContent(prefix, head []byte, r io.Reader, buf []byte) (Che
 	if err := tmp.publish(dst); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content %s: %w", c, err)
 	}
+	s.noteWritten(c)
 	return c, n, nil
 }
 
@@ -496,10 +499,16 @@ func (s *Store) WriteContentBytes(h FileHeader, payload []byte) (Checksum, error
 // writeContentObject writes content object c from its prefix and payload, compressed
 // when that is on and the payload large enough to gain from it.
 func (s *Store) writeContentObject(c Checksum, prefix, payload []byte) error {
-	if s.compressContent() && len(payload) >= compressMinPayload {
-		return s.writeCompressed(c, prefix, payload)
+	var err error
+	if s.compress.Load() && len(payload) >= compressMinPayload {
+		err = s.writeCompressed(c, prefix, payload)
+	} else {
+		err = s.writeObject(c, ObjFile, prefix, payload)
 	}
-	return s.writeObject(c, ObjFile, prefix, payload)
+	if err == nil {
+		s.noteWritten(c)
+	}
+	return err
 }
 
 // ContentObject is an open content object.
@@ -720,6 +729,7 @@ func (s *Store) AddDerived(c, base Checksum, h FileHeader) error {
 		}
 		return fmt.Errorf("derive %s: base object %s is not stored", c, base)
 	}
+	s.pin(base) // a transient build must not drop it while c may still be read
 	p := s.derivedPath(c)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("derive %s: %w", c, err)

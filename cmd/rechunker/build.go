@@ -38,6 +38,7 @@ type buildFlags struct {
 	compression     string
 	level           int
 	noBlobCache     bool
+	transientStore  bool
 	noVolatileSplit bool
 	asJSON          bool
 	quiet           bool
@@ -59,6 +60,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.compression, "compression", exporter.CompressionGzip, "layer compression: gzip, zstd or none")
 	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: gzip 6, zstd 3)")
 	fs.BoolVar(&f.noBlobCache, "no-blob-cache", false, "neither use nor fill the store's compressed-blob cache")
+	fs.BoolVar(&f.transientStore, "transient-store", false, "keep none of an image input's files in the store: store them compressed and delete each once its layers are written (for a store that starts empty and is thrown away, as in CI; the next build reads its input again)")
 	fs.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display and no summary")
 }
@@ -173,7 +175,7 @@ func (f *buildFlags) options(labels map[string]string) (build.Options, error) {
 		From: fromRef(f.from), Rootfs: f.in.rootfs, Output: f.output, Previous: f.previous,
 		Store: store, Image: imgOpts, Bootc: f.bootc, FormatVersion: f.formatVersion,
 		MaxLayers: f.maxLayers, NoVolatileSplit: f.noVolatileSplit, Labels: labels,
-		Compression: f.compression, Level: f.level, NoBlobCache: f.noBlobCache,
+		Compression: f.compression, Level: f.level, NoBlobCache: f.noBlobCache, TransientStore: f.transientStore,
 		NoLayerCache: f.in.noCache, NoSELinux: f.in.noSELinux, Quiet: f.quiet,
 		Warn: func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
 		// rpm-ostree's own lines, unprefixed: scripts grep them.

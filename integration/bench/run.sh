@@ -12,6 +12,7 @@
 #   rebuild  build v2 (v1 plus a 5 MB file in the top layer) with v1's store and v1 as
 #            --previous-build
 #   ci       the same v2 build with an EMPTY store, only v1 (pulled) as --previous-build
+#   transient  the cold build with --transient-store (nothing of the input kept)
 #   rootfs   build v1 from its tree unpacked into a directory (--rootfs, read in place)
 # and prints markdown table rows for docs/benchmarks.md, plus the raw figures as
 # key=value lines on stderr. A second table gives each build's peak extra disk: the most
@@ -59,7 +60,7 @@ mkdir -p "$RUN"
 
 # disk_used: bytes in use on the file systems holding $RUN and $TMPDIR, each counted once.
 disk_used() {
-	stat -f -c '%i %b %f %S' "$RUN" "${TMPDIR:-/tmp}" | sort -u -k1,1 | awk '{u += ($2 - $3) * $4} END {printf "%d", u}'
+	stat -f -c '%i %b %f %S' "$RUN" "${TMPDIR:-/tmp}" | sort -u -k1,1 | awk '{u += ($2 - $3) * $4} END {printf "%.0f", u}'
 }
 
 # sample_disk BASE OUT: until $OUT.stop exists, samples disk_used every 0.2 s and writes
@@ -171,12 +172,15 @@ for size in "${sizes[@]}"; do
 	# A CI machine with an empty store that pulled the previous image.
 	build ci "$RUN/store-ci-$size" "oci:$img:v2" "oci:$RUN/out-ci-$size:v2" --previous-build "oci:$out:v1"
 
+	# A CI runner's store: empty, thrown away after, so nothing of the input is kept.
+	build transient "$RUN/store-transient-$size" "oci:$img:v1" "oci:$RUN/out-transient-$size:v1" --transient-store
+	rm -rf "$RUN/store-transient-$size" "$RUN/out-transient-$size"
 	# The same tree as a directory: --rootfs reads it in place.
 	unpack "$img" v1 "$RUN/tree-$size"
 	sync
 	build rootfs "$RUN/store-rootfs-$size" "--rootfs=$RUN/tree-$size" "oci:$RUN/out-rootfs-$size:v1"
 	outmb=$(blob_mb "$out" v1)
-	disk+=("| $size | $outmb | $cold_disk ($(ratio "$cold_disk" "$outmb")x) | $rootfs_wall ($rootfs_cpu) | $rootfs_rss | $rootfs_disk ($(ratio "$rootfs_disk" "$outmb")x) | $rebuild_written | $ci_disk ($(ratio "$ci_disk" "$outmb")x) |")
+	disk+=("| $size | $outmb | $cold_disk ($(ratio "$cold_disk" "$outmb")x) | $transient_wall ($transient_cpu) | $transient_disk ($(ratio "$transient_disk" "$outmb")x) | $rootfs_wall ($rootfs_cpu) | $rootfs_rss | $rootfs_disk ($(ratio "$rootfs_disk" "$outmb")x) | $rebuild_written | $ci_disk ($(ratio "$ci_disk" "$outmb")x) |")
 	rm -rf "$RUN/tree-$size" "$RUN/store-rootfs-$size" "$RUN/out-rootfs-$size"
 
 	ratio=$(echo "scale=2; $cold_wall / $ref_wall" | bc)
@@ -185,6 +189,6 @@ for size in "${sizes[@]}"; do
 	echo "| $size | $files | $tarmb | $cold_wall ($cold_cpu) | $cold_rss | $cold_read/$cold_written | $ref_wall ($ref_cpu) | $ratio | $rebuild_wall ($rebuild_cpu, $rebuild_rss) | $rratio | $ci_wall | $cratio |"
 done
 echo
-echo "| image | output MB | oci: cold peak extra disk MB (x output) | --rootfs cold s (cpu s) | --rootfs peak RSS MB | --rootfs peak extra disk MB (x output) | rebuild written MB | empty-store rebuild peak extra disk MB (x output) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| image | output MB | oci: cold peak extra disk MB (x output) | --transient-store cold s (cpu s) | --transient-store peak extra disk MB (x output) | --rootfs cold s (cpu s) | --rootfs peak RSS MB | --rootfs peak extra disk MB (x output) | rebuild written MB | empty-store rebuild peak extra disk MB (x output) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${disk[@]}"
