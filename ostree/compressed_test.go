@@ -152,4 +152,3 @@ func TestCompressedObjectsPruneAndDerive(t *testing.T) {
 	assert.Equal(t, []ObjectType{ObjFile}, asked)
 	assert.True(t, s.Has(base, ObjFile))
 }
-

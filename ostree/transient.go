@@ -18,8 +18,8 @@ import (
 
 // written is the set of content objects written while tracking is on.
 type written struct {
-	mu     sync.Mutex
-	on     bool
+	mu   sync.Mutex
+	on   bool
 	sums map[Checksum]bool // value: pinned
 }
 
