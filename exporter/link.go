@@ -35,9 +35,10 @@ func ociLayoutDir(ref string) string {
 // /proc): the caller copies it instead.
 var errNoLink = errors.New("blob cannot be linked")
 
-// linkVerified checks the blob file src (digest d, decompressing to diff_id want) and
-// hard-links it into dst as blob d. It returns the blob's size.
-func linkVerified(ctx context.Context, src string, d, want digest.Digest, comp compressor, dst blobDir) (int64, error) {
+// linkVerified checks the blob file src (digest d, decompressing to diff_id want, of
+// the size its descriptor declares unless that is <= 0) and hard-links it into dst as
+// blob d. It returns the blob's size.
+func linkVerified(ctx context.Context, src string, d, want digest.Digest, declared int64, comp compressor, dst blobDir) (int64, error) {
 	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, errNoLink
@@ -46,6 +47,10 @@ func linkVerified(ctx context.Context, src string, d, want digest.Digest, comp c
 	before, err := identity(f)
 	if err != nil || !sameDevice(f, string(dst)) {
 		return 0, errNoLink
+	}
+	if declared > 0 && before.size != declared {
+		// What the transport's sized reader says of such a blob, in the same words.
+		return 0, fmt.Errorf("blob %s is %d bytes, the manifest declares %d", d, before.size, declared)
 	}
 	n, err := checkBlob(ctx, f, io.Discard, d, want, comp)
 	if err != nil {

@@ -287,7 +287,7 @@ func (p *sourcePool) copyBlob(ctx context.Context, pb prevBlob, want digest.Dige
 		return checkBlob(ctx, f, io.Discard, pb.digest, want, comp)
 	}
 	if dir := ociLayoutDir(pb.ref); dir != "" {
-		n, err := linkVerified(ctx, layoutBlobs(dir).path(pb.digest), pb.digest, want, comp, dst)
+		n, err := linkVerified(ctx, layoutBlobs(dir).path(pb.digest), pb.digest, want, src.Layers[pb.index].Size, comp, dst)
 		if !errors.Is(err, errNoLink) {
 			return n, err
 		}
