@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/rechunker-dev/rechunker/ostree"
@@ -307,7 +310,7 @@ func Replay(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.ReadS
 
 // checkOp rejects what Apply could never have produced, so a damaged record cannot put
 // invalid names or headers into a tree.
-func checkOp(store *ostree.Store, o op) error {
+func checkOp(o op) error {
 	if err := checkCleanPath(o.path); err != nil {
 		return err
 	}
@@ -325,12 +328,7 @@ func checkOp(store *ostree.Store, o op) error {
 		if !utf8.ValidString(h.Target) {
 			return errors.New("symlink target is not valid UTF-8")
 		}
-		if err := checkXattrs(h.Xattrs); err != nil {
-			return err
-		}
-		if !store.Has(o.file.Checksum, ostree.ObjFile) {
-			return fmt.Errorf("content object %s is not in the store", o.file.Checksum)
-		}
+		return checkXattrs(h.Xattrs)
 	case opLink:
 		if o.target == "" {
 			return errors.New("hardlink without a target")
@@ -352,13 +350,45 @@ func checkCleanPath(p string) error {
 }
 
 func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
-	return eachOp(ctx, r, func(o op) error {
-		if err := checkOp(store, o); err != nil {
+	// Asking the store for each object is one system call per file, most of a rebuild's
+	// replay: batches of them run on every core while the record is parsed.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) + 1)
+	var batch []op
+	flush := func() {
+		b := batch
+		batch = make([]op, 0, hasBatch)
+		g.Go(func() error {
+			for _, o := range b {
+				if !store.Has(o.file.Checksum, ostree.ObjFile) {
+					return fmt.Errorf("entry %q: content object %s is not in the store", o.path, o.file.Checksum)
+				}
+			}
+			return nil
+		})
+	}
+	err := eachOp(gctx, r, func(o op) error {
+		if err := checkOp(o); err != nil {
 			return fmt.Errorf("entry %q: %w", o.path, err)
+		}
+		if o.kind == opFile {
+			if batch = append(batch, o); len(batch) == hasBatch {
+				flush()
+			}
 		}
 		return nil
 	})
+	if len(batch) > 0 && err == nil {
+		flush()
+	}
+	if werr := g.Wait(); werr != nil {
+		return werr // the first missing object, not the cancellation it caused
+	}
+	return err
 }
+
+// hasBatch is how many objects one goroutine of checkRecord looks up.
+const hasBatch = 2048
 
 // eachOp calls fn with every operation of a record.
 func eachOp(ctx context.Context, r io.Reader, fn func(op) error) error {
