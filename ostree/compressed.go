@@ -65,23 +65,11 @@ func (s *Store) putEncoder(e *zstd.Encoder) {
 // writeCompressed writes content object c (prefix: ContentPrefix of its header) in
 // compressed form.
 func (s *Store) writeCompressed(c Checksum, prefix, payload []byte) error {
-	tmp, err := s.newObjectTemp()
-	if err != nil {
-		return err
-	}
 	var size [compressedHeaderSize]byte
 	binary.BigEndian.PutUint64(size[:], uint64(len(payload)))
-	if err := s.writeCompressedTo(tmp.f, size[:], prefix, payload); err != nil {
-		tmp.discard()
-		return err
-	}
-	if !tmp.anon {
-		if err := tmp.f.Chmod(0o644); err != nil {
-			tmp.discard()
-			return err
-		}
-	}
-	return tmp.publish(s.compressedFile(c))
+	return s.writeNew(s.compressedFile(c), func(f *os.File) error {
+		return s.writeCompressedTo(f, size[:], prefix, payload)
+	})
 }
 
 func (s *Store) writeCompressedTo(f *os.File, size, prefix, payload []byte) error {

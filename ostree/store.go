@@ -349,15 +349,25 @@ func (s *Store) putBytes(c Checksum, t ObjectType, data []byte) error {
 
 // writeObject writes the complete bytes of a self-named object (their sha256 is c).
 func (s *Store) writeObject(c Checksum, t ObjectType, data ...[]byte) error {
+	return s.writeNew(s.ObjectFile(c, t), func(f *os.File) error {
+		for _, b := range data {
+			if _, err := f.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeNew has fill write a new object's file, then publishes it as dst.
+func (s *Store) writeNew(dst string, fill func(*os.File) error) error {
 	tmp, err := s.newObjectTemp()
 	if err != nil {
 		return err
 	}
-	for _, b := range data {
-		if _, err := tmp.f.Write(b); err != nil {
-			tmp.discard()
-			return err
-		}
+	if err := fill(tmp.f); err != nil {
+		tmp.discard()
+		return err
 	}
 	if !tmp.anon {
 		if err := tmp.f.Chmod(0o644); err != nil {
@@ -365,7 +375,7 @@ func (s *Store) writeObject(c Checksum, t ObjectType, data ...[]byte) error {
 			return err
 		}
 	}
-	return tmp.publish(s.ObjectFile(c, t))
+	return tmp.publish(dst)
 }
 
 // ReadMetadata reads a metadata object and checks its checksum (except commitmeta,
