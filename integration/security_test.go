@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -48,6 +49,7 @@ func TestSecurityUpdate(t *testing.T) {
 	_, first := c.build(t, "--bootc", "--from", v2.Ref(), "--output", c2.Ref())
 	b3, next := c.build(t, "--bootc", "--from", v3.Ref(), "--output", c3.Ref(), "--previous-build", c2.Ref())
 	c.mustRun(t, "verify", c3.Ref())
+	checkTransientBuild(t, v3, c2, b3)
 
 	plain := c.diff(t, v2.Ref(), v3.Ref())
 	d := c.diff(t, c2.Ref(), c3.Ref())
@@ -188,4 +190,33 @@ func dpkgChanges(t *testing.T, oldRoot, newRoot string) changeSet {
 	sort.Strings(cs.Removed)
 	sort.Strings(cs.Changed)
 	return cs
+}
+
+// checkTransientBuild builds v3 as a CI runner would: an empty store thrown away after,
+// --transient-store, the previous release pulled into a local layout. The image must be
+// the one the kept store gave (want), the previous release's blobs must be linked, not
+// copied, and no content object may be left in the store.
+func checkTransientBuild(t *testing.T, v3 ociImage, prev ociImage, want buildOutput) {
+	ci := newCLI(t)
+	store := filepath.Join(t.TempDir(), "store")
+	out := ociImage{Layout: filepath.Join(t.TempDir(), "ci"), Tag: "v3"}
+	got, took := ci.build(t, "--bootc", "--transient-store", "--store", store, "--from", v3.Ref(),
+		"--output", out.Ref(), "--previous-build", prev.Ref())
+	t.Logf("transient-store build with an empty store: %.1fs, %d layers reused", took.Seconds(), got.Reused)
+	assert.Equal(t, want.ManifestDigest, got.ManifestDigest, "a transient store gives the same image")
+	ci.mustRun(t, "verify", out.Ref())
+	objects, err := filepath.Glob(filepath.Join(store, "objects", "*", "*.file*"))
+	require.NoError(t, err)
+	assert.Empty(t, objects, "no content object outlives a transient build")
+	linked := 0
+	entries, err := os.ReadDir(filepath.Join(out.Layout, "blobs", "sha256"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		a, errA := os.Stat(filepath.Join(out.Layout, "blobs", "sha256", e.Name()))
+		b, errB := os.Stat(filepath.Join(prev.Layout, "blobs", "sha256", e.Name()))
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			linked++
+		}
+	}
+	assert.GreaterOrEqual(t, linked, got.Reused, "every reused blob of the previous release is a link to it")
 }
