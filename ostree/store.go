@@ -271,14 +271,17 @@ func (s *Store) ObjectFile(c Checksum, t ObjectType) string {
 
 // Has reports whether the object exists (for content, also as a derived object).
 func (s *Store) Has(c Checksum, t ObjectType) bool {
+	if t == ObjFile {
+		// In memory, so first: an in-place build asks this for every file.
+		if _, ok := s.inPlace.get(c); ok {
+			return true
+		}
+	}
 	if s.hasFile(c, t) {
 		return true
 	}
 	if t != ObjFile {
 		return false
-	}
-	if _, ok := s.inPlace.get(c); ok {
-		return true
 	}
 	// A derived entry is only written for a stored base, and pruning keeps the base of
 	// every entry it keeps: the entry's presence is enough (one stat, no parse; rebuilds
