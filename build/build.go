@@ -118,6 +118,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err := in.Close(); err != nil {
+			o.warn(err.Error())
+		}
+	}()
 	if o.Rootfs != "" {
 		SetPlatform(&in.Config, o.Image.Platform())
 	}

@@ -74,6 +74,7 @@ func TestPodmanBuildInput(t *testing.T) {
 	out := filepath.Join(work, "out")
 	c1, c2 := ociImage{Layout: out, Tag: "v1"}, ociImage{Layout: out, Tag: "v2"}
 	_, first := c.build(t, "--from", storageRef(n1), "--output", c1.Ref())
+	checkStorageReadInPlace(t, c, storageRef(n1), c1)
 	labels := c1.config(t).Config.Labels
 	assert.Equal(t, "1", labels["containers.bootc"], "the Containerfile's labels are carried over")
 	assert.Equal(t, "v1", labels["org.opencontainers.image.version"])
@@ -103,4 +104,22 @@ func TestPodmanBuildInput(t *testing.T) {
 	assert.GreaterOrEqual(t, reused[0].Size, int64(boundAppSize), "the containers layer holds the bound image")
 	assert.True(t, slices.ContainsFunc(b2.Layers, func(l buildLayer) bool { return l.Reused != "" }),
 		"v2 reuses v1's blobs")
+}
+
+// checkStorageReadInPlace: the build of ref (a containers-storage image) by c into built
+// read the image through its mount (no content object in c's store), and gives the
+// commit that reading the same image through its layers gives (an oci: copy of it).
+func checkStorageReadInPlace(t *testing.T, c cli, ref string, built ociImage) {
+	objects, err := filepath.Glob(filepath.Join(c.home, "cache", "rechunker", "store", "objects", "*", "*.file*"))
+	require.NoError(t, err)
+	assert.Less(t, len(objects), 10, "a containers-storage image is read in place, not copied into the store")
+
+	layout := ociImage{Layout: filepath.Join(t.TempDir(), "copy"), Tag: "v1"}
+	run(t, "skopeo", "copy", "-q", ref, layout.Ref())
+	viaLayers := ociImage{Layout: filepath.Join(t.TempDir(), "out"), Tag: "v1"}
+	newCLI(t).build(t, "--from", layout.Ref(), "--output", viaLayers.Ref())
+	want := viaLayers.config(t).Config.Labels["ostree.commit"]
+	require.NotEmpty(t, want)
+	assert.Equal(t, want, built.config(t).Config.Labels["ostree.commit"],
+		"the tree read from the mount is the tree its layers give")
 }

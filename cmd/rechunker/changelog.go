@@ -32,6 +32,7 @@ func imagePackages(ctx context.Context, store *ostree.Store, ref string, opts im
 	if err != nil {
 		return nil, err
 	}
+	defer in.Close()
 	pkgs, err := rechunk.Packages(ctx, in.Tree, store, func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) })
 	if err != nil {
 		return nil, fmt.Errorf("list packages of %s: %w", ref, err)

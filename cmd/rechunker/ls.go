@@ -34,6 +34,7 @@ resulting commit, byte for byte as ` + "`ostree ls -C`" + ` (-R: ` + "`ostree ls
 			if err != nil {
 				return err
 			}
+			defer in.Close()
 			o.Checksums = true
 			return ostree.FormatLsOptions(cmd.OutOrStdout(), in.Tree, p, o)
 		},

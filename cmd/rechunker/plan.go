@@ -60,6 +60,7 @@ layers they had there. Nothing is written but the store.`,
 			if err != nil {
 				return err
 			}
+			defer in.Close()
 			if err := build.CheckPlatforms(build.ConfigPlatform(in.Config), prev); err != nil {
 				return err
 			}

@@ -42,10 +42,12 @@ type Options struct {
 	NoSELinux bool
 	// Progress, when set, is called after each layer is applied.
 	Progress func(LayerResult)
-	// CopyRootfs stores a copy of every file of a root filesystem directory. By default
-	// the store reads them where they are (ostree.Store.AddInPlace): no second copy of
-	// the tree on disk, but the directory must not change while the Store value is in
-	// use, and the commit's files are not in the store's directory once it is gone.
+	// CopyRootfs stores a copy of every file of a root filesystem directory, and reads a
+	// containers-storage image through its layers. By default both are read where they
+	// are (ostree.Store.AddInPlace; storage.go mounts the image until Input.Close): no
+	// second copy of the tree on disk, but the input must not change while the Store
+	// value is in use, and the commit's files are not in the store's directory once it
+	// is gone.
 	CopyRootfs bool
 }
 
@@ -71,6 +73,8 @@ type Input struct {
 	// BaseMarks counts the directories that got user.component or user.update-interval
 	// back from the dirmeta objects of a chunked base image (basemarks.go).
 	BaseMarks int
+
+	release func() error // see Close
 }
 
 // SELinuxResult describes the labelling of a tree from its own policy.
@@ -97,24 +101,38 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 	}
 	var in *Input
 	var err error
-	if from != "" {
-		in, err = loadImage(ctx, from, o)
-	} else {
+	inPlace := false
+	switch {
+	case rootfsDir != "":
 		in, err = loadRootfs(ctx, rootfsDir, o)
+	case !o.CopyRootfs:
+		in, inPlace, err = loadStorageInPlace(ctx, from, o)
+	}
+	if err == nil && in == nil && !inPlace {
+		in, err = loadImage(ctx, from, o)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if err := finish(ctx, in, o); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// finish turns a loaded tree into the commit rpm-ostree would make of it.
+func finish(ctx context.Context, in *Input, o Options) error {
 	// Before /sysroot is emptied: the base image's commit is read from there.
 	in.BaseMarks = restoreBaseMarks(in.Tree, o.Store, o.Warn)
 	// Label before /etc moves: the policy names /etc paths.
 	if !o.NoSELinux {
 		if err := relabel(ctx, in, o); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := Postprocess(in.Tree); err != nil {
-		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
+		return fmt.Errorf("load %s: %w", in.Ref, err)
 	}
 	// Thousands of dirtree objects: write them in the background while hashing goes on.
 	mw := o.Store.NewAsyncWriter(ctx, ostree.AsyncOptions{})
@@ -123,17 +141,17 @@ func Load(ctx context.Context, from, rootfsDir string, o Options) (*Input, error
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load %s: write tree: %w", in.Ref, err)
+		return fmt.Errorf("load %s: write tree: %w", in.Ref, err)
 	}
 	in.Commit = ostree.Commit{Timestamp: uint64(in.Created.Unix()), RootTree: rootTree, RootMeta: rootMeta}
 	raw, err := in.Commit.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("load %s: encode commit: %w", in.Ref, err)
+		return fmt.Errorf("load %s: encode commit: %w", in.Ref, err)
 	}
 	if in.CommitSum, err = o.Store.WriteMetadata(ostree.ObjCommit, raw); err != nil {
-		return nil, fmt.Errorf("load %s: %w", in.Ref, err)
+		return fmt.Errorf("load %s: %w", in.Ref, err)
 	}
-	return in, nil
+	return nil
 }
 
 // relabel gives the tree the SELinux labels of the policy it configures, if any.
