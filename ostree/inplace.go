@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -53,34 +55,69 @@ func (a FileIdentity) diff(b FileIdentity) string {
 	return ""
 }
 
-// inPlaceObject is a content object whose payload is a source file (path), or empty
-// (path "": a symlink or an empty file, which needs no file at all).
+// inPlaceObject is a content object whose payload is the source file name in directory
+// *dir, or empty (dir nil: a symlink or an empty file, which needs no file at all).
 type inPlaceObject struct {
 	header *FileHeader
-	path   string
+	dir    *string // interned: a tree has a few thousand directories for 300k files
+	name   string
 	id     FileIdentity
 }
 
-// inPlace is the store's table of in-place objects.
+func (o inPlaceObject) path() string { return filepath.Join(*o.dir, o.name) }
+
+// inPlace is the store's table of in-place objects. It is kept small because it holds
+// an entry per file of the input: the entries sit in one slice, the map only indexes
+// them (a map of 80-byte values took 230 bytes an entry), and paths are split into an
+// interned directory and the file's own name.
 type inPlace struct {
 	mu      sync.RWMutex
-	objects map[Checksum]inPlaceObject
+	index   map[Checksum]uint32
+	objects []inPlaceObject
+	dirs    map[string]*string
 }
 
 func (t *inPlace) get(c Checksum) (inPlaceObject, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	o, ok := t.objects[c]
-	return o, ok
+	i, ok := t.index[c]
+	if !ok {
+		return inPlaceObject{}, false
+	}
+	return t.objects[i], true
 }
 
 func (t *inPlace) put(c Checksum, o inPlaceObject) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.objects == nil {
-		t.objects = map[Checksum]inPlaceObject{}
+	if t.index == nil {
+		t.index = map[Checksum]uint32{}
 	}
-	t.objects[c] = o
+	if i, ok := t.index[c]; ok {
+		t.objects[i] = o
+		return
+	}
+	t.index[c] = uint32(len(t.objects))
+	t.objects = append(t.objects, o)
+}
+
+// split returns path's directory, interned, and a copy of its last element (a
+// substring would keep the whole path's bytes alive).
+func (t *inPlace) split(path string) (*string, string) {
+	dir, name := filepath.Split(path)
+	dir = filepath.Clean(dir)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d, ok := t.dirs[dir]
+	if !ok {
+		if t.dirs == nil {
+			t.dirs = map[string]*string{}
+		}
+		owned := strings.Clone(dir)
+		d = &owned
+		t.dirs[owned] = d
+	}
+	return d, strings.Clone(name)
 }
 
 // AddInPlace records that content object c, with header h, has the payload of the file
@@ -94,7 +131,14 @@ func (s *Store) AddInPlace(c Checksum, h *FileHeader, path string, id FileIdenti
 	if path == "" && !h.IsSymlink() && id.Size != 0 {
 		return fmt.Errorf("record in-place object %s: %d bytes of payload but no source file", c, id.Size)
 	}
-	s.inPlace.put(c, inPlaceObject{header: h, path: path, id: id})
+	o := inPlaceObject{header: h, id: id}
+	if path != "" {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("record in-place object %s: %s is not an absolute path", c, path)
+		}
+		o.dir, o.name = s.inPlace.split(path)
+	}
+	s.inPlace.put(c, o)
 	return nil
 }
 
@@ -110,25 +154,26 @@ func (s *Store) HasStored(c Checksum) bool {
 
 // openInPlace opens an in-place object, checking that its source is the file hashed.
 func (s *Store) openInPlace(c Checksum, o inPlaceObject) (*ContentObject, error) {
-	if o.path == "" {
+	if o.dir == nil {
 		return &ContentObject{Header: *o.header, s: s}, nil
 	}
-	f, err := os.OpenFile(o.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+	path := o.path()
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("source file of an imported object changed or went away: %w", err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open content %s from source file %s: %w", c, o.path, err)
+		return nil, fmt.Errorf("open content %s from source file %s: %w", c, path, err)
 	}
 	if d := o.id.diff(IdentityOf(&st)); d != "" {
 		f.Close()
-		return nil, fmt.Errorf("source file %s changed after it was imported (%s); the input must not change during a build", o.path, d)
+		return nil, fmt.Errorf("source file %s changed after it was imported (%s); the input must not change during a build", path, d)
 	}
 	obj := s.wrapFile(f)
 	obj.Header, obj.Size = *o.header, o.id.Size
-	obj.check = &payloadCheck{hash: NewContentHash(*o.header), want: c, left: o.id.Size, path: o.path}
+	obj.check = &payloadCheck{hash: NewContentHash(*o.header), want: c, left: o.id.Size, path: path}
 	return obj, nil
 }
 
