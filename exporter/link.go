@@ -11,6 +11,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // A previous build in a local OCI layout (the usual CI setup: `skopeo copy` of the last
@@ -48,9 +50,9 @@ func linkVerified(ctx context.Context, src string, d, want digest.Digest, declar
 	if err != nil || !sameDevice(f, string(dst)) {
 		return 0, errNoLink
 	}
-	if declared > 0 && before.size != declared {
+	if declared > 0 && before.Size != declared {
 		// What the transport's sized reader says of such a blob, in the same words.
-		return 0, fmt.Errorf("blob %s is %d bytes, the manifest declares %d", d, before.size, declared)
+		return 0, fmt.Errorf("blob %s is %d bytes, the manifest declares %d", d, before.Size, declared)
 	}
 	n, err := checkBlob(ctx, f, io.Discard, d, want, comp)
 	if err != nil {
@@ -71,21 +73,17 @@ func linkVerified(ctx context.Context, src string, d, want digest.Digest, declar
 	return n, nil
 }
 
-// fileIdentity is what changes when a file is replaced or written.
-type fileIdentity struct {
-	ino, size    int64
-	mtime, ctime int64
-}
-
-func identity(f *os.File) (fileIdentity, error) {
+// identity is the regular file f's identity (ostree.FileIdentity: what changes when a
+// file is replaced or written).
+func identity(f *os.File) (ostree.FileIdentity, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fileIdentity{}, err
+		return ostree.FileIdentity{}, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fileIdentity{}, errNoLink
+		return ostree.FileIdentity{}, errNoLink
 	}
-	return fileIdentity{int64(st.Ino), st.Size, st.Mtim.Nano(), st.Ctim.Nano()}, nil
+	return ostree.IdentityOf(&st), nil
 }
 
 // sameDevice reports whether f is on the file system of directory dir (or of the
