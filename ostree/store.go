@@ -37,8 +37,10 @@ const storeConfig = "[core]\nrepo_version=1\nmode=rechunker-hashed\n"
 // several goroutines and processes: every object is written to a temporary file and
 // renamed into place, and an object is never rewritten once present.
 type Store struct {
-	root    string
-	bufs    sync.Pool // *[]byte copy buffers, larger than io.Copy's 32 KiB default
+	root string
+	bufs sync.Pool // *[]byte copy buffers, larger than io.Copy's 32 KiB default
+	// chunks are the read-ahead buffers of payloads longer than a copy buffer.
+	chunks  *fsutil.ChunkPool
 	readers sync.Pool // *bufio.Reader for OpenContent
 	// anonTemp is set when the store's filesystem supports O_TMPFILE and linking such a
 	// file into place through /proc/self/fd: an object then costs one inode creation and
@@ -102,7 +104,7 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("create store %s: %w", dir, err)
 	}
 	removeStaleTemps(dir, StaleTempAge, time.Now())
-	s := &Store{root: dir}
+	s := &Store{root: dir, chunks: fsutil.NewChunkPool(copyBufSize)}
 	s.anonTemp.Store(s.probeAnonTemp())
 	if f, err := os.Open(filepath.Join(dir, "objects")); err == nil {
 		s.objects = f
@@ -465,7 +467,7 @@ func (s *Store) streamContent(prefix, head []byte, r io.Reader, buf []byte) (Che
 	if _, err := mw.Write(head); err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
-	n, err := io.CopyBuffer(mw, r, buf)
+	n, err := s.copyAhead(mw, r, buf)
 	if err != nil {
 		return Checksum{}, 0, fmt.Errorf("write content: %w", err)
 	}
@@ -488,6 +490,32 @@ func (s *Store) streamContent(prefix, head []byte, r io.Reader, buf []byte) (Che
 	s.noteWritten(c)
 	return c, n, nil
 }
+
+// copyAhead copies r to w. What does not fit in buf is read on a second goroutine while
+// w (hashing, compressing, writing the object file) works on what came before: a large
+// file out of a tar stream is otherwise read, hashed and written by one goroutine.
+func (s *Store) copyAhead(w io.Writer, r io.Reader, buf []byte) (int64, error) {
+	n, err := io.ReadFull(r, buf)
+	if n > 0 {
+		if _, werr := w.Write(buf[:n]); werr != nil {
+			return int64(n), werr
+		}
+	}
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF:
+		return int64(n), nil
+	case nil:
+	default:
+		return int64(n), err
+	}
+	ahead := fsutil.NewReadAhead(r, s.chunks, copyAheadDepth, nil)
+	defer ahead.Close()
+	m, err := io.Copy(w, ahead)
+	return int64(n) + m, err
+}
+
+// copyAheadDepth is how many copy buffers a large payload is read ahead.
+const copyAheadDepth = 4
 
 // WriteContentBytes stores a content object whose payload is in memory. It hashes first
 // and writes nothing when the store already has the object.

@@ -348,15 +348,17 @@ func (s *Source) LayerBlobDigest(i int) digest.Digest { return s.copyLayers[i].D
 type LayerStream struct {
 	index   int
 	raw     io.ReadCloser
-	rawTee  io.Reader // raw, counted and hashed
+	ahead   *fsutil.ReadAhead // reads raw, counted and hashed, on its own goroutine
+	rawTee  io.Reader         // ahead
 	rawHash digest.Digester
 	rawN    int64
 	dec     io.ReadCloser
 	// decClosed is set once dec is closed (it must not be closed twice).
 	decClosed bool
 	diff      digest.Digester
-	diffIsRaw bool      // uncompressed blob: the diff_id is the blob digest
-	r         io.Reader // dec, hashed into diff unless diffIsRaw
+	diffIsRaw bool              // uncompressed blob: the diff_id is the blob digest
+	decAhead  *fsutil.ReadAhead // reads dec, hashed into diff, unless diffIsRaw
+	r         io.Reader         // decAhead, or dec if diffIsRaw
 }
 
 // OpenLayerStream opens layer i for a single streaming pass.
@@ -371,19 +373,30 @@ func (s *Source) OpenLayerStream(ctx context.Context, i int) (*LayerStream, erro
 	} else {
 		ls.diff = digest.Canonical.Digester()
 	}
-	ls.rawTee = io.TeeReader(countingReader{fsutil.ContextReader(ctx, raw), &ls.rawN}, ls.rawHash.Hash())
+	// The blob is read and hashed on a goroutine of its own, in large pieces, ahead of
+	// the parser: the tar reader asks for 512-byte headers and small files one at a
+	// time, the gzip reader for 4 KiB, and the blob digest would otherwise be computed
+	// by the goroutine that parses and stores the files.
+	pool := fsutil.NewChunkPool(layerReadChunk)
+	ls.ahead = fsutil.NewReadAhead(countingReader{fsutil.ContextReader(ctx, raw), &ls.rawN},
+		pool, layerReadDepth, ls.rawHash.Hash())
+	ls.rawTee = ls.ahead
 	dec, compressed, err := compression.AutoDecompress(ls.rawTee)
 	if err != nil {
 		raw.Close()
+		ls.ahead.Close()
 		return nil, fmt.Errorf("decompress layer %d (%s): %w", i, s.LayerBlobDigest(i), err)
 	}
 	ls.dec = dec
-	ls.r = io.TeeReader(dec, ls.diff.Hash())
 	if !compressed && ls.diff.Digest().Algorithm() == ls.rawHash.Digest().Algorithm() {
 		// An uncompressed blob is its own tar stream (containers-storage serves layers
 		// that way): its diff_id is its blob digest, so hash it once.
 		ls.r, ls.diffIsRaw = dec, true
+		return ls, nil
 	}
+	// Decompressing and hashing the tar stream get a goroutine too.
+	ls.decAhead = fsutil.NewReadAhead(dec, pool, layerReadDepth, ls.diff.Hash())
+	ls.r = ls.decAhead
 	return ls, nil
 }
 
@@ -393,6 +406,12 @@ func digesterFor(d digest.Digest) digest.Digester {
 	}
 	return digest.Canonical.Digester()
 }
+
+// A layer blob is read in chunks of layerReadChunk bytes, at most layerReadDepth ahead.
+const (
+	layerReadChunk = 1 << 20
+	layerReadDepth = 4
+)
 
 type countingReader struct {
 	r io.Reader
@@ -441,15 +460,20 @@ func (ls *LayerStream) closeDec() error {
 		return nil
 	}
 	ls.decClosed = true
+	if ls.decAhead != nil {
+		ls.decAhead.Close()
+	}
 	return ls.dec.Close()
 }
 
-// Close releases the blob.
+// Close releases the blob. The blob is closed before the read-ahead goroutines are
+// waited for, so that a read blocked on a network stream ends.
 func (ls *LayerStream) Close() error {
-	err := ls.closeDec()
-	if e := ls.raw.Close(); err == nil {
+	err := ls.raw.Close()
+	if e := ls.closeDec(); err == nil {
 		err = e
 	}
+	ls.ahead.Close()
 	return err
 }
 
