@@ -27,6 +27,8 @@ type InspectLayer struct {
 	MediaType  string        `json:"media_type"`
 	Components []string      `json:"components"`
 	CreatedBy  string        `json:"created_by,omitempty"`
+	// SharedWith are the sibling images (InspectReport.ShareWith) with the same blob.
+	SharedWith []string `json:"shared_with,omitempty"`
 }
 
 // InspectReport describes an image.
@@ -46,6 +48,42 @@ type InspectReport struct {
 	BoundImages []BoundImage `json:"bound_images,omitempty"`
 	// Verify is the pass that read the tree, when one ran.
 	Verify *Report `json:"verify,omitempty"`
+	// Family is what the image shares with sibling images (ShareWith), in the order
+	// they were compared.
+	Family []FamilyShare `json:"family,omitempty"`
+}
+
+// FamilyShare is what an image has in common with one sibling: the layers whose blobs
+// are identical, which a client switching between the two keeps and a registry stores
+// once.
+type FamilyShare struct {
+	Image        string `json:"image"`
+	SharedLayers int    `json:"shared_layers"`
+	SharedBytes  int64  `json:"shared_bytes"`
+	// SwitchBytes is what switching from the sibling to this image downloads: the
+	// sizes of this image's layers the sibling does not have.
+	SwitchBytes int64 `json:"switch_bytes"`
+}
+
+// ShareWith compares the report's layers with a sibling's layer blobs (by digest) and
+// records the sibling's name in every shared layer and in Family.
+func (r *InspectReport) ShareWith(image string, blobs []digest.Digest) {
+	has := make(map[digest.Digest]bool, len(blobs))
+	for _, d := range blobs {
+		has[d] = true
+	}
+	fs := FamilyShare{Image: image}
+	for i := range r.Layers {
+		l := &r.Layers[i]
+		if !has[l.Digest] {
+			fs.SwitchBytes += l.Size
+			continue
+		}
+		fs.SharedLayers++
+		fs.SharedBytes += l.Size
+		l.SharedWith = append(l.SharedWith, image)
+	}
+	r.Family = append(r.Family, fs)
 }
 
 // Inspect reports an image's layers, labels and plan from its manifest and config; with

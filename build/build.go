@@ -27,8 +27,11 @@ type Options struct {
 	// Previous are previous builds (TRANSPORT:REF) whose layout and blobs to reuse.
 	// Empty means Output, when it already is a chunked image (as rpm-ostree does).
 	Previous []string
-	Store    *ostree.Store
-	Image    imageio.Options
+	// Family are sibling images (TRANSPORT:REF): variants of this image whose layers
+	// a component new to this image follows, and whose blobs are reused (rechunk.Options.Family).
+	Family []string
+	Store  *ostree.Store
+	Image  imageio.Options
 
 	// Bootc labels the image containers.bootc=1 and warns about what bootc refuses.
 	Bootc           bool
@@ -102,6 +105,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(o.Previous) == 0 && len(prev) > 0 {
 		o.notice(NoticeBaseline) // Discover probed the output and found a chunked image
 	}
+	family, err := LoadChunked(ctx, o.Family, o.Image, "family image", o.warn)
+	if err != nil {
+		return nil, err
+	}
 	if o.TransientStore {
 		o.Store.SetCompressContent(true)
 		o.Store.TrackWrites()
@@ -126,7 +133,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Rootfs != "" {
 		SetPlatform(&in.Config, o.Image.Platform())
 	}
-	if err := CheckPlatforms(ConfigPlatform(in.Config), prev); err != nil {
+	if err := CheckPlatforms(ConfigPlatform(in.Config), append(append([]Previous(nil), prev...), family...)); err != nil {
 		return nil, err
 	}
 	if o.Bootc {
@@ -141,13 +148,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	tLoad := time.Since(start)
 	plan, err := rechunk.NewPlan(ctx, in.Tree, o.Store, rechunk.Options{
-		MaxLayers: o.MaxLayers, Previous: Planned(prev), Warn: o.warn, NoVolatileSplit: o.NoVolatileSplit,
+		MaxLayers: o.MaxLayers, Previous: Planned(prev), Family: Planned(family), Warn: o.warn,
+		NoVolatileSplit: o.NoVolatileSplit,
 	})
 	if err != nil {
 		return nil, err
 	}
 	tPlan := time.Since(start) - tLoad
-	res, err := o.export(ctx, in, commitMeta, plan, Planned(prev))
+	// Blobs are reused from family images as from previous builds: checked, then copied.
+	res, err := o.export(ctx, in, commitMeta, plan, Planned(append(prev, family...)))
 	if err != nil {
 		return nil, err
 	}

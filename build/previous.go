@@ -54,17 +54,9 @@ func LoadPrevious(ctx context.Context, ref string, o imageio.Options) (Previous,
 // leaves those notes out). A chunked output it finds is the last previous build returned;
 // Run then says NoticeBaseline, as rpm-ostree does.
 func Discover(ctx context.Context, refs []string, output string, o imageio.Options, warn func(string), quiet bool) ([]Previous, error) {
-	var prev []Previous
-	for _, ref := range refs {
-		p, err := LoadPrevious(ctx, ref, o)
-		if err != nil {
-			return nil, err
-		}
-		if !p.Chunked {
-			warn(fmt.Sprintf("previous build %s is not chunked; ignored", ref))
-			continue
-		}
-		prev = append(prev, p)
+	prev, err := LoadChunked(ctx, refs, o, "previous build", warn)
+	if err != nil {
+		return nil, err
 	}
 	if len(refs) > 0 || output == "" {
 		return prev, nil
@@ -84,6 +76,25 @@ func Discover(ctx context.Context, refs []string, output string, o imageio.Optio
 		prev = append(prev, p)
 	}
 	return prev, nil
+}
+
+// LoadChunked reads the manifests and configs of images that should be chunked builds
+// (previous builds, family images); one that is not chunked is skipped with a warning
+// naming it as what.
+func LoadChunked(ctx context.Context, refs []string, o imageio.Options, what string, warn func(string)) ([]Previous, error) {
+	var out []Previous
+	for _, ref := range refs {
+		p, err := LoadPrevious(ctx, ref, o)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if !p.Chunked {
+			warn(fmt.Sprintf("%s %s is not chunked; ignored", what, ref))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // CheckPlatforms refuses previous builds made for another platform than the input:

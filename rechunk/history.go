@@ -139,6 +139,21 @@ type priorLayout struct {
 	history  map[string]componentRecord
 	// fromLabel is set when the layout came from PlanLabel (else from annotations).
 	fromLabel bool
+	// family is set for a sibling image's layout (Options.Family).
+	family bool
+}
+
+// layerMembers lists the component names of each chunk layer (index 0 is manifest
+// index 1), sorted. From annotations, the names are binary package names.
+func (l *priorLayout) layerMembers() [][]string {
+	out := make([][]string, l.layers)
+	for n, idx := range l.names {
+		out[idx-1] = append(out[idx-1], n)
+	}
+	for _, ns := range out {
+		sort.Strings(ns)
+	}
+	return out
 }
 
 // readPrior interprets a previous build: the plan label when present and consistent

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
 )
@@ -16,8 +17,9 @@ const MinLayers = 4
 // the sum over layers of size × P(any member changes). Stability comes first, though:
 // a layer whose components are all unchanged keeps exactly its content, so that the
 // client already has it. Fresh plans (packFresh) decide by fixed change tiers and
-// rendezvous hashing, which a package bump barely disturbs; with a labelled previous
-// build, only layers that change anyway are repacked (repackChanged, partition).
+// hashed positions split in halves, which a package bump barely disturbs; with a
+// labelled previous build, only layers that change anyway are repacked (repackChanged,
+// partition).
 
 // packItem is what the packer knows of a component.
 type packItem struct {
@@ -34,6 +36,8 @@ type packItem struct {
 	parts []packPart
 	// changed is set when a previous build showed the component with other content.
 	changed bool
+	// digest identifies the component's content (component.digestHex).
+	digest string
 }
 
 // packPart is one big file of a large component.
@@ -68,6 +72,10 @@ type pbin struct {
 	prev int
 	// repacked marks a previous layer that changed anyway and was refilled.
 	repacked bool
+	// family names the sibling image whose layer fam (1-based manifest index) this bin
+	// rebuilds exactly.
+	family string
+	fam    int
 }
 
 // tierBounds split change probabilities per upgrade into tiers. They are fixed, not
@@ -337,7 +345,7 @@ func spanGroups(it packItem, item, k int) [][]unitRef {
 
 // packShared packs shared components into at most n bins: a greedy loop spends one
 // layer at a time on whichever saves the most expected bytes, either isolating a
-// component or adding a bin to a change tier (members follow by rendezvous hash).
+// component or adding a bin to a change tier (splitting one of its bins, splitBin).
 func packShared(items []packItem, idx []int, n int) (singles []int, bins []*pbin) {
 	if len(idx) == 0 || n <= 0 {
 		if len(idx) > 0 {
@@ -381,7 +389,29 @@ type tierMember struct {
 	item int
 	tier int
 	bin  int    // index among the tier's bins
-	best uint64 // rank of the current bin
+	pos  uint64 // its place in the tier's hash space (splitBin)
+}
+
+// splitBin returns the bin of position h when a tier has k bins. A tier's hash space
+// starts as one bin and is split in halves in a fixed order, breadth first: bin n
+// (n = 2^d + r) is the upper half of the r-th interval of depth d, which the bins
+// before it hold. Going from k to k+1 bins therefore splits one bin and leaves every
+// other bin exactly as it was, and k−1 merges two: a budget that gives a tier one
+// layer more or less changes one or two of its layers, not all of them, as rendezvous
+// hashing would (each new bin draws members from every other).
+func splitBin(h uint64, k int) int {
+	bin := 0
+	for n := 1; n < k; n++ {
+		d := bits.Len(uint(n)) - 1
+		r := uint64(n - 1<<d)
+		if d > 0 && h>>(64-d) != r {
+			continue
+		}
+		if h>>(63-d)&1 == 1 {
+			bin = n
+		}
+	}
+	return bin
 }
 
 // newSharedPacker puts every component of idx into the one bin of its tier. With fewer
@@ -414,7 +444,7 @@ func newSharedPacker(items []packItem, idx []int, n int) *sharedPacker {
 	}
 	for k := range sp.members {
 		m := &sp.members[k]
-		m.best = rank(items[m.item].name, strconv.Itoa(m.tier), 0)
+		m.pos = rank(items[m.item].name, strconv.Itoa(m.tier), 0)
 		sp.stat(m.tier, 0).add(float64(items[m.item].size), items[m.item].p, 1)
 	}
 	return sp
@@ -481,7 +511,7 @@ func (sp *sharedPacker) splitGain(t, k int) (gain float64, ok bool) {
 			continue
 		}
 		it := sp.items[m.item]
-		if rank(it.name, strconv.Itoa(t), k) > m.best {
+		if splitBin(m.pos, k+1) == k {
 			moved.add(float64(it.size), it.p, 1)
 			if from[m.bin] == nil {
 				s := *sp.stat(t, m.bin)
@@ -511,9 +541,9 @@ func (sp *sharedPacker) splitTier(t int) {
 			continue
 		}
 		it := sp.items[m.item]
-		if r := rank(it.name, strconv.Itoa(t), k); r > m.best {
+		if splitBin(m.pos, k+1) == k {
 			sp.stat(t, m.bin).add(float64(it.size), it.p, -1)
-			m.bin, m.best = k, r
+			m.bin = k
 			sp.stat(t, k).add(float64(it.size), it.p, 1)
 		}
 	}

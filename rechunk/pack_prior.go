@@ -13,11 +13,14 @@ import (
 // --max-layers was lowered), the two shared layers whose merge costs the fewest
 // expected bytes are merged; with spare room, components that changed anyway leave
 // bins that grew far beyond their share.
-func packWithPrior(items []packItem, maxLayers int, prior *priorLayout) ([]*pbin, error) {
+//
+// Components new to this image that sibling images (families) hold go first into
+// copies of the siblings' layers (placeFamily).
+func packWithPrior(items []packItem, maxLayers int, prior *priorLayout, families []*priorLayout) ([]*pbin, error) {
 	if _, err := newBudget(items, maxLayers); err != nil {
 		return nil, err
 	}
-	pp := &priorPacker{items: items, maxLayers: maxLayers, prior: prior}
+	pp := &priorPacker{items: items, maxLayers: maxLayers, prior: prior, families: families}
 	if err := pp.planFresh(); err != nil {
 		return nil, err
 	}
@@ -35,6 +38,7 @@ type priorPacker struct {
 	items     []packItem
 	maxLayers int
 	prior     *priorLayout
+	families  []*priorLayout
 
 	// What a fresh plan would do: the components it isolates, and the groups of big
 	// files it gives layers of their own, per component.
@@ -220,10 +224,12 @@ func (pp *priorPacker) keepLayers() {
 func (pp *priorPacker) placeNew() {
 	items := pp.items
 	sort.Slice(pp.newMain, func(a, b int) bool { return items[pp.newMain[a]].name < items[pp.newMain[b]].name })
+	placed := pp.placeFamily()
 	var newBin *pbin
 	for _, i := range pp.newMain {
 		it := items[i]
 		switch {
+		case placed[i]:
 		case it.exclusive:
 			pp.bins = append(pp.bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
 		case pp.freshAlone[i] || it.single:
@@ -246,6 +252,67 @@ func (pp *priorPacker) placeNew() {
 		pp.reserved = &pbin{kind: binReserved}
 		pp.bins = append(pp.bins, pp.reserved)
 	}
+}
+
+// placeFamily gives new components the layers sibling images have them in. A sibling
+// layer is copied when every component it holds is new here, not yet placed, neither
+// exclusive nor split into big-file layers, and (when the sibling has a plan label) has
+// the sibling's digest: the copy then has the same objects at the same paths, so the
+// same tar and blob, which a client switching between the images already has and a
+// registry already stores. Siblings are tried in order; a layer is copied only while a
+// layer of the budget stays free for the rest. It returns the components placed.
+func (pp *priorPacker) placeFamily() map[int]bool {
+	placed := map[int]bool{}
+	if len(pp.families) == 0 {
+		return placed
+	}
+	candidates := map[string]int{}
+	for _, i := range pp.newMain {
+		it := pp.items[i]
+		if !it.exclusive && len(it.parts) == 0 {
+			candidates[it.name] = i
+		}
+	}
+	for _, f := range pp.families {
+		if !f.fromLabel {
+			continue // annotations name binary packages: no exact component sets
+		}
+		for idx, names := range f.layerMembers() {
+			if len(pp.bins)+1 >= pp.maxLayers {
+				return placed
+			}
+			units, ok := pp.familyUnits(f, names, candidates, placed)
+			if !ok {
+				continue
+			}
+			for _, u := range units {
+				placed[u.item] = true
+			}
+			pp.bins = append(pp.bins, &pbin{kind: pp.kindOf(units), units: units, family: f.ref, fam: idx + 1})
+		}
+	}
+	return placed
+}
+
+// familyUnits returns the units of a sibling layer's components when all are
+// candidates with the sibling's content.
+func (pp *priorPacker) familyUnits(f *priorLayout, names []string, candidates map[string]int, placed map[int]bool) ([]unitRef, bool) {
+	if len(names) == 0 {
+		return nil, false
+	}
+	units := make([]unitRef, 0, len(names))
+	for _, n := range names {
+		i, ok := candidates[n]
+		if !ok || placed[i] || len(f.parts[n]) > 0 {
+			return nil, false
+		}
+		if f.fromLabel && f.digests[n] != pp.items[i].digest {
+			return nil, false
+		}
+		units = append(units, unitRef{item: i})
+	}
+	sortUnits(units)
+	return units, true
 }
 
 // fitBudget brings the bins within maxLayers (--max-layers may have been lowered
@@ -570,8 +637,10 @@ func (pp *priorPacker) addNew() {
 	// newMain is filled from maps (separateExclusive walks layers by index in a map):
 	// sort it so that the new layers come in the same order on every run.
 	sort.Slice(pp.newMain, func(a, b int) bool { return pp.items[pp.newMain[a]].name < pp.items[pp.newMain[b]].name })
+	placed := pp.placeFamily()
 	for _, i := range pp.newMain {
 		switch {
+		case placed[i]:
 		case pp.items[i].exclusive:
 			pp.bins = append(pp.bins, &pbin{kind: binExclusive, units: []unitRef{{item: i}}})
 		case len(pp.freshSpans[i]) > 0:

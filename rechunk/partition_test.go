@@ -143,7 +143,7 @@ func TestRepackChanged(t *testing.T) {
 	n := add("new", 700, 0.5, false)
 	prior := &priorLayout{ref: "v1", layers: 5, fromLabel: true, parts: map[string]map[string]int{}, reserved: map[int]bool{},
 		names: map[string]int{"a": 1, "b": 1, "c": 2, "d": 2, "e": 3, "f": 4, "g": 4, "gone": 5}}
-	bins, err := packWithPrior(items, 6, prior)
+	bins, err := packWithPrior(items, 6, prior, nil)
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(bins), 6)
 	byPrev := map[int][]int{}

@@ -14,7 +14,8 @@
 // that always change (the package database, the catch-all) costs nothing.
 //
 // Without a previous build, large components get layers of their own and the others
-// are spread over fixed change-rate tiers by rendezvous hashing, so that a package bump
+// are spread over fixed change-rate tiers by hashed position (a tier's bins split its
+// hash space in halves, so one bin more or less changes one bin), so that a package bump
 // moves nothing else. With a previous build's plan label, every layer whose components
 // are unchanged is kept byte for byte, and the layers that change anyway are refilled,
 // together with new components, by an optimizer (sort by p, best contiguous split by
@@ -87,6 +88,9 @@ type Layer struct {
 	ChangeProbability float64
 	// Why explains the grouping in a few words (shown by `rechunker plan`).
 	Why string
+	// Follows is the image (a previous build or a family image) whose layer this one
+	// keeps or copies with the same content; empty for a new or refilled layer.
+	Follows string
 }
 
 // Plan is the planner's output, consumed by the exporter.
@@ -98,6 +102,7 @@ type Plan struct {
 	// by name.
 	Components []ComponentInfo
 	// FromPrevious names the previous build whose layout was kept, empty for a fresh plan.
+	// Without previous builds it is the family image whose layout was followed.
 	FromPrevious string
 	// Warnings are the problems the planner worked around (also sent to Options.Warn).
 	Warnings []string

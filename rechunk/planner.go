@@ -36,6 +36,11 @@ type Options struct {
 	// Previous are earlier builds of the same image (any order). The newest one with a
 	// readable layout is kept; all with a plan label feed the change history.
 	Previous []Previous
+	// Family are builds of sibling images (variants built from the same packages), in
+	// order of preference. They are not history: a component new to this image goes
+	// where a sibling has it when a whole sibling layer can be rebuilt byte for byte,
+	// and without previous builds the first sibling's layout is followed.
+	Family []Previous
 	// Warn receives problems the planner works around; nil discards them.
 	Warn func(string)
 	// BigFileSize makes unowned files at least this big components of their own.
@@ -91,12 +96,19 @@ func NewPlan(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options
 // one is given, and fills plan.
 func planComponents(plan *Plan, comps []*component, o Options, warn func(string)) error {
 	prior, history := readHistory(o.Previous, comps, warn)
+	families := readFamilies(o.Family, warn)
+	if prior == nil && len(families) > 0 {
+		// A first release of this image: follow the sibling's layout, so that what
+		// both have lands in the same layers.
+		prior, history = families[0], familyHistory(families[0], comps)
+		families = families[1:]
+	}
 	items := packItems(comps, o, prior, history)
 
 	var bins []*pbin
 	var err error
 	if prior != nil {
-		bins, err = packWithPrior(items, o.MaxLayers, prior)
+		bins, err = packWithPrior(items, o.MaxLayers, prior, families)
 		if err == nil {
 			plan.FromPrevious = prior.ref
 		} else {
@@ -246,6 +258,43 @@ func readHistory(prev []Previous, comps []*component, warn func(string)) (*prior
 	return layouts[0], hist
 }
 
+// readFamilies reads the siblings' layouts; a sibling that is not chunked is ignored
+// with a warning.
+func readFamilies(fam []Previous, warn func(string)) []*priorLayout {
+	var out []*priorLayout
+	for _, f := range fam {
+		l := readPrior(f, warn)
+		if l == nil {
+			warn(fmt.Sprintf("family image %s is not chunked (no %s label, no %s annotations); ignored", f.Ref, PlanLabel, ComponentsAnnotation))
+			continue
+		}
+		l.family = true
+		out = append(out, l)
+	}
+	return out
+}
+
+// familyHistory is what a sibling's plan label says of this image's components: which
+// differ from the sibling's (so its layers that would change are refilled) and the
+// sibling's record of how often each changed, the best estimate of their rates before
+// this image has releases of its own. The comparison with the sibling is not a release
+// of this image, so it adds nothing to the record.
+func familyHistory(f *priorLayout, comps []*component) map[string]componentHistory {
+	hist := map[string]componentHistory{}
+	if !f.fromLabel {
+		return hist
+	}
+	for _, c := range comps {
+		d, ok := f.digests[c.name]
+		if !ok {
+			continue
+		}
+		rec := f.history[c.name]
+		hist[c.name] = componentHistory{known: true, changed: d != c.digestHex(), bits: rec.History, seen: min(rec.Seen, historyBits)}
+	}
+	return hist
+}
+
 func boolBit(b bool) int {
 	if b {
 		return 1
@@ -262,7 +311,7 @@ func packItems(comps []*component, o Options, prior *priorLayout, hist map[strin
 			p = observedRate(popcount(h.bits, h.seen), h.seen, c.p)
 		}
 		it := packItem{
-			name: c.name, size: c.size, p: p, exclusive: c.info.exclusive,
+			name: c.name, size: c.size, p: p, exclusive: c.info.exclusive, digest: c.digestHex(),
 			single:  c.name == KernelComponent || c.name == PackageDBComponent,
 			aliases: c.info.packages, changed: hist[c.name].changed,
 		}
@@ -335,6 +384,12 @@ func (lb *layerBuilder) build() error {
 		sort.Strings(l.Components)
 		l.ChangeProbability = 1 - q
 		l.Name, l.Why = lb.describe(b, lb.members[bi])
+		switch {
+		case b.family != "":
+			l.Follows = b.family
+		case b.prev > 0 && !b.repacked && lb.prior != nil:
+			l.Follows = lb.prior.ref
+		}
 	}
 	for bi := range layers {
 		layers[bi].Size = distinctSize(layers[bi].Files)
@@ -445,7 +500,7 @@ func (lb *layerBuilder) record() error {
 		lb.plan.Components = append(lb.plan.Components, ComponentInfo{
 			Name: c.name, Source: c.source, Exclusive: c.info.exclusive, Files: len(c.files), Size: c.size,
 			ChangeProbability: lb.items[i].p, Digest: c.digestHex(), Layers: compLayers[i],
-			Changed: h.changed, New: lb.prior != nil && lb.prior.fromLabel && !h.known,
+			Changed: h.changed, New: lb.prior != nil && !lb.prior.family && lb.prior.fromLabel && !h.known,
 			Volatile: c.info.volatilePart,
 		})
 	}
@@ -479,10 +534,17 @@ func (lb *layerBuilder) describe(b *pbin, members []int) (string, string) {
 func (lb *layerBuilder) describeBin(b *pbin, members []int) (string, string) {
 	kept := ""
 	if b.prev > 0 && lb.prior != nil {
-		kept = fmt.Sprintf("kept from %s layer %d; ", lb.prior.ref, b.prev)
-		if b.repacked {
-			kept = fmt.Sprintf("repacked (%s layer %d changed anyway); ", lb.prior.ref, b.prev)
+		sibling := ""
+		if lb.prior.family {
+			sibling = "sibling "
 		}
+		kept = fmt.Sprintf("kept from %s%s layer %d; ", sibling, lb.prior.ref, b.prev)
+		if b.repacked {
+			kept = fmt.Sprintf("repacked (%s%s layer %d changed anyway); ", sibling, lb.prior.ref, b.prev)
+		}
+	}
+	if b.family != "" {
+		kept = fmt.Sprintf("copied from sibling %s layer %d (its blob is reused); ", b.family, b.fam)
 	}
 	names := make([]string, 0, len(members))
 	for _, i := range members {

@@ -32,6 +32,7 @@ type buildFlags struct {
 	formatVersion   int
 	maxLayers       int
 	previous        []string
+	family          []string
 	labels          []string
 	reference       string
 	signCommit      []string
@@ -54,6 +55,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
 	fs.BoolVar(&f.noVolatileSplit, "no-volatile-split", false, "keep every package in one component (default: split off the files package rebuilds change)")
 	fs.StringArrayVar(&f.previous, "previous-build", nil, "a previous build (TRANSPORT:REF) whose layout and blobs to reuse; repeatable; default: --output if it is a chunked image")
+	fs.StringArrayVar(&f.family, "family", nil, "a sibling image (TRANSPORT:REF, a chunked variant built from the same packages) whose layers and blobs components new to this image follow; repeatable, in order of preference; not change history (use --previous-build for this image's own releases)")
 	fs.StringArrayVarP(&f.labels, "label", "l", nil, "add a config label KEY=VALUE; repeatable")
 	fs.StringVar(&f.reference, "reference", "latest", "accepted for rpm-ostree compatibility and ignored (rpm-ostree ignores it too)")
 	fs.StringArrayVar(&f.signCommit, "sign-commit", nil, "sign the commit with the ed25519 secret key in PATH (ed25519=PATH, repeatable), as ostree sign does")
@@ -172,7 +174,7 @@ func (f *buildFlags) options(labels map[string]string) (build.Options, error) {
 		return build.Options{}, err
 	}
 	o := build.Options{
-		From: fromRef(f.from), Rootfs: f.in.rootfs, Output: f.output, Previous: f.previous,
+		From: fromRef(f.from), Rootfs: f.in.rootfs, Output: f.output, Previous: f.previous, Family: f.family,
 		Store: store, Image: imgOpts, Bootc: f.bootc, FormatVersion: f.formatVersion,
 		MaxLayers: f.maxLayers, NoVolatileSplit: f.noVolatileSplit, Labels: labels,
 		Compression: f.compression, Level: f.level, NoBlobCache: f.noBlobCache, TransientStore: f.transientStore,

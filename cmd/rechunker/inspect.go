@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
 	"text/tabwriter"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/rechunker-dev/rechunker/bootc"
@@ -19,6 +21,7 @@ func newInspectCmd() *cobra.Command {
 		img    imageReadFlags
 		asJSON bool
 		o      bootc.InspectOptions
+		family []string
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
@@ -26,7 +29,9 @@ func newInspectCmd() *cobra.Command {
 		Long: `Inspect shows the layers of IMAGE with sizes, roles (ostree commit, chunk, derived)
 and components, its labels, and the rechunker plan history it carries. With
 --bound-images it also reads every layer (a full verification pass) to list bootc's
-logically bound images (usr/lib/bootc/bound-images.d).`,
+logically bound images (usr/lib/bootc/bound-images.d). With --family IMAGE (repeatable)
+it shows which layers the image shares with sibling images, byte for byte, and what
+switching from each sibling downloads.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -48,6 +53,13 @@ logically bound images (usr/lib/bootc/bound-images.d).`,
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", args[0], err)
 			}
+			for _, ref := range family {
+				blobs, err := layerBlobs(ctx, ref, opts)
+				if err != nil {
+					return fmt.Errorf("inspect: family image %s: %w", ref, err)
+				}
+				r.ShareWith(ref, blobs)
+			}
 			if asJSON {
 				return writeReportJSON(cmd.OutOrStdout(), r)
 			}
@@ -58,7 +70,22 @@ logically bound images (usr/lib/bootc/bound-images.d).`,
 	img.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&o.BoundImages, "bound-images", false, "read the image's files to list logically bound images")
+	cmd.Flags().StringArrayVar(&family, "family", nil, "a sibling image (TRANSPORT:REF) to compare layers with; repeatable")
 	return cmd
+}
+
+// layerBlobs returns the layer digests of an image's manifest.
+func layerBlobs(ctx context.Context, ref string, o imageio.Options) ([]digest.Digest, error) {
+	src, err := imageio.Open(ctx, ref, o)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	out := make([]digest.Digest, 0, len(src.Layers))
+	for _, l := range src.Layers {
+		out = append(out, l.Digest)
+	}
+	return out, nil
 }
 
 func printInspect(w io.Writer, name string, r *bootc.InspectReport) {
@@ -75,15 +102,30 @@ func printInspect(w io.Writer, name string, r *bootc.InspectReport) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tROLE\tDIGEST\tSIZE\tCOMPONENTS")
+	shared := func(bootc.InspectLayer) string { return "" }
+	if len(r.Family) > 0 {
+		fmt.Fprint(tw, "#\tROLE\tDIGEST\tSIZE\tSHARED\tCOMPONENTS\n")
+		shared = func(l bootc.InspectLayer) string { return fmt.Sprintf("%d/%d\t", len(l.SharedWith), len(r.Family)) }
+	} else {
+		fmt.Fprintln(tw, "#\tROLE\tDIGEST\tSIZE\tCOMPONENTS")
+	}
 	for _, l := range r.Layers {
 		comps := bootc.ComponentList(l.Role, l.Components, len(l.Components) > 0 || l.Role == bootc.RoleChunk, 70)
 		if comps == "-" && l.CreatedBy != "" {
 			comps = ellipsize(l.CreatedBy, 70)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.Index, l.Role, bootc.ShortDigest(l.Digest), units.Bytes(l.Size), comps)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s%s\n", l.Index, l.Role, bootc.ShortDigest(l.Digest), units.Bytes(l.Size), shared(l), comps)
 	}
 	tw.Flush()
+	if len(r.Family) > 0 {
+		fmt.Fprintln(w, "\nFamily:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, f := range r.Family {
+			fmt.Fprintf(tw, "  %s\tshares %d of %d layers (%s of %s); switching from it downloads %s\n", f.Image,
+				f.SharedLayers, len(r.Layers), units.Bytes(f.SharedBytes), units.Bytes(r.TotalSize), units.Bytes(f.SwitchBytes))
+		}
+		tw.Flush()
+	}
 
 	fmt.Fprintln(w, "\nLabels:")
 	keys := make([]string, 0, len(r.Labels))

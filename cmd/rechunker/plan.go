@@ -18,12 +18,12 @@ import (
 
 func newPlanCmd() *cobra.Command {
 	var f inputFlags
-	var previous []string
+	var previous, family []string
 	var maxLayers int
 	var asJSON, noVolatileSplit bool
 	var explain []string
 	cmd := &cobra.Command{
-		Use:   "plan [SOURCE] [--rootfs DIR] [--previous-build IMAGE]... [--max-layers N] [--json] [--store DIR]",
+		Use:   "plan [SOURCE] [--rootfs DIR] [--previous-build IMAGE]... [--family IMAGE]... [--max-layers N] [--json] [--store DIR]",
 		Short: "Show how the image's files would be split into layers",
 		Long: `Plan loads the input (an image or --rootfs DIR), assigns every file to a component
 (user.component xattr, rpm/dpkg/pacman/apk package grouped by source package, kernel and
@@ -32,7 +32,9 @@ package's volatile part (executables, shared objects, bytecode, changelogs: what
 rebuild of the package changes) when that pays, and packs the
 components into at most --max-layers chunk layers (the commit layer comes in addition),
 minimising the bytes an upgrade downloads. With --previous-build, components stay in the
-layers they had there. Nothing is written but the store.`,
+layers they had there. With --family (sibling images: variants built from the same
+packages), components new to this image go where a sibling has them, so that switching
+between the images downloads only what differs. Nothing is written but the store.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			from := ""
@@ -44,31 +46,29 @@ layers they had there. Nothing is written but the store.`,
 			if err != nil {
 				return err
 			}
-			var prev []build.Previous
-			for _, ref := range previous {
-				p, err := build.LoadPrevious(ctx, ref, opts)
-				if err != nil {
-					return err
-				}
-				if !p.Chunked {
-					fmt.Fprintf(os.Stderr, "rechunker: warning: previous build %s is not a chunked image; ignored\n", ref)
-					continue
-				}
-				prev = append(prev, p)
+			warn := func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) }
+			prev, err := build.LoadChunked(ctx, previous, opts, "previous build", warn)
+			if err != nil {
+				return err
+			}
+			fam, err := build.LoadChunked(ctx, family, opts, "family image", warn)
+			if err != nil {
+				return err
 			}
 			in, store, err := f.load(ctx, from)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			if err := build.CheckPlatforms(build.ConfigPlatform(in.Config), prev); err != nil {
+			if err := build.CheckPlatforms(build.ConfigPlatform(in.Config), append(append([]build.Previous(nil), prev...), fam...)); err != nil {
 				return err
 			}
 			plan, err := rechunk.NewPlan(ctx, in.Tree, store, rechunk.Options{
 				MaxLayers:       maxLayers,
 				Previous:        build.Planned(prev),
+				Family:          build.Planned(fam),
 				NoVolatileSplit: noVolatileSplit,
-				Warn:            func(m string) { fmt.Fprintln(os.Stderr, "rechunker: warning:", m) },
+				Warn:            warn,
 			})
 			if err != nil {
 				return err
@@ -85,6 +85,7 @@ layers they had there. Nothing is written but the store.`,
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringArrayVar(&previous, "previous-build", nil, "a previous build of this image (TRANSPORT:REF) whose layout to keep; repeat for more change history")
+	cmd.Flags().StringArrayVar(&family, "family", nil, "a sibling image (TRANSPORT:REF, a chunked variant built from the same packages) whose layers new components follow; repeatable, in order of preference")
 	cmd.Flags().IntVar(&maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().BoolVar(&noVolatileSplit, "no-volatile-split", false, "keep every package in one component")
@@ -112,6 +113,9 @@ type planLayerJSON struct {
 	Size              int64    `json:"size"`
 	ChangeProbability float64  `json:"change_probability"`
 	Why               string   `json:"why"`
+	// Follows is the image (previous build or family image) whose layer this one keeps
+	// or copies; empty for a new or refilled layer.
+	Follows string `json:"follows,omitempty"`
 }
 
 func writePlanJSON(w io.Writer, p *rechunk.Plan) error {
@@ -126,7 +130,7 @@ func writePlanJSON(w io.Writer, p *rechunk.Plan) error {
 			comps = []string{}
 		}
 		out.Layers = append(out.Layers, planLayerJSON{Index: i + 1, Name: l.Name, Components: comps, Files: files,
-			Size: l.Size, ChangeProbability: l.ChangeProbability, Why: l.Why})
+			Size: l.Size, ChangeProbability: l.ChangeProbability, Why: l.Why, Follows: l.Follows})
 		out.TotalBytes += l.Size
 		out.ExpectedBytesPerUpgrade += int64(float64(l.Size) * l.ChangeProbability)
 	}
@@ -162,6 +166,20 @@ func printPlan(w io.Writer, p *rechunk.Plan) {
 	}
 	fmt.Fprintf(w, "\n%d chunk layers (+1 commit layer), %d components (%d packages split into stable and %s parts), %s total, %s; expected download per upgrade: %s\n",
 		len(p.Layers), len(p.Components), split, rechunk.VolatileSuffix[1:], units.Bytes(int64(total)), from, units.Bytes(int64(expected)))
+	follows := map[string]int{}
+	var refs []string
+	for _, l := range p.Layers {
+		if l.Follows == "" {
+			continue
+		}
+		if follows[l.Follows] == 0 {
+			refs = append(refs, l.Follows)
+		}
+		follows[l.Follows]++
+	}
+	for _, r := range refs {
+		fmt.Fprintf(w, "%d layers follow %s (same content, so the same blob)\n", follows[r], r)
+	}
 }
 
 // explainPaths says, for each path, which layer holds it, why that layer holds what it
