@@ -196,6 +196,33 @@ type securityUpdate struct {
 // again. It is cached beside the base (the archive moves on; a cached result stays).
 func securityUpdated(t testing.TB, base string) securityUpdate {
 	t.Helper()
+	path, upgraded := aptRootfs(t, base, "security-"+securityRecipeVersion, func(apt func(...string) string) []string {
+		apt("update")
+		var upgraded []string
+		for _, l := range strings.Split(apt("-s", "upgrade"), "\n") {
+			// Inst libssl3 [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 Debian-Security:12/... [amd64])
+			f := strings.Fields(l)
+			if len(f) >= 4 && f[0] == "Inst" {
+				upgraded = append(upgraded, fmt.Sprintf("%s %s -> %s", f[1], strings.Trim(f[2], "[]"), strings.TrimPrefix(f[3], "(")))
+			}
+		}
+		if len(upgraded) == 0 {
+			// A state of the archive (right after a point release), not a missing tool:
+			// skip even under CI, and try again next run.
+			t.Skip("bookworm-updates and bookworm-security have nothing newer than the bootstrapped base")
+		}
+		apt("-y", "upgrade")
+		return upgraded
+	})
+	return securityUpdate{Tarball: path, Upgraded: upgraded}
+}
+
+// aptRootfs returns the base rootfs tarball changed by apt-get in a chroot (bookworm,
+// bookworm-updates and bookworm-security in sources.list; no services started), shaped
+// for bootc again and cached under name (which must change with the recipe). work runs
+// the apt-get commands and returns notes (e.g. what was upgraded), cached beside it.
+func aptRootfs(t testing.TB, base, name string, work func(apt func(args ...string) string) []string) (string, []string) {
+	t.Helper()
 	requireRoot(t)
 	requireTools(t, "chroot", "tar", "zstd", "mknod")
 	mirror := os.Getenv("RECHUNKER_DEBIAN_MIRROR")
@@ -208,23 +235,27 @@ func securityUpdated(t testing.TB, base string) securityUpdate {
 	}
 	sources := fmt.Sprintf("deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n",
 		mirror, mirror, security)
-	key := sha256.Sum256([]byte(strings.Join([]string{securityRecipeVersion, filepath.Base(base), sources}, "\n")))
+	key := sha256.Sum256([]byte(strings.Join([]string{name, filepath.Base(base), sources}, "\n")))
 	dir := cacheDir(t)
-	path := filepath.Join(dir, fmt.Sprintf("%s-security-%s.tar.zst", strings.TrimSuffix(filepath.Base(base), ".tar.zst"), hex.EncodeToString(key[:4])))
-	listPath := path + ".upgraded"
+	label := strings.SplitN(name, "-", 2)[0]
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.tar.zst", strings.TrimSuffix(filepath.Base(base), ".tar.zst"), label, hex.EncodeToString(key[:4])))
+	notesPath := path + ".notes"
 	unlock := lockFile(t, path+".lock")
 	defer unlock()
 	if _, err := os.Stat(path); err == nil {
-		list, err := os.ReadFile(listPath)
+		notes, err := os.ReadFile(notesPath)
 		require.NoError(t, err)
-		return securityUpdate{Tarball: path, Upgraded: strings.Split(strings.TrimSpace(string(list)), "\n")}
+		if len(strings.TrimSpace(string(notes))) == 0 {
+			return path, nil
+		}
+		return path, strings.Split(strings.TrimSpace(string(notes)), "\n")
 	}
 
 	start := time.Now()
-	work, err := os.MkdirTemp(dir, "security-")
+	work0, err := os.MkdirTemp(dir, label+"-")
 	require.NoError(t, err)
-	defer os.RemoveAll(work)
-	root := filepath.Join(work, "rootfs")
+	defer os.RemoveAll(work0)
+	root := filepath.Join(work0, "rootfs")
 	extractTarball(t, base, root)
 
 	// What the image keeps: the new sources.list. What only the build needs (and is
@@ -254,21 +285,7 @@ func securityUpdated(t testing.TB, base string) securityUpdate {
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
 		return runCmd(t, cmd)
 	}
-	apt("update")
-	var upgraded []string
-	for _, l := range strings.Split(apt("-s", "upgrade"), "\n") {
-		// Inst libssl3 [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 Debian-Security:12/... [amd64])
-		f := strings.Fields(l)
-		if len(f) >= 4 && f[0] == "Inst" {
-			upgraded = append(upgraded, fmt.Sprintf("%s %s -> %s", f[1], strings.Trim(f[2], "[]"), strings.TrimPrefix(f[3], "(")))
-		}
-	}
-	if len(upgraded) == 0 {
-		// A state of the archive (right after a point release), not a missing tool: skip
-		// even under CI, and try again next run.
-		t.Skip("bookworm-updates and bookworm-security have nothing newer than the bootstrapped base")
-	}
-	apt("-y", "upgrade")
+	notes := work(apt)
 	apt("clean")
 	require.NoError(t, os.Remove(filepath.Join(root, "usr/sbin/policy-rc.d")))
 	require.NoError(t, os.Remove(resolv))
@@ -281,10 +298,10 @@ func securityUpdated(t testing.TB, base string) securityUpdate {
 	tmp := path + ".tmp"
 	run(t, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0 -3 -q",
 		"-C", root, "-cf", tmp, ".")
-	require.NoError(t, os.WriteFile(listPath, []byte(strings.Join(upgraded, "\n")+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(notesPath, []byte(strings.Join(notes, "\n")+"\n"), 0o644))
 	require.NoError(t, os.Rename(tmp, path))
-	t.Logf("built %s in %.0fs: apt-get upgrade upgraded %d packages", path, time.Since(start).Seconds(), len(upgraded))
-	return securityUpdate{Tarball: path, Upgraded: upgraded}
+	t.Logf("built %s in %.0fs", path, time.Since(start).Seconds())
+	return path, notes
 }
 
 // ---- what really changed between two trees ----

@@ -99,6 +99,21 @@ func encodePlanRecord(r *planRecord) (string, error) {
 	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
+// ComponentDigests reads a plan label (PlanLabel) and returns each component's content
+// digest (ComponentInfo.Digest): two images' components with equal digests have the
+// same files.
+func ComponentDigests(label string) (map[string]string, error) {
+	r, err := decodePlanRecord(label)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(r.Components))
+	for _, c := range r.Components {
+		out[c.Name] = c.Digest
+	}
+	return out, nil
+}
+
 func decodePlanRecord(s string) (*planRecord, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
