@@ -101,20 +101,12 @@ func TestFamilyFirstRelease(t *testing.T) {
 	pBase, err := NewPlan(ctx, base, store, Options{MaxLayers: maxLayers})
 	require.NoError(t, err)
 
-	b := newTestTree(t, store)
 	pkgs := releasePackages("")
 	for i := range 6 {
 		pkgs = append(pkgs, dpkgPkg{name: fmt.Sprintf("extra%d", i), version: "1",
 			files: map[string]int{fmt.Sprintf("/usr/lib/extra%d/f", i): 30<<10 + i*1000}})
 	}
-	b.addDpkg(pkgs)
-	b.sized("/usr/lib/modules/6.1.0/vmlinuz", 8<<20, "kernel")
-	b.sized("/usr/lib/modules/6.1.0/initramfs.img", 20<<20, "initramfs")
-	b.sized("/usr/share/big-unowned.dat", 3<<20, "big")
-	b.file("/usr/etc/hostname", []byte("box\n"))
-	b.file("/usr/etc/machine-info", []byte("x\n"))
-	b.symlink("/bin", "usr/bin")
-	variant := b.finalize()
+	variant := releaseTreeOf(t, store, pkgs)
 
 	fresh, err := NewPlan(ctx, variant, store, Options{MaxLayers: maxLayers})
 	require.NoError(t, err)

@@ -43,8 +43,13 @@ func releasePackages(bumped string) []dpkgPkg {
 }
 
 func releaseTree(t *testing.T, store *ostree.Store, bumped string) *ostree.Tree {
+	return releaseTreeOf(t, store, releasePackages(bumped))
+}
+
+// releaseTreeOf is releaseTree's image with other packages.
+func releaseTreeOf(t *testing.T, store *ostree.Store, pkgs []dpkgPkg) *ostree.Tree {
 	b := newTestTree(t, store)
-	b.addDpkg(releasePackages(bumped))
+	b.addDpkg(pkgs)
 	b.sized("/usr/lib/modules/6.1.0/vmlinuz", 8<<20, "kernel")
 	b.sized("/usr/lib/modules/6.1.0/initramfs.img", 20<<20, "initramfs")
 	b.sized("/usr/share/big-unowned.dat", 3<<20, "big")
