@@ -375,3 +375,43 @@ func TestDerivedObjects(t *testing.T) {
 	_, err = s.OpenContent(sum)
 	assert.ErrorContains(t, err, "damaged")
 }
+
+// TestStoreHas asks for objects of every type the way the store looks them up (a path
+// relative to the objects directory built without allocating), present, absent and
+// compressed.
+func TestStoreHas(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	require.NoError(t, err)
+	meta := []byte("some dirmeta bytes")
+	metaSum, err := s.WriteMetadata(ObjDirMeta, meta)
+	require.NoError(t, err)
+	plain, _, err := s.WriteContent(context.Background(), FileHeader{Mode: 0o100644}, bytes.NewReader([]byte("plain")))
+	require.NoError(t, err)
+	s.SetCompressContent(true)
+	big := bytes.Repeat([]byte("compressed payload "), 2000)
+	compressed, _, err := s.WriteContent(context.Background(), FileHeader{Mode: 0o100644}, bytes.NewReader(big))
+	require.NoError(t, err)
+	_, err = os.Stat(s.compressedFile(compressed))
+	require.NoError(t, err, "the big payload is stored compressed")
+
+	var missing Checksum
+	missing[0] = 0xab
+	for _, tc := range []struct {
+		name string
+		sum  Checksum
+		t    ObjectType
+		want bool
+	}{
+		{"dirmeta", metaSum, ObjDirMeta, true},
+		{"dirmeta asked as dirtree", metaSum, ObjDirTree, false},
+		{"plain content", plain, ObjFile, true},
+		{"compressed content", compressed, ObjFile, true},
+		{"absent content", missing, ObjFile, false},
+		{"absent commit", missing, ObjCommit, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, s.Has(tc.sum, tc.t))
+			assert.Equal(t, ObjectPath(tc.sum, tc.t), "objects/"+string(appendObjectRel(nil, tc.sum, tc.t)))
+		})
+	}
+}

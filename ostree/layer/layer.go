@@ -241,8 +241,11 @@ func splitEntryPath(name string) ([]string, error) {
 	if !utf8.ValidString(name) {
 		return nil, errors.New("path is not valid UTF-8 (ostree cannot store it)")
 	}
-	var out []string
-	for _, c := range strings.Split(name, "/") {
+	// One allocation per path: a rebuild splits every path of every layer record.
+	out := make([]string, 0, strings.Count(name, "/")+1)
+	for rest, more := name, true; more; {
+		var c string
+		c, rest, more = strings.Cut(rest, "/")
 		switch c {
 		case "", ".":
 		case "..":
