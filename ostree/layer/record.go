@@ -113,8 +113,9 @@ func (rw *recordWriter) close(n int) error {
 }
 
 type recordReader struct {
-	r *bufio.Reader
-	n int
+	r   *bufio.Reader
+	n   int
+	buf []byte // str's scratch: a string costs one allocation, not two
 }
 
 func newRecordReader(r io.Reader) (*recordReader, error) {
@@ -159,7 +160,10 @@ func (rr *recordReader) str() (string, error) {
 	if n > maxRecordStr {
 		return "", fmt.Errorf("string of %d bytes", n)
 	}
-	b := make([]byte, n)
+	if uint64(cap(rr.buf)) < n {
+		rr.buf = make([]byte, n)
+	}
+	b := rr.buf[:n]
 	if _, err := io.ReadFull(rr.r, b); err != nil {
 		return "", err
 	}
