@@ -295,7 +295,7 @@ func (pp *priorPacker) placeFamily() map[int]bool {
 }
 
 // familyUnits returns the units of a sibling layer's components when all are
-// candidates with the sibling's content.
+// candidates with the sibling's content (placeFamily only asks of labelled siblings).
 func (pp *priorPacker) familyUnits(f *priorLayout, names []string, candidates map[string]int, placed map[int]bool) ([]unitRef, bool) {
 	if len(names) == 0 {
 		return nil, false
@@ -306,7 +306,7 @@ func (pp *priorPacker) familyUnits(f *priorLayout, names []string, candidates ma
 		if !ok || placed[i] || len(f.parts[n]) > 0 {
 			return nil, false
 		}
-		if f.fromLabel && f.digests[n] != pp.items[i].digest {
+		if f.digests[n] != pp.items[i].digest {
 			return nil, false
 		}
 		units = append(units, unitRef{item: i})

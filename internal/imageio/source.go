@@ -349,7 +349,6 @@ type LayerStream struct {
 	index   int
 	raw     io.ReadCloser
 	ahead   *fsutil.ReadAhead // reads raw, counted and hashed, on its own goroutine
-	rawTee  io.Reader         // ahead
 	rawHash digest.Digester
 	rawN    int64
 	dec     io.ReadCloser
@@ -380,8 +379,7 @@ func (s *Source) OpenLayerStream(ctx context.Context, i int) (*LayerStream, erro
 	pool := fsutil.NewChunkPool(layerReadChunk)
 	ls.ahead = fsutil.NewReadAhead(countingReader{fsutil.ContextReader(ctx, raw), &ls.rawN},
 		pool, layerReadDepth, ls.rawHash.Hash())
-	ls.rawTee = ls.ahead
-	dec, compressed, err := compression.AutoDecompress(ls.rawTee)
+	dec, compressed, err := compression.AutoDecompress(ls.ahead)
 	if err != nil {
 		raw.Close()
 		ls.ahead.Close()
@@ -449,7 +447,7 @@ func (ls *LayerStream) Finish() (blob, diffID digest.Digest, size int64, err err
 // hashed, so the direct read continues where it stopped.
 func (ls *LayerStream) BlobDigest() (digest.Digest, error) {
 	ls.closeDec()
-	if _, err := io.Copy(io.Discard, ls.rawTee); err != nil {
+	if _, err := io.Copy(io.Discard, ls.ahead); err != nil {
 		return "", err
 	}
 	return ls.rawHash.Digest(), nil
