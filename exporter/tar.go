@@ -156,9 +156,10 @@ type component struct {
 }
 
 // components splits a Unix path as Rust's Path::components does: a leading "/" is the
-// root, empty components and "." are dropped except a "." at the very start.
-func components(p string) []component {
-	var out []component
+// root, empty components and "." are dropped except a "." at the very start. They are
+// appended to out, which lets callers keep them on the stack: this runs for every
+// entry of every layer.
+func components(p string, out []component) []component {
 	rest := p
 	if strings.HasPrefix(rest, "/") {
 		out = append(out, component{compRoot, "/"})
@@ -167,7 +168,9 @@ func components(p string) []component {
 		out = append(out, component{compCur, "."})
 		rest = strings.TrimLeft(rest[1:], "/")
 	}
-	for _, c := range strings.Split(rest, "/") {
+	for rest != "" {
+		c, tail, _ := strings.Cut(rest, "/")
+		rest = tail
 		switch c {
 		case "", ".":
 		case "..":
@@ -183,7 +186,8 @@ func components(p string) []component {
 // component or a "/") and fails on the first piece that does not fit, leaving the
 // pieces already written in place.
 func copyPathInto(slot []byte, p string, isLink, truncatedGNU bool) error {
-	comps := components(p)
+	var stack [32]component
+	comps := components(p, stack[:0])
 	emitted, needSlash := false, false
 	for i, c := range comps {
 		if !isLink {
@@ -228,6 +232,9 @@ func copyPathInto(slot []byte, p string, isLink, truncatedGNU bool) error {
 type tarWriter struct {
 	w   io.Writer
 	pad [blockSize]byte
+	// hdr is the header being written: writing the caller's header to an io.Writer
+	// would move every header to the heap, 2 KiB of garbage per entry.
+	hdr header
 	buf []byte
 }
 
@@ -235,7 +242,8 @@ func newTarWriter(w io.Writer) *tarWriter { return &tarWriter{w: w, buf: make([]
 
 // appendRaw writes a finished header followed by data padded to a block.
 func (t *tarWriter) appendRaw(h *header, data io.Reader, size int64) error {
-	if _, err := t.w.Write(h[:]); err != nil {
+	t.hdr = *h
+	if _, err := t.w.Write(t.hdr[:]); err != nil {
 		return err
 	}
 	if size == 0 {

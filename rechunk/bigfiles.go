@@ -19,7 +19,7 @@ type bigFileSource struct {
 
 func (*bigFileSource) kind() string { return "bigfile" }
 
-func (s *bigFileSource) claim(p string, f *ostree.File) string {
+func (s *bigFileSource) claim(_ int, p string, f *ostree.File) string {
 	if f.Header.IsSymlink() || f.Size < s.min {
 		return ""
 	}
@@ -39,7 +39,7 @@ type stateDirSource struct{}
 
 func (stateDirSource) kind() string { return "state-dir" }
 
-func (stateDirSource) claim(p string, _ *ostree.File) string {
+func (stateDirSource) claim(_ int, p string, _ *ostree.File) string {
 	for _, pre := range stateDirPrefixes {
 		if rest, ok := strings.CutPrefix(p, pre); ok {
 			name, _, found := strings.Cut(rest, "/")

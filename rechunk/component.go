@@ -41,8 +41,9 @@ const dedupMinSize = 16 << 10
 type componentSource interface {
 	// kind names the source ("rpm", "xattr", ...) in ComponentInfo.Source and warnings.
 	kind() string
-	// claim returns the component owning the file at p (an absolute commit path), or "".
-	claim(p string, f *ostree.File) string
+	// claim returns the component owning file f at p (an absolute commit path), or "".
+	// i is the file's position in the resolver's list of the tree's files.
+	claim(i int, p string, f *ostree.File) string
 	// info describes one of the components the source claimed.
 	info(component string) sourceInfo
 }
@@ -78,8 +79,9 @@ type component struct {
 	p float64
 }
 
-// treeFiles lists every regular file and symlink of the tree in walk order.
-func treeFiles(t *ostree.Tree) []FileRef {
+// treeFiles lists every regular file and symlink of the tree in walk order; each
+// directory's files form one run, sorted by name, reported to span when it is not nil.
+func treeFiles(t *ostree.Tree, span func(d *ostree.Dir, first, n int)) []FileRef {
 	var count func(d *ostree.Dir) int
 	count = func(d *ostree.Dir) int {
 		n := len(d.Files)
@@ -92,8 +94,12 @@ func treeFiles(t *ostree.Tree) []FileRef {
 	out := make([]FileRef, 0, count(t.Root))
 	var walk func(dir string, d *ostree.Dir)
 	walk = func(dir string, d *ostree.Dir) {
+		first := len(out)
 		for _, n := range d.FileNames() {
 			out = append(out, FileRef{Dir: dir, Name: n, File: d.Files[n]})
+		}
+		if span != nil {
+			span(d, first, len(out)-first)
 		}
 		for _, n := range d.DirNames() {
 			walk(dir+n+"/", d.Dirs[n])
@@ -124,8 +130,10 @@ func sanitizeName(s string) string {
 // assign asks the sources in order for every file and builds the components. Paths no
 // source claims go to UnclaimedComponent. A content object used by several shared
 // (non-exclusive) components is kept in one of them only, so it is stored once.
+// files is reordered in place: the components' file lists are runs of it, so the
+// planner holds one list of the tree's files, not two.
 func assign(files []FileRef, sources []componentSource) []*component {
-	a := &assigner{files: files, sources: sources}
+	a := &assigner{files: files, sources: sources, ids: map[fileOwner]int32{}}
 	a.claim()
 	a.dedup()
 	return a.components()
@@ -135,7 +143,9 @@ func assign(files []FileRef, sources []componentSource) []*component {
 type assigner struct {
 	files   []FileRef
 	sources []componentSource
-	owners  []fileOwner // per file
+	owners  []int32 // per file: an index in keys
+	keys    []fileOwner
+	ids     map[fileOwner]int32
 }
 
 // fileOwner is the component a file goes to: the index of the source that claimed it
@@ -151,18 +161,30 @@ func (a *assigner) exclusive(o fileOwner) bool {
 	return o.src < a.unclaimed() && a.sources[o.src].info(o.name).exclusive
 }
 
+// id returns the index of o in a.keys, adding it when new.
+func (a *assigner) id(o fileOwner) int32 {
+	if i, ok := a.ids[o]; ok {
+		return i
+	}
+	i := int32(len(a.keys))
+	a.keys = append(a.keys, o)
+	a.ids[o] = i
+	return i
+}
+
 // claim gives every file to the first source that claims it.
 func (a *assigner) claim() {
-	a.owners = make([]fileOwner, len(a.files))
+	a.owners = make([]int32, len(a.files))
 	index := map[componentSource]int{}
 	for si, s := range a.sources {
 		index[s] = si
 	}
+	unclaimed := a.id(fileOwner{src: a.unclaimed(), name: UnclaimedComponent})
 	for i, fe := range a.files {
-		a.owners[i] = fileOwner{src: a.unclaimed(), name: UnclaimedComponent}
+		a.owners[i] = unclaimed
 		p := fe.Path() // garbage right away: the sources keep nothing per path
 		for si, s := range a.sources {
-			c := s.claim(p, fe.File)
+			c := s.claim(i, p, fe.File)
 			if c == "" {
 				continue
 			}
@@ -172,7 +194,7 @@ func (a *assigner) claim() {
 					si, c = ti, name
 				}
 			}
-			a.owners[i] = fileOwner{src: si, name: sanitizeName(c)}
+			a.owners[i] = a.id(fileOwner{src: si, name: sanitizeName(c)})
 			break
 		}
 	}
@@ -184,63 +206,81 @@ func (a *assigner) claim() {
 // storing them twice costs little, while moving them would tie unrelated components
 // together.
 func (a *assigner) dedup() {
-	best := map[ostree.Checksum]fileOwner{}
+	exclusive := make([]bool, len(a.keys))
+	for i, k := range a.keys {
+		exclusive[i] = a.exclusive(k)
+	}
+	best := map[ostree.Checksum]int32{}
 	for i, fe := range a.files {
 		o := a.owners[i]
-		if a.exclusive(o) || fe.File.Size < dedupMinSize {
+		if exclusive[o] || fe.File.Size < dedupMinSize {
 			continue
 		}
 		b, ok := best[fe.File.Checksum]
-		if !ok || o.src < b.src || (o.src == b.src && o.name < b.name) {
+		if !ok || a.before(o, b) {
 			best[fe.File.Checksum] = o
 		}
 	}
 	for i, fe := range a.files {
-		if b, ok := best[fe.File.Checksum]; ok && !a.exclusive(a.owners[i]) {
+		if b, ok := best[fe.File.Checksum]; ok && !exclusive[a.owners[i]] {
 			a.owners[i] = b
 		}
 	}
+}
+
+// before orders owners by source priority, then name.
+func (a *assigner) before(x, y int32) bool {
+	kx, ky := a.keys[x], a.keys[y]
+	if kx.src != ky.src {
+		return kx.src < ky.src
+	}
+	return kx.name < ky.name
 }
 
 // components groups the files by owner, sorted by name. Two sources may use the same
 // name (an xattr component called "bash" and the bash package): the lower-priority
 // one is renamed.
 func (a *assigner) components() []*component {
-	comps := map[fileOwner]*component{}
-	counts := map[fileOwner]int{} // exact capacities: appending would leave up to half unused
-	for i := range a.files {
-		counts[a.owners[i]]++
+	order := make([]int32, len(a.keys))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	for i, fe := range a.files {
-		k := a.owners[i]
-		c := comps[k]
-		if c == nil {
-			c = &component{name: k.name, files: make([]FileRef, 0, counts[k])}
-			if k.src == a.unclaimed() {
-				c.source = "unclaimed"
-				c.info = sourceInfo{alwaysChanges: true, changesPerYear: -1}
-			} else {
-				c.source = a.sources[k.src].kind()
-				c.info = a.sources[k.src].info(k.name)
-			}
-			comps[k] = c
+	slices.SortFunc(order, func(x, y int32) int {
+		if a.before(x, y) {
+			return -1
 		}
-		c.files = append(c.files, fe)
-	}
-	keys := make([]fileOwner, 0, len(comps))
-	for k := range comps {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].src != keys[j].src {
-			return keys[i].src < keys[j].src
-		}
-		return keys[i].name < keys[j].name
+		return 1
 	})
+	// Counting sort of the files by owner, in place: dest gives each file its slot.
+	start := make([]int32, len(a.keys)+1)
+	for _, o := range a.owners {
+		start[o+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	dest := make([]int32, len(a.files))
+	next := slices.Clone(start[:len(a.keys)])
+	for i, o := range a.owners {
+		dest[i] = next[o]
+		next[o]++
+	}
+	permute(a.files, dest)
 	nameSrc := map[string]int{}
-	out := make([]*component, 0, len(keys))
-	for _, k := range keys {
-		c := comps[k]
+	out := make([]*component, 0, len(a.keys))
+	for _, id := range order {
+		k := a.keys[id]
+		c := &component{name: k.name, files: a.files[start[id]:start[id+1]:start[id+1]]}
+		if k.src == a.unclaimed() {
+			c.source = "unclaimed"
+			c.info = sourceInfo{alwaysChanges: true, changesPerYear: -1}
+		} else {
+			c.source = a.sources[k.src].kind()
+			c.info = a.sources[k.src].info(k.name)
+		}
+		if len(c.files) == 0 {
+			continue // every file went to another owner in dedup
+		}
 		if s, taken := nameSrc[c.name]; taken && s != k.src {
 			c.name = c.name + "@" + c.source
 		}
@@ -250,6 +290,17 @@ func (a *assigner) components() []*component {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+// permute moves files[i] to files[dest[i]] for every i, in place; dest is used up.
+func permute(files []FileRef, dest []int32) {
+	for i := range files {
+		for int(dest[i]) != i {
+			j := dest[i]
+			files[i], files[j] = files[j], files[i]
+			dest[i], dest[j] = dest[j], dest[i]
+		}
+	}
 }
 
 // finish sorts the files and computes size and digest.

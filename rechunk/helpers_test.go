@@ -177,7 +177,7 @@ func checkPlan(t testing.TB, tree *ostree.Tree, p *Plan, maxLayers int) {
 	t.Helper()
 	require.LessOrEqual(t, len(p.Layers), maxLayers)
 	want := map[string]ostree.Checksum{}
-	for _, fe := range treeFiles(tree) {
+	for _, fe := range treeFiles(tree, nil) {
 		want[fe.Path()] = fe.File.Checksum
 	}
 	got := map[string]int{}

@@ -34,7 +34,7 @@ func newKernelSource(t *ostree.Tree) *kernelSource {
 
 func (*kernelSource) kind() string { return "kernel" }
 
-func (s *kernelSource) claim(p string, _ *ostree.File) string {
+func (s *kernelSource) claim(_ int, p string, _ *ostree.File) string {
 	const prefix = "/usr/lib/modules/"
 	if !strings.HasPrefix(p, prefix) {
 		return ""
@@ -59,7 +59,7 @@ type pkgDBSource struct {
 
 func (*pkgDBSource) kind() string { return "pkgdb" }
 
-func (s *pkgDBSource) claim(p string, _ *ostree.File) string {
+func (s *pkgDBSource) claim(_ int, p string, _ *ostree.File) string {
 	for _, d := range s.dirs {
 		if strings.HasPrefix(p, d) {
 			return PackageDBComponent

@@ -26,10 +26,11 @@ type pkgSource struct {
 	// installed lists the installed packages with their versions.
 	installed []Package
 	name      string
-	// owners maps each listed file of the tree to its group (an index in groupNames).
-	// Keys are the tree's own entries, not paths: a database lists every file of the
-	// image, and path strings for all of them would be most of the planner's memory.
-	owners     map[*ostree.File]int32
+	// owners gives each file of the tree (by its position in the resolver's files) the
+	// group listing it (an index in groupNames), or -1. A database lists nearly every
+	// file of the image: paths, or even a map keyed by file, would be most of the
+	// planner's memory.
+	owners     []int32
 	groupNames []string
 	// dirs maps a resolved directory to the only group listing it, or "" when shared.
 	dirs   map[string]string
@@ -47,9 +48,9 @@ type pkgGroup struct {
 
 func (s *pkgSource) kind() string { return s.name }
 
-func (s *pkgSource) claim(_ string, f *ostree.File) string {
-	if i, ok := s.owners[f]; ok {
-		return s.groupNames[i]
+func (s *pkgSource) claim(i int, _ string, _ *ostree.File) string {
+	if g := s.owners[i]; g >= 0 {
+		return s.groupNames[g]
 	}
 	return ""
 }
@@ -74,8 +75,12 @@ type pkgSourceBuilder struct {
 }
 
 func newPkgSourceBuilder(kind string, r *resolver) *pkgSourceBuilder {
+	owners := make([]int32, len(r.files))
+	for i := range owners {
+		owners[i] = -1
+	}
 	return &pkgSourceBuilder{r: r, s: &pkgSource{
-		name: kind, owners: map[*ostree.File]int32{}, dirs: map[string]string{}, groups: map[string]*pkgGroup{},
+		name: kind, owners: owners, dirs: map[string]string{}, groups: map[string]*pkgGroup{},
 	}}
 }
 
@@ -118,11 +123,11 @@ func (b *pkgSourceBuilder) group(name string) *pkgGroup {
 func (b *pkgSourceBuilder) own(group, p string) {
 	f, dir := b.r.entry(p)
 	switch {
-	case f != nil:
+	case f >= 0:
 		// Several packages may list one path (multilib, shared files): the smallest
 		// group wins, which does not depend on database order.
 		g := b.group(group)
-		if prev, ok := b.s.owners[f]; !ok || group < b.s.groupNames[prev] {
+		if prev := b.s.owners[f]; prev < 0 || group < b.s.groupNames[prev] {
 			b.s.owners[f] = g.index
 		}
 	case dir != "":
@@ -210,7 +215,7 @@ type dirOwnerSource struct {
 
 func (*dirOwnerSource) kind() string { return "package-dir" }
 
-func (s *dirOwnerSource) claim(p string, f *ostree.File) string {
+func (s *dirOwnerSource) claim(_ int, p string, f *ostree.File) string {
 	if !strings.HasPrefix(p, "/usr/") || strings.HasPrefix(p, "/usr/etc/") || f.Size >= s.maxSize {
 		return ""
 	}

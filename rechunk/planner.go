@@ -160,7 +160,8 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	comps := assign(treeFiles(t), sources)
+	// assign reorders r.files: the resolver is not used after this.
+	comps := assign(r.files, sources)
 	years := o.UpdateInterval.Hours() / (365 * 24)
 	for _, c := range comps {
 		rate := c.info.changesPerYear

@@ -1,6 +1,7 @@
 package rechunk
 
 import (
+	"slices"
 	"path"
 	"strings"
 
@@ -18,7 +19,15 @@ type resolver struct {
 	// etcInUsr is set when the commit keeps /etc under /usr/etc (ostree layout).
 	etcInUsr bool
 	dirs     map[string]resolvedDir // cache: directory path as given -> where it resolves
+	// files lists the tree's files in walk order (treeFiles); spans gives each
+	// directory's run in it, so that a path resolves to a position in files. Sources
+	// key what they know by position: a map keyed by file would cost 50 bytes per file.
+	files []FileRef
+	spans map[*ostree.Dir]fileSpan
 }
+
+// fileSpan is the run of one directory's files in resolver.files (sorted by name).
+type fileSpan struct{ first, n int32 }
 
 // resolvedDir is a directory of the tree and its path; the zero value means the path
 // does not resolve to a directory.
@@ -28,7 +37,10 @@ type resolvedDir struct {
 }
 
 func newResolver(t *ostree.Tree) *resolver {
-	r := &resolver{t: t, dirs: map[string]resolvedDir{"/": {"/", t.Root}}}
+	r := &resolver{t: t, dirs: map[string]resolvedDir{"/": {"/", t.Root}}, spans: map[*ostree.Dir]fileSpan{}}
+	r.files = treeFiles(t, func(d *ostree.Dir, first, n int) {
+		r.spans[d] = fileSpan{int32(first), int32(n)}
+	})
 	_, hasEtc := t.Root.Dirs["etc"]
 	if usr := t.Root.Dirs["usr"]; usr != nil && !hasEtc {
 		_, r.etcInUsr = usr.Dirs["etc"]
@@ -69,21 +81,32 @@ func (r *resolver) split(p string) (resolvedDir, string, bool) {
 	return d, base, d.dir != nil
 }
 
-// entry resolves a path a package lists: the file or symlink it names (the last
-// component is not followed), or the resolved path of the directory it names. Both
-// are zero when the path is not in the tree.
-func (r *resolver) entry(p string) (*ostree.File, string) {
+// entry resolves a path a package lists: the position in r.files of the file or
+// symlink it names (the last component is not followed), or the resolved path of the
+// directory it names. They are -1 and "" when the path is not in the tree.
+func (r *resolver) entry(p string) (int, string) {
 	d, base, ok := r.split(p)
 	if !ok {
-		return nil, ""
+		return -1, ""
 	}
-	if f := d.dir.Files[base]; f != nil {
-		return f, ""
+	if i := r.fileIndex(d.dir, base); i >= 0 {
+		return i, ""
 	}
 	if _, isDir := d.dir.Dirs[base]; isDir {
-		return nil, joinPath(d.path, base)
+		return -1, joinPath(d.path, base)
 	}
-	return nil, ""
+	return -1, ""
+}
+
+// fileIndex returns the position in r.files of file name in d, or -1.
+func (r *resolver) fileIndex(d *ostree.Dir, name string) int {
+	sp := r.spans[d]
+	run := r.files[sp.first : sp.first+sp.n]
+	k, found := slices.BinarySearchFunc(run, name, func(fe FileRef, name string) int { return strings.Compare(fe.Name, name) })
+	if !found {
+		return -1
+	}
+	return int(sp.first) + k
 }
 
 // dir resolves a directory path fully (the last component is followed too); it

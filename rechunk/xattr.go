@@ -30,7 +30,7 @@ type xattrComponent struct {
 
 func (*xattrSource) kind() string { return "xattr" }
 
-func (s *xattrSource) claim(p string, _ *ostree.File) string { return s.owner[p] }
+func (s *xattrSource) claim(_ int, p string, _ *ostree.File) string { return s.owner[p] }
 
 func (s *xattrSource) info(c string) sourceInfo {
 	rate := -1.0

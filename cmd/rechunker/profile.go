@@ -23,7 +23,7 @@ type profileFlags struct {
 func (p *profileFlags) register(root *cobra.Command) {
 	fs := root.PersistentFlags()
 	fs.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile to this file")
-	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile taken at the largest heap seen to this file")
+	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile taken at the largest heap seen to this file, and one taken at exit (all allocations of the run) to this file + \".allocs\"")
 	_ = fs.MarkHidden("cpuprofile")
 	_ = fs.MarkHidden("memprofile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return p.start() }
@@ -61,7 +61,15 @@ func (p *profileFlags) watchHeap() {
 	for {
 		select {
 		case <-p.stopMem:
-			p.memDone <- os.WriteFile(p.mem, prof.Bytes(), 0o644)
+			err := os.WriteFile(p.mem, prof.Bytes(), 0o644)
+			prof.Reset()
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(&prof, 0)
+			}
+			if err == nil {
+				err = os.WriteFile(p.mem+".allocs", prof.Bytes(), 0o644)
+			}
+			p.memDone <- err
 			return
 		case <-tick.C:
 		}
