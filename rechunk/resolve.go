@@ -1,8 +1,8 @@
 package rechunk
 
 import (
-	"slices"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/rechunker-dev/rechunker/ostree"
