@@ -1,69 +1,62 @@
-// Package gctune sizes the Go garbage collector's headroom in bytes rather than as a
-// fixed fraction of the live heap.
+// Package gctune bounds the Go heap by a memory limit that follows the live heap,
+// instead of a fixed GOGC fraction alone.
 //
 // rechunker's live heap is the image's tree (about 170 bytes per file) plus bounded
-// buffers, and nearly all garbage is per entry. A fixed GOGC is wrong at both ends: at
-// 50% a 20 MB tree collects every 10 MB of garbage, while a 300k-file desktop image
-// (80 MB live) keeps 40 MB of headroom that shows up as resident memory. A headroom of
-// a few tens of MB, never less than a small fraction of the live heap, collects rarely
-// on small images and keeps big ones close to their live size.
+// buffers, and nearly all garbage is per entry. GOGC alone is wrong at both ends: a
+// low value makes the collector run all the time while a 300k-file tree is built or
+// replayed (a rebuild spent a third of its CPU there at GOGC=15), a high one lets the
+// heap of a big image grow to twice its live size. A limit of Limit bytes, raised to
+// MinPercent over the live heap when that is more, lets the collector rest until the
+// heap nears the limit, and GOGC still keeps small images small.
 package gctune
 
 import (
 	"context"
+	"math"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
 
-// Policy is the headroom the collector may leave: Bytes, or MinPercent of the live
-// heap when that is more.
+// Policy is a memory limit of Limit bytes, or MinPercent over the live heap when that
+// is more, with GOGC as the collector's percentage below it.
 type Policy struct {
-	Bytes      uint64
+	GOGC       int
+	Limit      uint64
 	MinPercent int
 }
 
-const (
-	// minHeap is the Go runtime's smallest heap goal at GOGC=100.
-	minHeap = 4 << 20
-	// maxPercent bounds the GOGC value of a policy with a very large headroom.
-	maxPercent = 10000
-)
-
-// Percent returns the GOGC value that gives a live heap of live bytes the policy's
-// headroom.
-func (p Policy) Percent(live uint64) int {
-	// Before the first collection the live heap reads 0 and GOGC applies to the
-	// runtime's 4 MiB minimum heap: a percentage for 0 bytes would let the first
-	// collection wait for gigabytes.
-	live = max(live, minHeap)
-	pct := p.Bytes * 100 / live
-	return int(min(max(pct, uint64(p.MinPercent)), maxPercent))
+// MemoryLimit returns the limit for a live heap of live bytes.
+func (p Policy) MemoryLimit(live uint64) uint64 {
+	return max(p.Limit, live+live*uint64(p.MinPercent)/100)
 }
 
 // Run applies the policy until ctx is done, re-reading the live heap every interval,
-// and then restores the GOGC value it found.
+// and then restores the GOGC and memory limit it found.
 func Run(ctx context.Context, p Policy, every time.Duration) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	current := debug.SetGCPercent(p.Percent(0))
-	defer debug.SetGCPercent(current)
-	last := -1
+	oldGOGC := debug.SetGCPercent(p.GOGC)
+	defer debug.SetGCPercent(oldGOGC)
+	limit := p.MemoryLimit(0)
+	oldLimit := debug.SetMemoryLimit(int64(min(limit, math.MaxInt64)))
+	defer debug.SetMemoryLimit(oldLimit)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			// Only changes of more than a tenth are applied: each one recomputes the
-			// collector's pacing.
-			if pct := p.Percent(sample[0].Value.Uint64()); last < 0 || pct*10 < last*9 || pct*10 > last*11 {
-				debug.SetGCPercent(pct)
-				last = pct
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			continue
+		}
+		// The limit only moves by more than 1/32: each change recomputes the
+		// collector's pacing.
+		if l := p.MemoryLimit(sample[0].Value.Uint64()); l > limit+limit/32 || l < limit-limit/32 {
+			limit = l
+			debug.SetMemoryLimit(int64(min(limit, math.MaxInt64)))
 		}
 	}
 }
