@@ -10,6 +10,7 @@ import (
 	"path"
 	"runtime"
 	"sort"
+	"strconv"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -251,20 +252,28 @@ func (e *export) layerKey(i int) string {
 		fmt.Fprintf(h, "commit %s %d\n", e.cd.sum, len(e.cd.commitMeta))
 		h.Write(e.cd.commitMeta)
 	}
+	// The lines are built in one buffer rather than with fmt: this runs over every path
+	// of the image on each build, rebuilds included. Quoting is strconv's, as %q's.
+	var line []byte
 	dirs := map[string]bool{}
 	for k := range spec.numObjects() {
 		o := spec.object(k)
-		fmt.Fprintf(h, "object %s\n", o.sum())
+		sum := o.sum()
+		line = hex.AppendEncode(append(line[:0], "object "...), sum[:])
+		h.Write(append(line, '\n'))
 		for _, i := range o.idx {
 			p := o.refs[i].Path()
-			fmt.Fprintf(h, "path %q\n", p)
+			line = strconv.AppendQuote(append(line[:0], "path "...), p)
+			h.Write(append(line, '\n'))
 			if e.o.FormatVersion < 2 {
 				continue
 			}
 			for d := path.Dir(p); d != "/" && !dirs[d]; d = path.Dir(d) {
 				dirs[d] = true
 				if dm := e.in.Tree.LookupDir(d); dm != nil {
-					fmt.Fprintf(h, "dir %q %s\n", d, dm.MetaSum)
+					line = strconv.AppendQuote(append(line[:0], "dir "...), d)
+					line = hex.AppendEncode(append(line, ' '), dm.MetaSum[:])
+					h.Write(append(line, '\n'))
 				}
 			}
 		}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rechunker-dev/rechunker/ostree"
 )
 
 // TestResolverEntry checks that package paths resolve to positions in the resolver's
@@ -68,6 +70,32 @@ func TestPermute(t *testing.T) {
 			}
 			permute(files, append([]int32(nil), c.dest...))
 			assert.Equal(t, want, files)
+		})
+	}
+}
+
+func TestDistinctSize(t *testing.T) {
+	sum := func(prefix byte, last byte) ostree.Checksum {
+		var c ostree.Checksum
+		c[0], c[31] = prefix, last
+		return c
+	}
+	file := func(c ostree.Checksum, size int64) FileRef {
+		return FileRef{Dir: "/", Name: "f", File: &ostree.File{Checksum: c, Size: size}}
+	}
+	for _, c := range []struct {
+		name string
+		refs []FileRef
+		want int64
+	}{
+		{"none", nil, 0},
+		{"distinct", []FileRef{file(sum(1, 0), 10), file(sum(2, 0), 20)}, 30},
+		{"hardlinks count once", []FileRef{file(sum(1, 0), 10), file(sum(2, 0), 20), file(sum(1, 0), 10)}, 30},
+		{"same prefix, different objects", []FileRef{file(sum(1, 1), 10), file(sum(1, 2), 20), file(sum(1, 1), 10)}, 30},
+		{"interleaved duplicates", []FileRef{file(sum(3, 0), 5), file(sum(1, 9), 7), file(sum(3, 0), 5), file(sum(1, 9), 7), file(sum(1, 8), 1)}, 13},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			assert.Equal(t, c.want, distinctSize(c.refs))
 		})
 	}
 }
