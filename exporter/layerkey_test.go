@@ -11,16 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// referenceLayerKey is the layer key as first written, with fmt: keys are recorded in
+// referenceLayerKey is the layer key as first written, its objects hashed with fmt: keys are recorded in
 // stores and in output annotations, so any faster form must give the same bytes.
 func referenceLayerKey(e *export, i int) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nformat %d\n", layerWriterVersion, e.o.FormatVersion)
 	spec := e.layers[i].spec
-	if spec.commit {
-		fmt.Fprintf(h, "commit %s %d\n", e.cd.sum, len(e.cd.commitMeta))
-		h.Write(e.cd.commitMeta)
-	}
+	e.layerKeyHeader(h, spec)
 	dirs := map[string]bool{}
 	for k := range spec.numObjects() {
 		o := spec.object(k)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"runtime"
@@ -246,12 +247,8 @@ const layerWriterVersion = "rechunker-layer-1"
 // (which covers the whole directory structure).
 func (e *export) layerKey(i int) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nformat %d\n", layerWriterVersion, e.o.FormatVersion)
 	spec := e.layers[i].spec
-	if spec.commit {
-		fmt.Fprintf(h, "commit %s %d\n", e.cd.sum, len(e.cd.commitMeta))
-		h.Write(e.cd.commitMeta)
-	}
+	e.layerKeyHeader(h, spec)
 	// The lines are built in one buffer rather than with fmt: this runs over every path
 	// of the image on each build, rebuilds included. Quoting is strconv's, as %q's.
 	var line []byte
@@ -279,6 +276,15 @@ func (e *export) layerKey(i int) string {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// layerKeyHeader writes the part of a layer key before its objects.
+func (e *export) layerKeyHeader(h io.Writer, spec *layerSpec) {
+	fmt.Fprintf(h, "%s\nformat %d\n", layerWriterVersion, e.o.FormatVersion)
+	if spec.commit {
+		fmt.Fprintf(h, "commit %s %d\n", e.cd.sum, len(e.cd.commitMeta))
+		h.Write(e.cd.commitMeta)
+	}
 }
 
 // writeTar streams layer i through a sink and returns its diff_id and size.
