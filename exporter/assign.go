@@ -40,10 +40,12 @@ type planCheck struct {
 // entry must be the tree's entry at the planned path and be planned once; tree paths
 // the plan forgot go into the commit layer, as ostree-ext does with its remainder.
 func (e *export) assign() error {
-	pc := &planCheck{plan: e.plan}
+	n := 0
 	for _, l := range e.plan.Layers {
-		pc.planned = slices.Grow(pc.planned, len(l.Files))
+		n += len(l.Files)
 	}
+	// Exact capacity: appending would copy the largest slice of the check twice over.
+	pc := &planCheck{plan: e.plan, planned: make([]plannedEntry, 0, n)}
 	e.layers = []outLayer{{spec: &layerSpec{commit: true}, name: "ostree export of commit " + e.cd.sum.String()}}
 	for i, l := range e.plan.Layers {
 		if err := pc.add(i, l); err != nil {
