@@ -271,6 +271,9 @@ func (a *assigner) components() []*component {
 	nameSrc := map[string]int{}
 	out := make([]*component, 0, len(a.keys))
 	for _, id := range order {
+		if start[id] == start[id+1] {
+			continue // every file went to another owner in dedup
+		}
 		k := a.keys[id]
 		c := &component{name: k.name, files: a.files[start[id]:start[id+1]:start[id+1]]}
 		if k.src == a.unclaimed() {
@@ -279,9 +282,6 @@ func (a *assigner) components() []*component {
 		} else {
 			c.source = a.sources[k.src].kind()
 			c.info = a.sources[k.src].info(k.name)
-		}
-		if len(c.files) == 0 {
-			continue // every file went to another owner in dedup
 		}
 		if s, taken := nameSrc[c.name]; taken && s != k.src {
 			c.name = c.name + "@" + c.source
