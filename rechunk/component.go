@@ -75,7 +75,10 @@ type component struct {
 	source string
 	info   sourceInfo
 	files  []FileRef // sorted by path
-	size   int64     // payload bytes of its distinct objects
+	// at is where files starts in the planner's one list of the tree's files, of which
+	// every component's files are a run (assign, splitVolatile).
+	at     int
+	size   int64 // payload bytes of its distinct objects
 	digest [8]byte
 	// p is the probability that the component changes in one upgrade.
 	p float64
@@ -275,7 +278,7 @@ func (a *assigner) components() []*component {
 			continue // every file went to another owner in dedup
 		}
 		k := a.keys[id]
-		c := &component{name: k.name, files: a.files[start[id]:start[id+1]:start[id+1]]}
+		c := &component{name: k.name, files: a.files[start[id]:start[id+1]:start[id+1]], at: int(start[id])}
 		if k.src == a.unclaimed() {
 			c.source = "unclaimed"
 			c.info = sourceInfo{alwaysChanges: true, changesPerYear: -1}

@@ -152,7 +152,7 @@ func componentsByPath(t *testing.T, b *testTree) map[string]string {
 	t.Helper()
 	tree := b.finalize()
 	var warnings []string
-	comps, err := components(context.Background(), tree, b.store, Options{BigFileSize: DefaultBigFileSize}, func(s string) { warnings = append(warnings, s) })
+	_, comps, err := components(context.Background(), tree, b.store, Options{BigFileSize: DefaultBigFileSize}, func(s string) { warnings = append(warnings, s) })
 	require.NoError(t, err)
 	assert.Empty(t, warnings)
 	out := map[string]string{}

@@ -82,19 +82,20 @@ func NewPlan(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options
 		}
 	}
 
-	comps, err := components(ctx, t, store, o, warn)
+	files, comps, err := components(ctx, t, store, o, warn)
 	if err != nil {
 		return nil, err
 	}
-	if err := planComponents(plan, comps, o, warn); err != nil {
+	if err := planComponents(plan, files, comps, o, warn); err != nil {
 		return nil, err
 	}
 	return plan, nil
 }
 
 // planComponents packs components into layers, keeping a previous build's layout when
-// one is given, and fills plan.
-func planComponents(plan *Plan, comps []*component, o Options, warn func(string)) error {
+// one is given, and fills plan. Every component's files are a run of files (its at
+// field), and the plan's layers take files over: the components' lists are gone after.
+func planComponents(plan *Plan, files []FileRef, comps []*component, o Options, warn func(string)) error {
 	prior, history := readHistory(o.Previous, comps, warn)
 	families := readFamilies(o.Family, warn)
 	if prior == nil && len(families) > 0 {
@@ -120,12 +121,13 @@ func planComponents(plan *Plan, comps []*component, o Options, warn func(string)
 			return fmt.Errorf("plan: %w", err)
 		}
 	}
-	lb := &layerBuilder{plan: plan, comps: comps, items: items, bins: bins, prior: prior, hist: history}
+	lb := &layerBuilder{plan: plan, files: files, comps: comps, items: items, bins: bins, prior: prior, hist: history}
 	return lb.build()
 }
 
-// components runs the component sources over the tree.
-func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options, warn func(string)) ([]*component, error) {
+// components runs the component sources over the tree. It returns the list of the
+// tree's files, of which each component's files are a run.
+func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Options, warn func(string)) ([]FileRef, []*component, error) {
 	r := newResolver(t)
 	sources := []componentSource{newXattrSource(t, warn)}
 	var pkgs []*pkgSource
@@ -134,7 +136,7 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 		s, dir, err := l.load()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 			warn(fmt.Sprintf("%s database %s is unreadable, its packages' files are planned without it: %v", l.name, dir, err))
 		}
@@ -158,7 +160,7 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 		stateDirSource{},
 	)
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// assign reorders r.files: the resolver is not used after this.
 	comps := assign(r.files, sources)
@@ -179,7 +181,7 @@ func components(ctx context.Context, t *ostree.Tree, store *ostree.Store, o Opti
 	if !o.NoVolatileSplit {
 		comps = splitVolatile(comps)
 	}
-	return comps, nil
+	return r.files, comps, nil
 }
 
 // pkgLoader reads one kind of package database; load returns a nil source when the
@@ -350,12 +352,17 @@ func spanParts(c *component, min int64) []packPart {
 // layerBuilder turns bins into the plan's layers, with their files, names and the
 // history label.
 type layerBuilder struct {
-	plan  *Plan
+	plan *Plan
+	// files is the tree's files, each component's a run of it; fillLayers reorders it
+	// into the layers' lists.
+	files []FileRef
 	comps []*component
-	items []packItem
-	bins  []*pbin
-	prior *priorLayout
-	hist  map[string]componentHistory
+	// nfiles is each component's file count, kept when fillLayers takes the lists.
+	nfiles []int
+	items  []packItem
+	bins   []*pbin
+	prior  *priorLayout
+	hist   map[string]componentHistory
 
 	// mainBin is the bin of each component's main unit.
 	mainBin []int
@@ -372,7 +379,10 @@ func (lb *layerBuilder) build() error {
 	if err := lb.placeUnits(); err != nil {
 		return err
 	}
-	layers := lb.fillLayers()
+	layers, err := lb.fillLayers()
+	if err != nil {
+		return err
+	}
 	for bi, b := range lb.bins {
 		l := &layers[bi]
 		slices.SortFunc(l.Files, ComparePaths)
@@ -446,32 +456,58 @@ func (lb *layerBuilder) binOf(i int, fe FileRef) int {
 }
 
 // fillLayers returns a layer per bin with its files, unsorted, and records each bin's
-// members.
-func (lb *layerBuilder) fillLayers() []Layer {
+// members. The layers' lists are runs of lb.files, reordered in place (a second list
+// of a 300k-file tree is 13 MB); the components' lists are cleared, since their runs
+// now hold other files.
+func (lb *layerBuilder) fillLayers() ([]Layer, error) {
 	layers := make([]Layer, len(lb.bins))
 	lb.members = make([][]int, len(lb.bins))
-	counts := make([]int, len(lb.bins))
+	lb.nfiles = make([]int, len(lb.comps))
+	start := make([]int, len(lb.bins)+1)
 	for i, c := range lb.comps {
-		for _, fe := range c.files {
-			counts[lb.binOf(i, fe)]++
+		if len(c.files) > 0 && (c.at < 0 || c.at+len(c.files) > len(lb.files) || &lb.files[c.at] != &c.files[0]) {
+			return nil, fmt.Errorf("plan: internal error: component %s is not a run of the file list", c.name)
 		}
-	}
-	for bi := range layers {
-		layers[bi].Files = make([]FileRef, 0, counts[bi])
-	}
-	for i, c := range lb.comps {
-		present := map[int]bool{}
+		present := map[int]bool{lb.mainBin[i]: true}
 		for _, fe := range c.files {
 			bi := lb.binOf(i, fe)
-			layers[bi].Files = append(layers[bi].Files, fe)
+			start[bi+1]++
 			present[bi] = true
 		}
-		present[lb.mainBin[i]] = true
 		for bi := range present {
 			lb.members[bi] = append(lb.members[bi], i)
 		}
 	}
-	return layers
+	for bi := 1; bi < len(start); bi++ {
+		start[bi] += start[bi-1]
+	}
+	if start[len(lb.bins)] != len(lb.files) {
+		return nil, fmt.Errorf("plan: internal error: components hold %d files of %d", start[len(lb.bins)], len(lb.files))
+	}
+	// The runs must not overlap, or dest is no permutation; with as many files as
+	// the list, they then cover it.
+	dest := make([]int32, len(lb.files))
+	for i := range dest {
+		dest[i] = -1
+	}
+	next := slices.Clone(start[:len(lb.bins)])
+	for i, c := range lb.comps {
+		for k, fe := range c.files {
+			if dest[c.at+k] >= 0 {
+				return nil, fmt.Errorf("plan: internal error: component %s shares files with another", c.name)
+			}
+			bi := lb.binOf(i, fe)
+			dest[c.at+k] = int32(next[bi])
+			next[bi]++
+		}
+		lb.nfiles[i] = len(c.files)
+		c.files = nil
+	}
+	permute(lb.files, dest)
+	for bi := range layers {
+		layers[bi].Files = lb.files[start[bi]:start[bi+1]:start[bi+1]]
+	}
+	return layers, nil
 }
 
 // record fills the component summaries and the history label.
@@ -499,7 +535,7 @@ func (lb *layerBuilder) record() error {
 		}
 		rec.Components = append(rec.Components, cr)
 		lb.plan.Components = append(lb.plan.Components, ComponentInfo{
-			Name: c.name, Source: c.source, Exclusive: c.info.exclusive, Files: len(c.files), Size: c.size,
+			Name: c.name, Source: c.source, Exclusive: c.info.exclusive, Files: lb.nfiles[i], Size: c.size,
 			ChangeProbability: lb.items[i].p, Digest: c.digestHex(), Layers: compLayers[i],
 			Changed: h.changed, New: lb.prior != nil && !lb.prior.family && lb.prior.fromLabel && !h.known,
 			Volatile: c.info.volatilePart,

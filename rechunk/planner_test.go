@@ -382,3 +382,71 @@ func TestXattrComponents(t *testing.T) {
 		assert.Error(t, err, v)
 	}
 }
+
+func TestFillLayers(t *testing.T) {
+	file := &ostree.File{Header: &ostree.FileHeader{}}
+	list := func(names ...string) []FileRef {
+		out := make([]FileRef, len(names))
+		for i, n := range names {
+			out[i] = FileRef{Dir: "/usr/", Name: n, File: file}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		// runs are each component's [at, end) in the list of files a..e; main its bin.
+		runs    [][2]int
+		main    []int
+		foreign bool // the first component's files are a copy, not a run
+		want    [][]string
+		err     string
+	}{
+		{name: "runs", runs: [][2]int{{0, 2}, {2, 3}, {3, 5}}, main: []int{1, 0, 1},
+			want: [][]string{{"c"}, {"a", "b", "d", "e"}}},
+		{name: "empty component", runs: [][2]int{{0, 0}, {0, 5}}, main: []int{0, 1},
+			want: [][]string{nil, {"a", "b", "c", "d", "e"}}},
+		{name: "overlap", runs: [][2]int{{0, 3}, {2, 4}}, main: []int{0, 1}, err: "shares files"},
+		{name: "gap", runs: [][2]int{{0, 2}, {3, 5}}, main: []int{0, 1}, err: "hold 4 files of 5"},
+		{name: "not a run", runs: [][2]int{{0, 2}, {2, 5}}, main: []int{0, 1}, foreign: true, err: "not a run"},
+		{name: "past the end", runs: [][2]int{{0, 2}, {4, 7}}, main: []int{0, 1}, err: "not a run"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			files := list("a", "b", "c", "d", "e")
+			lb := &layerBuilder{files: files, bins: []*pbin{{}, {}}, mainBin: c.main,
+				partBin: make([]map[ostree.Checksum]int, len(c.runs))}
+			for i, r := range c.runs {
+				comp := &component{name: fmt.Sprint("c", i), at: r[0]}
+				if r[1] <= len(files) {
+					comp.files = files[r[0]:r[1]]
+				} else {
+					comp.files = list("x", "y", "z")
+				}
+				if c.foreign && i == 0 {
+					comp.files = slices.Clone(comp.files)
+				}
+				lb.comps = append(lb.comps, comp)
+			}
+			layers, err := lb.fillLayers()
+			if c.err != "" {
+				require.ErrorContains(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			var got [][]string
+			for _, l := range layers {
+				var names []string
+				for _, fe := range l.Files {
+					names = append(names, fe.Name)
+				}
+				slices.Sort(names)
+				got = append(got, names)
+				assert.Equal(t, len(l.Files), cap(l.Files), "a layer's list must not grow into the next")
+			}
+			assert.Equal(t, c.want, got)
+			for i, r := range c.runs {
+				assert.Equal(t, r[1]-r[0], lb.nfiles[i])
+				assert.Nil(t, lb.comps[i].files)
+			}
+		})
+	}
+}

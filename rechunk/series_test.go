@@ -214,7 +214,7 @@ func oursSeries(t testing.TB, units []*seriesUnit, o seriesOptions) func(r int) 
 		if o.previous {
 			opts.Previous = previous
 		}
-		require.NoError(t, planComponents(plan, comps, opts, func(string) {}))
+		require.NoError(t, planComponents(plan, nil, comps, opts, func(string) {}))
 		require.LessOrEqual(t, len(plan.Layers), o.maxLayers)
 		if o.previous && r > 0 {
 			require.Equal(t, fmt.Sprint(r-1), plan.FromPrevious)

@@ -1,6 +1,7 @@
 package rechunk
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -121,36 +122,27 @@ func splitVolatile(comps []*component) []*component {
 			out = append(out, c)
 			continue
 		}
-		nVol := 0
-		for _, fe := range c.files {
-			if isVolatile(fe.Dir, fe.Name, fe.File) {
-				nVol++
-			}
-		}
-		if nVol == 0 || nVol == len(c.files) {
+		// Partition the component's own list in place (the planner holds one list of
+		// the tree's files); finish sorts each part again, and a refused split sorts
+		// the whole back.
+		stable, vol := splitFiles(c.files, func(fe FileRef) bool { return !isVolatile(fe.Dir, fe.Name, fe.File) })
+		if len(vol) == 0 || len(stable) == 0 {
+			slices.SortFunc(c.files, ComparePaths)
 			out = append(out, c)
 			continue
-		}
-		vol := make([]FileRef, 0, nVol)
-		stable := make([]FileRef, 0, len(c.files)-nVol)
-		for _, fe := range c.files {
-			if isVolatile(fe.Dir, fe.Name, fe.File) {
-				vol = append(vol, fe)
-			} else {
-				stable = append(stable, fe)
-			}
 		}
 		vs, ss := distinctSize(vol), distinctSize(stable)
 		pStable := c.p * stableRateFactor
 		if vs < splitMinPart || ss < splitMinPart || float64(ss)*(c.p-pStable) < splitMinSaving {
+			slices.SortFunc(c.files, ComparePaths)
 			out = append(out, c)
 			continue
 		}
-		v := &component{name: c.name + VolatileSuffix, source: c.source, info: c.info, files: vol, p: c.p}
+		v := &component{name: c.name + VolatileSuffix, source: c.source, info: c.info, files: vol, at: c.at + len(stable), p: c.p}
 		// The stable part keeps the package aliases: it is what a previous layout knew.
 		v.info.packages = nil
 		v.info.volatilePart = true
-		s := &component{name: c.name, source: c.source, info: c.info, files: stable, p: pStable}
+		s := &component{name: c.name, source: c.source, info: c.info, files: stable, at: c.at, p: pStable}
 		s.info.changesPerYear *= stableRateFactor
 		v.finish()
 		s.finish()
@@ -158,4 +150,20 @@ func splitVolatile(comps []*component) []*component {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+// splitFiles reorders files so that those keep accepts come first and returns the two
+// parts, each with its capacity cut at its end so that neither can grow into the other.
+// The order within each part is not kept.
+func splitFiles(files []FileRef, keep func(FileRef) bool) (kept, rest []FileRef) {
+	i, j := 0, len(files)
+	for i < j {
+		if keep(files[i]) {
+			i++
+			continue
+		}
+		j--
+		files[i], files[j] = files[j], files[i]
+	}
+	return files[:i:i], files[i:]
 }

@@ -2,6 +2,7 @@ package rechunk
 
 import (
 	"context"
+	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -143,4 +144,47 @@ func TestVolatileSplit(t *testing.T) {
 		}
 		assert.Less(t, fetched, fetchedWhole*7/10, "split %d B against whole %d B", fetched, fetchedWhole)
 	})
+}
+
+func TestSplitFiles(t *testing.T) {
+	for _, c := range []struct {
+		name, in, kept string
+	}{
+		{"empty", "", ""},
+		{"all kept", "ABC", "ABC"},
+		{"none kept", "abc", ""},
+		{"mixed", "aBcDe", "BD"},
+		{"kept at the end", "abCD", "CD"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			files := make([]FileRef, len(c.in))
+			for i, r := range c.in {
+				files[i] = FileRef{Name: string(r)}
+			}
+			upper := func(fe FileRef) bool { return fe.Name >= "A" && fe.Name <= "Z" }
+			kept, rest := splitFiles(files, upper)
+			names := func(fs []FileRef) []string {
+				var out []string
+				for _, fe := range fs {
+					out = append(out, fe.Name)
+				}
+				sort.Strings(out)
+				return out
+			}
+			var wantKept, wantRest []string
+			for _, r := range c.in {
+				if r >= 'A' && r <= 'Z' {
+					wantKept = append(wantKept, string(r))
+				} else {
+					wantRest = append(wantRest, string(r))
+				}
+			}
+			sort.Strings(wantKept)
+			sort.Strings(wantRest)
+			assert.Equal(t, wantKept, names(kept))
+			assert.Equal(t, wantRest, names(rest))
+			assert.Equal(t, len(kept), cap(kept), "kept must not grow into rest")
+			assert.Equal(t, len(files), len(kept)+len(rest))
+		})
+	}
 }
