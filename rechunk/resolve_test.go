@@ -2,6 +2,7 @@ package rechunk
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,5 +98,24 @@ func TestDistinctSize(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			assert.Equal(t, c.want, distinctSize(c.refs))
 		})
+	}
+}
+
+func TestChildPath(t *testing.T) {
+	for _, c := range []struct {
+		p, dir, name, want string
+		reused             bool
+	}{
+		{"/usr/lib", "/usr", "lib", "/usr/lib", true},
+		{"/usr", "/", "usr", "/usr", true},
+		{"/lib/x", "/usr/lib", "x", "/usr/lib/x", false}, // through the /lib symlink
+		{"/usr/lib/../lib", "/usr", "lib", "/usr/lib", false},
+		{"/usrXlib", "/usr", "lib", "/usr/lib", false},
+	} {
+		got := childPath(c.p, c.dir, c.name)
+		assert.Equal(t, c.want, got, "%+v", c)
+		if c.reused {
+			assert.Same(t, unsafe.StringData(c.p), unsafe.StringData(got), "%+v: p itself is returned", c)
+		}
 	}
 }
