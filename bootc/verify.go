@@ -137,10 +137,6 @@ func (im *importer) run(ctx context.Context) error {
 			}
 		}
 	}
-	if !im.layout.Ostree {
-		im.tree = ostree.NewTree()
-		im.derived = newDerivedState(im.tree, im.o, im.capture)
-	}
 	if im.derived != nil && im.derived.layers > 0 {
 		im.derived.finish()
 		im.r.Derived = im.derived.summary()

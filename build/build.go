@@ -34,8 +34,11 @@ type Options struct {
 	Image  imageio.Options
 
 	// Bootc labels the image containers.bootc=1 and warns about what bootc refuses.
-	Bootc           bool
-	FormatVersion   int // 1 or 2 (default)
+	Bootc         bool
+	FormatVersion int // 1 or 2 (default)
+	// Plain writes a plain chunked image (the tree's files in the planned layers, no
+	// ostree commit) instead of the ostree-ext format; see exporter.Options.Plain.
+	Plain           bool
 	MaxLayers       int // chunk layers; 0 means rechunk.DefaultMaxLayers
 	NoVolatileSplit bool
 	Labels          map[string]string
@@ -170,7 +173,7 @@ func (o Options) export(ctx context.Context, in *source.Input, commitMeta []byte
 	ein := &exporter.Input{Tree: in.Tree, Commit: in.Commit, CommitSum: in.CommitSum, Config: in.Config,
 		Created: in.Created, CommitMeta: commitMeta}
 	res, err := exporter.Export(ctx, ein, o.Store, plan, exporter.Options{
-		Output: o.Output, FormatVersion: o.FormatVersion, Compression: o.Compression, Level: o.Level,
+		Output: o.Output, FormatVersion: o.FormatVersion, Plain: o.Plain, Compression: o.Compression, Level: o.Level,
 		Labels: o.Labels, Bootc: o.Bootc, Previous: prev, Image: o.Image,
 		NoBlobCache: o.NoBlobCache, Warn: o.Warn, Progress: o.Progress, DropObjects: o.TransientStore,
 	})
@@ -203,6 +206,8 @@ func (o *Options) check() error {
 		return errors.New("build: give exactly one of an image and a root filesystem directory")
 	case o.Store == nil:
 		return errors.New("build: no store")
+	case o.Plain && len(o.SignKeys) > 0:
+		return errors.New("build: a plain image carries no commit to sign")
 	}
 	if o.MaxLayers == 0 {
 		o.MaxLayers = rechunk.DefaultMaxLayers

@@ -46,7 +46,9 @@ func (e *export) assign() error {
 	}
 	// Exact capacity: appending would copy the largest slice of the check twice over.
 	pc := &planCheck{plan: e.plan, planned: make([]plannedEntry, 0, n)}
-	e.layers = []outLayer{{spec: &layerSpec{commit: true}, name: "ostree export of commit " + e.cd.sum.String()}}
+	if !e.o.Plain {
+		e.layers = []outLayer{{spec: &layerSpec{commit: true}, name: "ostree export of commit " + e.cd.sum.String()}}
+	}
 	for i, l := range e.plan.Layers {
 		if err := pc.add(i, l); err != nil {
 			return err
@@ -66,13 +68,36 @@ func (e *export) assign() error {
 	if err := pc.allMatched(); err != nil {
 		return err
 	}
-	if len(pc.rest) > 0 {
+	switch {
+	case len(pc.rest) > 0 && e.o.Plain:
+		e.warn("plan does not cover %d paths; they go into a layer of their own", len(pc.rest))
+		spec, size := specFrom(pc.rest)
+		e.layers = append(e.layers, outLayer{spec: spec, name: "files the plan does not cover", size: size})
+	case len(pc.rest) > 0:
 		e.warn("plan does not cover %d paths; they go into the commit layer", len(pc.rest))
 		spec, size := specFrom(pc.rest)
 		spec.commit = true
 		e.layers[0].spec, e.layers[0].size = spec, size
 	}
+	if e.o.Plain {
+		e.placeEmptyDirs()
+	}
 	return nil
+}
+
+// placeEmptyDirs gives the plain format's directories with no file below them to one
+// layer (a layer of its own when the plan has none).
+func (e *export) placeEmptyDirs() {
+	dirs := emptyDirs(e.in.Tree)
+	if len(dirs) == 0 {
+		return
+	}
+	i := plainDirsLayer(e.plan.Layers)
+	if i < 0 || i >= len(e.layers) {
+		e.layers = append(e.layers, outLayer{spec: &layerSpec{}, name: "empty directories"})
+		i = len(e.layers) - 1
+	}
+	e.layers[i].spec.dirs = dirs
 }
 
 // add records the entries of plan layer i.

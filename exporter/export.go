@@ -73,6 +73,10 @@ type Options struct {
 	Output string
 	// FormatVersion is 1 or 2 (default 2: parent directories in every chunk).
 	FormatVersion int
+	// Plain writes a plain chunked image instead of the ostree-ext format (plain.go):
+	// the plan's layers hold the tree's files at their paths, with no commit layer and
+	// no ostree.commit or ostree.final-diffid label. FormatVersion does not apply.
+	Plain bool
 	// Compression is gzip (default), zstd or none; Level 0 means the default (6, 3).
 	Compression string
 	Level       int
@@ -131,7 +135,7 @@ type Result struct {
 	Output         string            `json:"output"`
 	ManifestDigest digest.Digest     `json:"manifest_digest"`
 	ConfigDigest   digest.Digest     `json:"config_digest"`
-	Commit         string            `json:"commit"`
+	Commit         string            `json:"commit"` // empty for a plain image
 	Layers         []LayerResult     `json:"layers"`
 	Labels         map[string]string `json:"labels"`
 	Timings        Timings           `json:"timings"`
@@ -174,11 +178,11 @@ func Export(ctx context.Context, in *Input, store *ostree.Store, plan *rechunk.P
 
 // outLayer is one layer of the image being written.
 type outLayer struct {
-	spec  *layerSpec
-	name  string   // history created_by
-	comps []string // components (nil for the commit layer)
-	size  int64    // estimated payload size, for scheduling
-	key   string   // layer key, set by buildLayer
+	spec  *layerSpec // commit layer: spec.commit; plain layer: spec.dirs may be set
+	name  string     // history created_by
+	comps []string   // components (nil for the commit layer)
+	size  int64      // estimated payload size, for scheduling
+	key   string     // layer key, set by buildLayer
 	res   LayerResult
 }
 
@@ -223,6 +227,9 @@ func newExport(in *Input, store *ostree.Store, plan *rechunk.Plan, o Options) (*
 	case 1, 2:
 	default:
 		return nil, fmt.Errorf("export: format version %d: want 1 or 2", o.FormatVersion)
+	}
+	if o.Plain {
+		o.FormatVersion = formatPlain
 	}
 	comp, err := newCompressor(o.Compression, o.Level)
 	if err != nil {

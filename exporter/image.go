@@ -167,6 +167,13 @@ func (e *export) labels() map[string]string {
 	for k, v := range e.o.Labels {
 		m[k] = v
 	}
+	if e.o.Plain {
+		// Labels inherited from an ostree image would describe a commit this image
+		// does not carry; bootc would go looking for it.
+		delete(m, LabelCommit)
+		delete(m, LabelFinalDiffID)
+		return m
+	}
 	m[LabelCommit] = e.cd.sum.String()
 	m[LabelFinalDiffID] = e.layers[len(e.layers)-1].res.DiffID.String()
 	return m
@@ -183,6 +190,10 @@ func (e *export) imageConfig(labels map[string]string) imgspecv1.Image {
 	}
 	for k, v := range labels {
 		merged[k] = v
+	}
+	if e.o.Plain {
+		delete(merged, LabelCommit)
+		delete(merged, LabelFinalDiffID)
 	}
 	cfg.Labels = merged
 	created := e.created
@@ -227,7 +238,7 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 	for _, ol := range e.layers {
 		l := ol.res
 		d := imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
-		if l.Index > 0 {
+		if !ol.spec.commit {
 			d.Annotations = map[string]string{
 				rechunk.ComponentsAnnotation: strings.Join(l.Components, ","),
 				AnnLayerKey:                  formatLayerKey(ol.key, l.TarSize),
@@ -253,6 +264,9 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 	res := &Result{
 		Output: out.raw, ManifestDigest: manDesc.Digest, ConfigDigest: cfgDesc.Digest,
 		Commit: e.cd.sum.String(), Layers: e.results(), Labels: labels,
+	}
+	if e.o.Plain {
+		res.Commit = "" // computed, but not in the image
 	}
 	if out.ociDir != "" {
 		if err := publishOCI(out.ociDir, out.tag, manDesc); err != nil {

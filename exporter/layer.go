@@ -44,6 +44,7 @@ func (o object) sum() ostree.Checksum { return o.refs[o.idx[0]].File.Checksum }
 // instead of copying them: 8 bytes per path instead of 64.
 type layerSpec struct {
 	commit bool              // the commit layer (layer 0)
+	dirs   []string          // plain format: directories with no file below, commit paths
 	refs   []rechunk.FileRef // the layer's entries as planned; not modified
 	order  []int32           // indices into refs: ascending checksum, then checkout order
 	ends   []int32           // object k is order[ends[k-1]:ends[k]]
@@ -73,6 +74,7 @@ type layerWriter struct {
 	tree    *ostree.Tree
 	store   *ostree.Store
 	version int
+	plain   bool // plain format (plain.go): files at their paths, no repository
 	verify  bool // recompute content checksums while streaming
 
 	wroteDirTree map[ostree.Checksum]bool
@@ -81,13 +83,18 @@ type layerWriter struct {
 	parents      map[string]bool
 }
 
-// writeLayer writes the uncompressed tar stream of a layer to w.
+// writeLayer writes the uncompressed tar stream of a layer to w: in the ostree-ext
+// format of the given version, or the plain format when version is formatPlain.
 func writeLayer(ctx context.Context, w io.Writer, tree *ostree.Tree, store *ostree.Store, cd *commitData,
 	spec *layerSpec, version int, verify bool) error {
 	lw := &layerWriter{
 		ctx: ctx, tw: newTarWriter(w), tree: tree, store: store, version: version, verify: verify,
+		plain:        version == formatPlain,
 		wroteDirTree: map[ostree.Checksum]bool{}, wroteDirMeta: map[ostree.Checksum]bool{},
 		parents: map[string]bool{},
+	}
+	if lw.plain {
+		return lw.plainLayer(spec)
 	}
 	if spec.commit {
 		if err := lw.commitLayer(cd); err != nil {
@@ -465,6 +472,9 @@ func (lw *layerWriter) parentsOf(tp string) error {
 	d := lw.tree.LookupDir("/" + unmapPath(parent))
 	if d == nil {
 		return fmt.Errorf("parent directory /%s is not in the tree", unmapPath(parent))
+	}
+	if lw.plain {
+		return lw.plainDir(parent, d.Meta)
 	}
 	return lw.dir(parent, d.Meta)
 }

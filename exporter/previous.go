@@ -98,7 +98,7 @@ func newPreviousBuilds(prev []rechunk.Previous, o imageio.Options) *previousBuil
 				continue
 			}
 			keyed = true
-			if _, dup := p.keys[key]; !dup && i > 0 {
+			if _, dup := p.keys[key]; !dup {
 				p.keys[key] = prevKeyed{diffID: d, tarSize: size, blob: pb}
 			}
 		}

@@ -33,8 +33,9 @@ func (e *export) buildLayers(ctx context.Context) error {
 	// The commit layer first: it writes every directory and dirtree object, work its
 	// payload size does not show, and alone at the end it would leave cores idle.
 	sort.SliceStable(order, func(a, b int) bool {
-		if order[a] == 0 || order[b] == 0 {
-			return order[a] == 0
+		ca, cb := e.layers[order[a]].spec.commit, e.layers[order[b]].spec.commit
+		if ca || cb {
+			return ca
 		}
 		return e.layers[order[a]].size > e.layers[order[b]].size
 	})
@@ -249,6 +250,10 @@ func (e *export) layerKey(i int) string {
 	h := sha256.New()
 	spec := e.layers[i].spec
 	e.layerKeyHeader(h, spec)
+	if e.o.Plain {
+		e.plainLayerKey(h, spec)
+		return hex.EncodeToString(h.Sum(nil))
+	}
 	// The lines are built in one buffer rather than with fmt: this runs over every path
 	// of the image on each build, rebuilds included. Quoting is strconv's, as %q's.
 	var line []byte
@@ -280,6 +285,10 @@ func (e *export) layerKey(i int) string {
 
 // layerKeyHeader writes the part of a layer key before its objects.
 func (e *export) layerKeyHeader(h io.Writer, spec *layerSpec) {
+	if e.o.Plain {
+		fmt.Fprintf(h, "%s\nformat plain\n", layerWriterVersion)
+		return
+	}
 	fmt.Fprintf(h, "%s\nformat %d\n", layerWriterVersion, e.o.FormatVersion)
 	if spec.commit {
 		fmt.Fprintf(h, "commit %s %d\n", e.cd.sum, len(e.cd.commitMeta))

@@ -67,6 +67,7 @@ type buildOutput struct {
 	Labels         map[string]string `json:"labels"`
 	Layers         []buildLayer      `json:"layers"`
 	BaseMarks      int               `json:"base_marks"`
+	FromPrevious   string            `json:"from_previous"`
 }
 
 // buildLayer is one layer of a build report.

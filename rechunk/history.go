@@ -16,7 +16,7 @@ import (
 type Previous struct {
 	Ref     string
 	Created time.Time       // config created time; orders several previous builds
-	Layers  []PreviousLayer // manifest order, layer 0 (the commit layer) included
+	Layers  []PreviousLayer // manifest order, the commit layer (ostree-ext format) included
 	Labels  map[string]string
 }
 
@@ -171,11 +171,30 @@ func (l *priorLayout) layerMembers() [][]string {
 	return out
 }
 
+// firstChunk is the manifest index of a previous build's first chunk layer: 1 after
+// the commit layer of the ostree-ext format, 0 in a plain image. A plain image says so
+// by a first layer that lists its components, or, when a registry dropped the layer
+// annotations, by a plan label without an ostree.commit label beside it (the ostree-ext
+// format always has one). Layer numbers in plan labels count chunks from 1.
+func (p Previous) firstChunk() int {
+	if len(p.Layers) > 0 {
+		if _, ok := p.Layers[0].Annotations[ComponentsAnnotation]; ok {
+			return 0
+		}
+	}
+	_, planned := p.Labels[PlanLabel]
+	if _, ostree := p.Labels["ostree.commit"]; planned && !ostree {
+		return 0
+	}
+	return 1
+}
+
 // readPrior interprets a previous build: the plan label when present and consistent
 // with the manifest, else the ostree.components annotations. It returns nil when the
 // build carries neither (not a chunked image).
 func readPrior(p Previous, warn func(string)) *priorLayout {
-	chunks := len(p.Layers) - 1
+	first := p.firstChunk()
+	chunks := len(p.Layers) - first
 	if v, ok := p.Labels[PlanLabel]; ok {
 		r, err := decodePlanRecord(v)
 		switch {
@@ -216,7 +235,7 @@ func readPrior(p Previous, warn func(string)) *priorLayout {
 	l := &priorLayout{ref: p.Ref, layers: chunks, names: map[string]int{}, parts: map[string]map[string]int{},
 		reserved: map[int]bool{}, digests: map[string]string{}, history: map[string]componentRecord{}}
 	for i := 1; i <= chunks; i++ {
-		v, ok := p.Layers[i].Annotations[ComponentsAnnotation]
+		v, ok := p.Layers[first+i-1].Annotations[ComponentsAnnotation]
 		if !ok {
 			// Layers past the chunked part (derived layers) have no annotation.
 			l.layers = i - 1

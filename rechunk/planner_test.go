@@ -133,13 +133,23 @@ func TestTwoReleases(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		label, annot bool
+		plain        bool // a plain image: no commit layer before the chunks
 	}{
-		{"label and annotations", true, true},
-		{"label only (annotations lost on push)", true, false},
-		{"annotations only (rpm-ostree style)", false, true},
+		{"label and annotations", true, true, false},
+		{"label only (annotations lost on push)", true, false, false},
+		{"annotations only (rpm-ostree style)", false, true, false},
+		{"plain, label and annotations", true, true, true},
+		{"plain, label only", true, false, true},
+		{"plain, annotations only", false, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p2, err := NewPlan(ctx, v2, store, Options{MaxLayers: maxLayers, Previous: []Previous{asPrevious("v1", p1, tc.label, tc.annot)}})
+			prev := asPrevious("v1", p1, tc.label, tc.annot)
+			if tc.plain {
+				prev.Layers = prev.Layers[1:]
+			} else if tc.label {
+				prev.Labels["ostree.commit"] = "0123"
+			}
+			p2, err := NewPlan(ctx, v2, store, Options{MaxLayers: maxLayers, Previous: []Previous{prev}})
 			require.NoError(t, err)
 			checkPlan(t, v2, p2, maxLayers)
 			assert.Equal(t, "v1", p2.FromPrevious)

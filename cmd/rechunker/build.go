@@ -22,6 +22,12 @@ import (
 	"go.podman.io/image/v5/transports"
 )
 
+// Values of --image-format.
+const (
+	imageFormatOstree = "ostree"
+	imageFormatPlain  = "plain"
+)
+
 // buildFlags are the flags of `build` and `compose build-chunked-oci`: rpm-ostree's
 // build-chunked-oci flags plus ours.
 type buildFlags struct {
@@ -30,6 +36,7 @@ type buildFlags struct {
 	output          string
 	bootc           bool
 	formatVersion   int
+	imageFormat     string
 	maxLayers       int
 	previous        []string
 	family          []string
@@ -52,6 +59,7 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.output, "output", "", "where to write the image, TRANSPORT:REF (oci:DIR[:TAG], oci-archive:, containers-storage:, docker://, dir:, docker-archive:)")
 	fs.BoolVar(&f.bootc, "bootc", false, "add the label containers.bootc=1")
 	fs.IntVar(&f.formatVersion, "format-version", 2, "chunk format: 1 (sparse) or 2 (parent directories in every chunk, reproducible unpacking)")
+	fs.StringVar(&f.imageFormat, "image-format", imageFormatOstree, "image format: ostree (ostree-ext chunked: an ostree commit plus chunk layers) or plain (the tree's files in the chunk layers, no commit: for bootc 1.1.3 and later, either backend)")
 	fs.IntVar(&f.maxLayers, "max-layers", rechunk.DefaultMaxLayers, "maximum number of chunk layers (the commit layer comes in addition)")
 	fs.BoolVar(&f.noVolatileSplit, "no-volatile-split", false, "keep every package in one component (default: split off the files package rebuilds change)")
 	fs.StringArrayVar(&f.previous, "previous-build", nil, "a previous build (TRANSPORT:REF) whose layout and blobs to reuse; repeatable; default: --output if it is a chunked image")
@@ -81,6 +89,15 @@ func (f *buildFlags) validate() (map[string]string, error) {
 	}
 	if f.formatVersion != 1 && f.formatVersion != 2 {
 		return nil, usageErr("--format-version %d: only 1 and 2 exist", f.formatVersion)
+	}
+	switch f.imageFormat {
+	case imageFormatOstree:
+	case imageFormatPlain:
+		if len(f.signCommit) > 0 {
+			return nil, usageErr("--sign-commit: a plain image (--image-format plain) carries no commit to sign")
+		}
+	default:
+		return nil, usageErr("--image-format %q: want ostree or plain", f.imageFormat)
 	}
 	if f.maxLayers < 1 {
 		return nil, usageErr("--max-layers %d: must be at least 1", f.maxLayers)
@@ -175,7 +192,7 @@ func (f *buildFlags) options(labels map[string]string) (build.Options, error) {
 	}
 	o := build.Options{
 		From: fromRef(f.from), Rootfs: f.in.rootfs, Output: f.output, Previous: f.previous, Family: f.family,
-		Store: store, Image: imgOpts, Bootc: f.bootc, FormatVersion: f.formatVersion,
+		Store: store, Image: imgOpts, Bootc: f.bootc, FormatVersion: f.formatVersion, Plain: f.imageFormat == imageFormatPlain,
 		MaxLayers: f.maxLayers, NoVolatileSplit: f.noVolatileSplit, Labels: labels,
 		Compression: f.compression, Level: f.level, NoBlobCache: f.noBlobCache, TransientStore: f.transientStore,
 		NoLayerCache: f.in.noCache, NoSELinux: f.in.noSELinux, Quiet: f.quiet,
