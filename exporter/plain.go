@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rechunker-dev/rechunker/ostree"
 	"github.com/rechunker-dev/rechunker/rechunk"
@@ -21,15 +22,22 @@ import (
 //
 // A layer lists its files in the plan's order (sorted by path), each preceded by the
 // directories on its way that the layer has not written yet, with the tree's metadata
-// (as format 2 does). A regular file whose object the layer already wrote becomes a
-// hard link to the first path (same checksum: same content, owner, mode and xattrs);
-// empty files and symlinks are written each time. Directories with no file below them
-// go into one layer (plainDirsLayer). /usr/etc is written as /etc. xattrs travel as
-// PAX SCHILY.xattr records, except security.selinux, which the host labels itself
-// (bootc relabels from the image's policy). Modification times are 0, as in ostree.
+// (as format 2 does). A regular file whose object the layer already wrote under /usr,
+// /etc or /var becomes a hard link to that path (same checksum: same content, owner,
+// mode and xattrs); everything else is written in full: bootc drops other top-level
+// directories from such layers, and a link into one would break (linkTarget).
+// Directories with no file below them go into one layer (plainDirsLayer). /usr/etc is
+// written as /etc. xattrs travel as PAX SCHILY.xattr records, except security.selinux,
+// which the host labels itself (bootc relabels from the image's policy). Modification
+// times are 0, as in ostree.
 
 // formatPlain is the layer format of plain images, beside ostree-ext's versions 1 and 2.
 const formatPlain = -1
+
+// plainWriterVersion goes into plain layer keys; it changes whenever the plain
+// writer's output for the same input would change (2: no links into directories bootc
+// drops), so that no store serves a blob the writer would no longer write.
+const plainWriterVersion = "plain-2"
 
 // plainLayer writes a whole plain layer.
 func (lw *layerWriter) plainLayer(spec *layerSpec) error {
@@ -102,10 +110,19 @@ func (lw *layerWriter) plainEntry(ref rechunk.FileRef, first map[ostree.Checksum
 	if err := lw.regularObject(&h, tp, f.Checksum, obj); err != nil {
 		return err
 	}
-	if obj.Size > 0 {
+	if obj.Size > 0 && linkTarget(tp) {
 		first[f.Checksum] = tp
 	}
 	return nil
+}
+
+// linkTarget says whether later paths of an object may be hard links to tar path tp:
+// only when bootc's ostree backend keeps tp. It drops other top-level directories (and
+// what is below /run, /tmp and the like) from file-system layers, and a link to a
+// dropped path would break the layer there.
+func linkTarget(tp string) bool {
+	top, _, _ := strings.Cut(tp, "/")
+	return top == "usr" || top == "etc" || top == "var"
 }
 
 // plainDir writes a directory entry with its xattrs.

@@ -3,6 +3,7 @@ package exporter
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -176,5 +177,41 @@ func TestPlainDirsLayer(t *testing.T) {
 			}
 			assert.Equal(t, c.want, plainDirsLayer(layers))
 		})
+	}
+}
+
+func TestPlainLinksOnlyIntoKeptDirs(t *testing.T) {
+	store := newStore(t)
+	in := buildInput(t, store, []node{
+		{path: "/root", kind: 'd', mode: 0o700},
+		{path: "/root/.bashrc", kind: 'f', mode: 0o644, data: "alias ll='ls -l'\n"},
+		{path: "/usr", kind: 'd', mode: 0o755},
+		{path: "/usr/share", kind: 'd', mode: 0o755},
+		{path: "/usr/share/dot.bashrc", kind: 'f', mode: 0o644, data: "alias ll='ls -l'\n"},
+		{path: "/usr/share/skel.bashrc", kind: 'f', mode: 0o644, data: "alias ll='ls -l'\n"},
+	})
+	plan := &rechunk.Plan{Labels: map[string]string{}}
+	var l rechunk.Layer
+	for _, p := range []string{"/root/.bashrc", "/usr/share/dot.bashrc", "/usr/share/skel.bashrc"} {
+		i := strings.LastIndexByte(p, '/')
+		l.Files = append(l.Files, rechunk.FileRef{Dir: p[:i+1], Name: p[i+1:], File: in.Tree.LookupFile(p)})
+	}
+	plan.Layers = []rechunk.Layer{l}
+	dir := filepath.Join(t.TempDir(), "oci")
+	res, err := Export(context.Background(), in, store, plan, Options{Plain: true, Output: "oci:" + dir + ":latest"})
+	require.NoError(t, err)
+	var man imgspecv1.Manifest
+	readJSON(t, dir, res.ManifestDigest.String(), &man)
+	assert.Equal(t, [][]string{{"5 root", "0 root/.bashrc", "5 usr", "5 usr/share", "0 usr/share/dot.bashrc",
+		"1 usr/share/skel.bashrc -> usr/share/dot.bashrc"}}, plainTarEntries(t, dir, man),
+		"no link into /root, which bootc drops; links into /usr")
+}
+
+func TestLinkTarget(t *testing.T) {
+	for tp, want := range map[string]bool{
+		"usr/bin/x": true, "etc/x": true, "var/lib/x": true,
+		"root/x": false, "opt/x": false, "usrx/y": false, "boot/vmlinuz": false,
+	} {
+		assert.Equal(t, want, linkTarget(tp), tp)
 	}
 }

@@ -286,7 +286,7 @@ func (e *export) layerKey(i int) string {
 // layerKeyHeader writes the part of a layer key before its objects.
 func (e *export) layerKeyHeader(h io.Writer, spec *layerSpec) {
 	if e.o.Plain {
-		fmt.Fprintf(h, "%s\nformat plain\n", layerWriterVersion)
+		fmt.Fprintf(h, "%s\nformat %s\n", layerWriterVersion, plainWriterVersion)
 		return
 	}
 	fmt.Fprintf(h, "%s\nformat %d\n", layerWriterVersion, e.o.FormatVersion)

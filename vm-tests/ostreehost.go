@@ -201,3 +201,45 @@ func RemoveSysroot(ctx context.Context, dir string) error {
 	}
 	return os.RemoveAll(dir)
 }
+
+// bootcDropsBelow are the top-level directories whose contents bootc's importer drops
+// from file-system layers (it keeps the directories).
+var bootcDropsBelow = []string{"run", "tmp", "proc", "sys", "dev"}
+
+// ImportPlain commits a plain image (DIR:TAG, no ostree.final-diffid) into repo the way
+// bootc's ostree backend takes such an image: every layer as file-system content,
+// applied in order with its whiteouts (umoci unpack), /etc moved to /usr/etc, the
+// contents of bootcDropsBelow dropped, then one `ostree commit` of the tree, which
+// hashes every file itself. work is a scratch directory; it returns the commit.
+func ImportPlain(ctx context.Context, repo, image, work string) (string, error) {
+	bundle := filepath.Join(work, "plain-bundle")
+	defer os.RemoveAll(bundle)
+	if _, err := Run(ctx, Cmd{Name: "umoci", Args: []string{"unpack", "--image", image, bundle}}, nil); err != nil {
+		return "", fmt.Errorf("unpack plain image %s: %w", image, err)
+	}
+	root := filepath.Join(bundle, "rootfs")
+	if _, err := os.Lstat(filepath.Join(root, "usr/etc")); err == nil {
+		return "", fmt.Errorf("plain image %s has /usr/etc: bootc refuses it (etc-usretc)", image)
+	}
+	if err := os.Rename(filepath.Join(root, "etc"), filepath.Join(root, "usr/etc")); err != nil {
+		return "", fmt.Errorf("plain image %s: move /etc to /usr/etc: %w", image, err)
+	}
+	for _, d := range bootcDropsBelow {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(root, d, e.Name())); err != nil {
+				return "", err
+			}
+		}
+	}
+	res, err := Run(ctx, Cmd{Name: "ostree", Args: []string{"commit", "--repo=" + repo, "--orphan",
+		"--tree=dir=" + root, "--subject=" + image}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("commit plain image %s: %w", image, err)
+	}
+	commit := strings.TrimSpace(string(res.Stdout))
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(commit) {
+		return "", fmt.Errorf("commit plain image %s: ostree printed %q", image, commit)
+	}
+	return commit, nil
+}

@@ -178,9 +178,9 @@ func (s *qemuSuite) rechunkerBin() string {
 	return bin
 }
 
-// buildReleases builds v1 and v2 of the test OS and chunks both; it returns
-// their OCI layout references (DIR:TAG).
-func (s *qemuSuite) buildReleases() (v1, v2 string) {
+// buildReleases builds v1 and v2 of the test OS and chunks both, with extra
+// flags for both builds; it returns their OCI layout references (DIR:TAG).
+func (s *qemuSuite) buildReleases(extra ...string) (v1, v2 string) {
 	s.step("boot image (cached in %s)", testCacheDir(s.t))
 	img := BootImage{Suite: "bookworm", Mirror: debianMirror(), GuestDir: mustAbsPath(s.t, "guest")}
 	tarball, err := img.Tarball(s.ctx, testCacheDir(s.t), testLog{s.t})
@@ -192,7 +192,8 @@ func (s *qemuSuite) buildReleases() (v1, v2 string) {
 
 	out := filepath.Join(s.work, "out")
 	s.step("rechunker build v1")
-	s.run(s.bin, "build", "--bootc", "--quiet", "--rootfs", s.root, "--output", "oci:"+out+":v1", "-l", "org.opencontainers.image.version=v1")
+	s.run(s.bin, append([]string{"build", "--bootc", "--quiet", "--rootfs", s.root, "--output", "oci:" + out + ":v1",
+		"-l", "org.opencontainers.image.version=v1"}, extra...)...)
 	s.run(s.bin, "verify", "oci:"+out+":v1")
 
 	s.step("rechunker build v2 (v1 + an /etc drop-in + a changed %s) with v1 as the previous build", usrFile)
@@ -203,8 +204,8 @@ func (s *qemuSuite) buildReleases() (v1, v2 string) {
 	_, err = f.WriteString("IMAGE_VERSION=v2\n")
 	require.NoError(s.t, err)
 	require.NoError(s.t, f.Close())
-	s.run(s.bin, "build", "--bootc", "--quiet", "--rootfs", s.root, "--output", "oci:"+out+":v2",
-		"--previous-build", "oci:"+out+":v1", "-l", "org.opencontainers.image.version=v2")
+	s.run(s.bin, append([]string{"build", "--bootc", "--quiet", "--rootfs", s.root, "--output", "oci:" + out + ":v2",
+		"--previous-build", "oci:" + out + ":v1", "-l", "org.opencontainers.image.version=v2"}, extra...)...)
 	s.run(s.bin, "verify", "oci:"+out+":v2")
 	return out + ":v1", out + ":v2"
 }
