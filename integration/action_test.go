@@ -135,6 +135,17 @@ func TestActionEntrypoint(t *testing.T) {
 	d := newCLI(t).diff(t, out1.Ref(), out2.Ref())
 	assert.Equal(t, d.BytesFetched, fetched, "bytes-fetched = rechunker diff's bytes_fetched")
 
+	t.Run("image-format plain", func(t *testing.T) {
+		out := ociImage{Layout: filepath.Join(work, "plain"), Tag: "v1"}
+		o, stderr, err := runAction(t, with(map[string]string{
+			"INPUT_FROM": v1.Ref(), "INPUT_OUTPUT": out.Ref(), "INPUT_IMAGE_FORMAT": "plain", "INPUT_MAX_LAYERS": "16",
+		}))
+		require.NoError(t, err, stderr)
+		assert.Equal(t, out.manifestDigest(t), o["digest"])
+		assert.NotContains(t, out.config(t).Config.Labels, "ostree.commit", "a plain image has no commit")
+		assert.Equal(t, strconv.Itoa(len(m1.Layers)-1), o["layers"], "the same plan without the commit layer")
+	})
+
 	t.Run("previous-build-optional", func(t *testing.T) {
 		missing := ociImage{Layout: filepath.Join(work, "none"), Tag: "latest"}
 		out3 := ociImage{Layout: filepath.Join(work, "out"), Tag: "v3"}
@@ -205,6 +216,7 @@ func TestActionEntrypoint(t *testing.T) {
 			{"max-layers", "INPUT_MAX_LAYERS", "ten", "input max-layers must be a positive integer, not 'ten'"},
 			{"max-layers zero", "INPUT_MAX_LAYERS", "0", "input max-layers must be a positive integer"},
 			{"compression", "INPUT_COMPRESSION", "xz", "input compression must be gzip, zstd or none, not 'xz'"},
+			{"image-format", "INPUT_IMAGE_FORMAT", "docker", "input image-format must be ostree or plain, not 'docker'"},
 			{"bootc", "INPUT_BOOTC", "maybe", "input bootc must be true or false, not 'maybe'"},
 			{"label", "INPUT_LABELS", "a=b\nnovalue", "input labels: 'novalue' is not KEY=VALUE"},
 			{"binary", "INPUT_BINARY", filepath.Join(work, "no-such-binary"), "is not an executable file"},

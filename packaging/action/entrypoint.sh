@@ -18,6 +18,7 @@
 #   INPUT_PREVIOUS_BUILD_OPTIONAL  true: skip (with a warning) a previous build that
 #                          cannot be read, e.g. before the first release     default false
 #   INPUT_MAX_LAYERS       positive integer                                  optional
+#   INPUT_IMAGE_FORMAT     ostree | plain                                    optional
 #   INPUT_LABELS           KEY=VALUE, one per line                           optional
 #   INPUT_COMPRESSION      gzip | zstd | none                                optional
 #   INPUT_BOOTC            true | false                                      default true
@@ -69,6 +70,7 @@ bool() { # bool NAME VALUE DEFAULT
 from=$(trim "${INPUT_FROM:-}")
 output=$(trim "${INPUT_OUTPUT:-}")
 max_layers=$(trim "${INPUT_MAX_LAYERS:-}")
+image_format=$(trim "${INPUT_IMAGE_FORMAT:-}")
 compression=$(trim "${INPUT_COMPRESSION:-}")
 store=$(trim "${INPUT_STORE:-}")
 binary=$(trim "${INPUT_BINARY:-}")
@@ -86,6 +88,10 @@ mapfile -t labels < <(lines "${INPUT_LABELS:-}")
 if [[ -n $max_layers && ! $max_layers =~ ^[1-9][0-9]{0,5}$ ]]; then
 	fail "input max-layers must be a positive integer, not '$max_layers'"
 fi
+case $image_format in
+'' | ostree | plain) ;;
+*) fail "input image-format must be ostree or plain, not '$image_format'" ;;
+esac
 case $compression in
 '' | gzip | zstd | none) ;;
 *) fail "input compression must be gzip, zstd or none, not '$compression'" ;;
@@ -168,6 +174,7 @@ done
 args=(build --json --quiet --from "$from" --output "$output")
 [[ $bootc == true ]] && args+=(--bootc)
 [[ -n $max_layers ]] && args+=(--max-layers "$max_layers")
+[[ -n $image_format ]] && args+=(--image-format "$image_format")
 [[ -n $compression ]] && args+=(--compression "$compression")
 [[ -n $store ]] && args+=(--store "$store")
 for p in "${use_previous[@]}"; do args+=(--previous-build "$p"); done
