@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	chunkedcompressor "go.podman.io/storage/pkg/chunked/compressor"
 
 	"github.com/rechunker-dev/rechunker/internal/fsutil"
 	"github.com/rechunker-dev/rechunker/ostree"
@@ -29,7 +30,10 @@ import (
 const (
 	CompressionGzip = "gzip"
 	CompressionZstd = "zstd"
-	CompressionNone = "none"
+	// CompressionZstdChunked is zstd:chunked: zstd with every file in frames of its
+	// own and a table of contents (zstdchunked.go), which podman pulls file by file.
+	CompressionZstdChunked = "zstd:chunked"
+	CompressionNone        = "none"
 )
 
 // compressor describes how layer blobs are compressed.
@@ -60,10 +64,18 @@ func newCompressor(name string, level int) (compressor, error) {
 			return compressor{}, fmt.Errorf("zstd compression level %d: want 1..22", level)
 		}
 		return compressor{CompressionZstd, level, imgspecv1.MediaTypeImageLayerZstd, &sync.Pool{}}, nil
+	case CompressionZstdChunked:
+		if level == 0 {
+			level = 3
+		}
+		if level < 1 || level > 22 {
+			return compressor{}, fmt.Errorf("zstd:chunked compression level %d: want 1..22", level)
+		}
+		return compressor{CompressionZstdChunked, level, imgspecv1.MediaTypeImageLayerZstd, nil}, nil
 	case CompressionNone:
 		return compressor{CompressionNone, 0, imgspecv1.MediaTypeImageLayer, nil}, nil
 	}
-	return compressor{}, fmt.Errorf("unknown compression %q (want gzip, zstd or none)", name)
+	return compressor{}, fmt.Errorf("unknown compression %q (want gzip, zstd, zstd:chunked or none)", name)
 }
 
 // key names the compressor in the blob cache.
@@ -75,7 +87,9 @@ func (c compressor) accepts(mt string) bool {
 	switch c.name {
 	case CompressionGzip:
 		return mt == imgspecv1.MediaTypeImageLayerGzip || mt == "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	case CompressionZstd:
+	case CompressionZstd, CompressionZstdChunked:
+		// A plain zstd blob has this media type too: reuse checks for the table of
+		// contents (zstdChunkedAnnotations).
 		return mt == imgspecv1.MediaTypeImageLayerZstd
 	default:
 		return mt == imgspecv1.MediaTypeImageLayer || mt == "application/vnd.docker.image.rootfs.diff.tar"
@@ -99,10 +113,19 @@ func (c compressor) wrap(w io.Writer) (io.WriteCloser, error) {
 			return nil, err
 		}
 		return pooledEncoder{e, c.encoders}, nil
+	case CompressionZstdChunked:
+		// The layer annotations are read back from the blob (zstdChunkedAnnotations),
+		// the same way for written and reused blobs.
+		level := c.level
+		return chunkedcompressor.ZstdCompressor(w, map[string]string{}, &level)
 	default:
 		return nopCloser{w}, nil
 	}
 }
+
+// chunked says whether c writes zstd:chunked blobs, which need their table-of-contents
+// annotations in the manifest.
+func (c compressor) chunked() bool { return c.name == CompressionZstdChunked }
 
 // pooledEncoder returns its encoder to the pool once the stream is closed.
 type pooledEncoder struct {

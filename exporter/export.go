@@ -125,9 +125,11 @@ type LayerResult struct {
 	TarSize    int64         `json:"uncompressed_size"`
 	MediaType  string        `json:"media_type"`
 	// Reused is "previous-build" or "cache" when no compression was needed.
-	Reused   string        `json:"reused,omitempty"`
-	Objects  int           `json:"objects"`
-	Duration time.Duration `json:"duration_ns"`
+	Reused string `json:"reused,omitempty"`
+	// Annotations are the zstd:chunked table-of-contents annotations, read from the blob.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Objects     int               `json:"objects"`
+	Duration    time.Duration     `json:"duration_ns"`
 }
 
 // Result describes the written image.

@@ -244,6 +244,12 @@ func (e *export) writeImage(ctx context.Context, out *output) (*Result, error) {
 				AnnLayerKey:                  formatLayerKey(ol.key, l.TarSize),
 			}
 		}
+		for k, v := range l.Annotations {
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations[k] = v
+		}
 		man.Layers = append(man.Layers, d)
 	}
 	manJSON, err := canonicalJSON(man)

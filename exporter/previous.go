@@ -150,7 +150,18 @@ func (p *previousBuilds) copyVerified(ctx context.Context, want digest.Digest, c
 	if p.refused(pb.digest) {
 		return pb, 0, errRefused
 	}
+	existed := dst.has(pb.digest, -1)
 	size, err := p.pool.copyBlob(ctx, pb, want, comp, dst)
+	if err == nil && comp.chunked() {
+		// Plain zstd has the same media type; only a blob with a table of contents
+		// can stand in for a zstd:chunked one.
+		if _, cerr := zstdChunkedAnnotations(dst.path(pb.digest)); cerr != nil {
+			if !existed {
+				_ = os.Remove(dst.path(pb.digest))
+			}
+			err = fmt.Errorf("%v: %w", cerr, errOtherCompression)
+		}
+	}
 	if err != nil && !errors.Is(err, errOtherCompression) && !errors.Is(err, errUncompressedTransport) {
 		p.refuse(pb.digest)
 	}
@@ -355,7 +366,8 @@ func (c compressor) decompress(r io.Reader) (io.Reader, func(), error) {
 			return nil, nil, err
 		}
 		return zr, func() { zr.Close() }, nil
-	case CompressionZstd:
+	case CompressionZstd, CompressionZstdChunked:
+		// zstd:chunked is a zstd stream whose table of contents sits in skippable frames.
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			return nil, nil, err

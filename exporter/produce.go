@@ -56,6 +56,9 @@ func (e *export) buildLayers(ctx context.Context) error {
 		g.Go(func() error {
 			t0 := time.Now()
 			lr, err := e.buildLayer(gctx, i)
+			if err == nil && e.comp.chunked() {
+				lr.Annotations, err = zstdChunkedAnnotations(e.outBlobs.path(lr.Digest))
+			}
 			if err == nil && drop != nil {
 				err = drop.layerDone(e.store, e.layers[i].spec)
 			}

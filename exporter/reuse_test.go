@@ -27,7 +27,7 @@ func previousOf(ref string, res *Result) rechunk.Previous {
 }
 
 func TestReproducible(t *testing.T) {
-	for _, comp := range []string{CompressionGzip, CompressionZstd, CompressionNone} {
+	for _, comp := range []string{CompressionGzip, CompressionZstd, CompressionZstdChunked, CompressionNone} {
 		t.Run(comp, func(t *testing.T) {
 			// Separate stores: nothing can be shared but the input.
 			var digests []string

@@ -215,7 +215,7 @@ func TestActionEntrypoint(t *testing.T) {
 			{"missing from", "INPUT_FROM", "  ", "input 'from' is required"},
 			{"max-layers", "INPUT_MAX_LAYERS", "ten", "input max-layers must be a positive integer, not 'ten'"},
 			{"max-layers zero", "INPUT_MAX_LAYERS", "0", "input max-layers must be a positive integer"},
-			{"compression", "INPUT_COMPRESSION", "xz", "input compression must be gzip, zstd or none, not 'xz'"},
+			{"compression", "INPUT_COMPRESSION", "xz", "input compression must be gzip, zstd, zstd:chunked or none, not 'xz'"},
 			{"image-format", "INPUT_IMAGE_FORMAT", "docker", "input image-format must be ostree or plain, not 'docker'"},
 			{"bootc", "INPUT_BOOTC", "maybe", "input bootc must be true or false, not 'maybe'"},
 			{"label", "INPUT_LABELS", "a=b\nnovalue", "input labels: 'novalue' is not KEY=VALUE"},

@@ -67,8 +67,8 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 	fs.StringArrayVarP(&f.labels, "label", "l", nil, "add a config label KEY=VALUE; repeatable")
 	fs.StringVar(&f.reference, "reference", "latest", "accepted for rpm-ostree compatibility and ignored (rpm-ostree ignores it too)")
 	fs.StringArrayVar(&f.signCommit, "sign-commit", nil, "sign the commit with the ed25519 secret key in PATH (ed25519=PATH, repeatable), as ostree sign does")
-	fs.StringVar(&f.compression, "compression", exporter.CompressionGzip, "layer compression: gzip, zstd or none")
-	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: gzip 6, zstd 3)")
+	fs.StringVar(&f.compression, "compression", exporter.CompressionGzip, "layer compression: gzip, zstd, zstd:chunked (per-file frames and a table of contents, for podman's partial pulls) or none")
+	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: gzip 6, zstd and zstd:chunked 3)")
 	fs.BoolVar(&f.noBlobCache, "no-blob-cache", false, "neither use nor fill the store's compressed-blob cache")
 	fs.BoolVar(&f.transientStore, "transient-store", false, "keep none of an image input's files in the store: store them compressed and delete each once its layers are written (for a store that starts empty and is thrown away, as in CI; the next build reads its input again)")
 	fs.BoolVar(&f.asJSON, "json", false, "print a JSON summary on stdout")
@@ -114,9 +114,9 @@ func (f *buildFlags) validate() (map[string]string, error) {
 		}
 	}
 	switch f.compression {
-	case exporter.CompressionGzip, exporter.CompressionZstd, exporter.CompressionNone:
+	case exporter.CompressionGzip, exporter.CompressionZstd, exporter.CompressionZstdChunked, exporter.CompressionNone:
 	default:
-		return nil, usageErr("--compression %q: want gzip, zstd or none", f.compression)
+		return nil, usageErr("--compression %q: want gzip, zstd, zstd:chunked or none", f.compression)
 	}
 	labels := map[string]string{}
 	for _, l := range f.labels {

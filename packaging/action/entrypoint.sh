@@ -20,7 +20,7 @@
 #   INPUT_MAX_LAYERS       positive integer                                  optional
 #   INPUT_IMAGE_FORMAT     ostree | plain                                    optional
 #   INPUT_LABELS           KEY=VALUE, one per line                           optional
-#   INPUT_COMPRESSION      gzip | zstd | none                                optional
+#   INPUT_COMPRESSION      gzip | zstd | zstd:chunked | none                 optional
 #   INPUT_BOOTC            true | false                                      default true
 #   INPUT_STORE            object store directory                            optional
 #   INPUT_BINARY           path of a rechunker binary to use                 optional
@@ -93,8 +93,8 @@ case $image_format in
 *) fail "input image-format must be ostree or plain, not '$image_format'" ;;
 esac
 case $compression in
-'' | gzip | zstd | none) ;;
-*) fail "input compression must be gzip, zstd or none, not '$compression'" ;;
+'' | gzip | zstd | zstd:chunked | none) ;;
+*) fail "input compression must be gzip, zstd, zstd:chunked or none, not '$compression'" ;;
 esac
 for l in "${labels[@]}"; do
 	[[ $l =~ ^[^=[:space:]][^=]*= ]] || fail "input labels: '$l' is not KEY=VALUE (one label per line)"
