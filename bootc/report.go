@@ -21,6 +21,7 @@ const (
 	CheckTree        = "tree"           // commit tree incomplete
 	CheckContainer   = "container-view" // checkout paths disagree with the commit
 	CheckDerived     = "derived"        // derived layer cannot be applied
+	CheckTOC         = "toc"            // zstd:chunked table of contents disagrees with the blob or the layer
 	CheckKernel      = "kernel"         // lint: no kernel (warning); several kernels (fatal, as bootc's kernel lint)
 	CheckSysroot     = "sysroot"        // lint: content in /sysroot
 	CheckVar         = "var"            // lint: /var content

@@ -236,6 +236,10 @@ func (im *importer) layer(ctx context.Context, i int) error {
 	if d := im.src.Layers[i].DiffID; diffID != d {
 		return problemf(CheckBlob, i, "uncompressed digest is %s, config diff_id says %s", diffID, d)
 	}
+	// A client pulling file by file trusts the table of contents, not the stream.
+	if err := checkTOC(ctx, im.src, i); err != nil {
+		return err
+	}
 	lr.Checked = true
 	return nil
 }

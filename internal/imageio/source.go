@@ -362,6 +362,13 @@ type LayerStream struct {
 
 // OpenLayerStream opens layer i for a single streaming pass.
 func (s *Source) OpenLayerStream(ctx context.Context, i int) (*LayerStream, error) {
+	return s.OpenLayerStreamTap(ctx, i, nil)
+}
+
+// OpenLayerStreamTap is OpenLayerStream that also writes every byte of the blob, as it
+// is read and in order, to tap (when not nil): for checks of the compressed bytes
+// themselves, such as a zstd:chunked table of contents.
+func (s *Source) OpenLayerStreamTap(ctx context.Context, i int, tap io.Writer) (*LayerStream, error) {
 	raw, _, err := s.OpenLayerBlob(ctx, i)
 	if err != nil {
 		return nil, err
@@ -377,8 +384,12 @@ func (s *Source) OpenLayerStream(ctx context.Context, i int) (*LayerStream, erro
 	// time, the gzip reader for 4 KiB, and the blob digest would otherwise be computed
 	// by the goroutine that parses and stores the files.
 	pool := fsutil.NewChunkPool(layerReadChunk)
+	var sink io.Writer = ls.rawHash.Hash()
+	if tap != nil {
+		sink = io.MultiWriter(sink, tap)
+	}
 	ls.ahead = fsutil.NewReadAhead(countingReader{fsutil.ContextReader(ctx, raw), &ls.rawN},
-		pool, layerReadDepth, ls.rawHash.Hash())
+		pool, layerReadDepth, sink)
 	dec, compressed, err := compression.AutoDecompress(ls.ahead)
 	if err != nil {
 		raw.Close()
