@@ -38,6 +38,8 @@ packages=(
 	gir1.2-ostree-1.0 qemu-system-x86 e2fsprogs
 	# The release test runs the cross-built arm64 binary under qemu-aarch64-static.
 	qemu-user-static
+	# The zstd:chunked partial-pull test pushes to a registry it starts on 127.0.0.1.
+	docker-registry
 	# Headers for containers/storage's btrfs driver: `go test -tags
 	# containers_image_openpgp ./...` with cgo on (Go's default) compiles it.
 	libbtrfs-dev
@@ -69,9 +71,13 @@ if ((${#missing[@]})); then
 else
 	step "all ${#packages[@]} packages already installed"
 fi
-for tool in ostree skopeo umoci podman buildah runc debootstrap rpm rpmbuild setfattr getfattr jq zstd sqlite3 pigz; do
+for tool in ostree skopeo umoci podman buildah runc debootstrap rpm rpmbuild setfattr getfattr jq zstd sqlite3 pigz docker-registry; do
 	command -v "$tool" >/dev/null || die "$tool not found after installing packages"
 done
+# The package starts a registry on port 5000 for the whole machine; tests start their own.
+if command -v systemctl >/dev/null && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+	systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
 
 # podman/buildah in containers and CI sandboxes: crun rejects hybrid cgroups and the
 # default ulimits (nofile=1048576) exceed what the sandbox may set. runc plus lower
