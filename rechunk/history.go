@@ -178,7 +178,7 @@ func (l *priorLayout) layerMembers() [][]string {
 // format always has one). Layer numbers in plan labels count chunks from 1.
 func (p Previous) firstChunk() int {
 	if len(p.Layers) > 0 {
-		if _, ok := p.Layers[0].Annotations[ComponentsAnnotation]; ok {
+		if _, ok := layerComponents(p.Layers[0]); ok {
 			return 0
 		}
 	}
@@ -235,17 +235,17 @@ func readPrior(p Previous, warn func(string)) *priorLayout {
 	l := &priorLayout{ref: p.Ref, layers: chunks, names: map[string]int{}, parts: map[string]map[string]int{},
 		reserved: map[int]bool{}, digests: map[string]string{}, history: map[string]componentRecord{}}
 	for i := 1; i <= chunks; i++ {
-		v, ok := p.Layers[first+i-1].Annotations[ComponentsAnnotation]
+		names, ok := layerComponents(p.Layers[first+i-1])
 		if !ok {
 			// Layers past the chunked part (derived layers) have no annotation.
 			l.layers = i - 1
 			break
 		}
-		if v == "" {
+		if len(names) == 0 {
 			l.reserved[i] = true
 			continue
 		}
-		for _, n := range strings.Split(v, ",") {
+		for _, n := range names {
 			if _, dup := l.names[n]; !dup { // multilib duplicates: the first layer wins
 				l.names[n] = i
 			}
@@ -255,6 +255,43 @@ func readPrior(p Previous, warn func(string)) *priorLayout {
 		return nil
 	}
 	return l
+}
+
+// ChunkahComponentAnnotation lists the components of a layer chunkah wrote, separated
+// by spaces, each prefixed by the repository that claimed it ("rpm/curl").
+const ChunkahComponentAnnotation = "org.chunkah.component"
+
+// layerComponents returns the component names a previous build's layer lists: ours and
+// rpm-ostree's ostree.components, else chunkah's annotation with its package names
+// taken as ours (rechunker groups packages by source package as chunkah does) and its
+// catch-all as ours; big files and other kinds chunkah names differently keep chunkah's
+// name, which no component of ours has. ok is false for a layer with neither
+// annotation; an empty list is a reserved layer.
+func layerComponents(l PreviousLayer) (names []string, ok bool) {
+	if v, ok := l.Annotations[ComponentsAnnotation]; ok {
+		if v == "" {
+			return nil, true
+		}
+		return strings.Split(v, ","), true
+	}
+	v, ok := l.Annotations[ChunkahComponentAnnotation]
+	if !ok {
+		return nil, false
+	}
+	for _, f := range strings.Fields(v) {
+		repo, name, found := strings.Cut(f, "/")
+		switch {
+		case !found || name == "":
+			names = append(names, "chunkah:"+f)
+		case f == "chunkah/unclaimed":
+			names = append(names, UnclaimedComponent)
+		case repo == "rpm" || repo == "alpm" || repo == "dpkg" || repo == "deb" || repo == "apk" || repo == "xattr":
+			names = append(names, name)
+		default:
+			names = append(names, "chunkah:"+f)
+		}
+	}
+	return names, true
 }
 
 // historyBits is how many builds the rolling change history keeps.

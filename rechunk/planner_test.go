@@ -460,3 +460,68 @@ func TestFillLayers(t *testing.T) {
 		})
 	}
 }
+
+// TestChunkahPreviousBuild: a previous build chunkah wrote (plain, no plan label, each
+// layer's components in org.chunkah.component as "dpkg/NAME", its catch-all as
+// chunkah/unclaimed) gives the layout: the packages keep their layers and the bumped
+// package's layer is one of the few that change.
+func TestChunkahPreviousBuild(t *testing.T) {
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	const maxLayers = 16
+	p1, err := NewPlan(ctx, releaseTree(t, store, ""), store, Options{MaxLayers: maxLayers})
+	require.NoError(t, err)
+	prev := Previous{Ref: "chunkah", Labels: map[string]string{}}
+	for _, l := range p1.Layers {
+		var fields []string
+		for _, c := range l.Components {
+			switch {
+			case c == UnclaimedComponent:
+				fields = append(fields, "chunkah/unclaimed")
+			case strings.ContainsAny(c, "/:"):
+				fields = append(fields, "bigfiles/"+strings.ReplaceAll(c, "/", "_"))
+			default:
+				fields = append(fields, "dpkg/"+c)
+			}
+		}
+		prev.Layers = append(prev.Layers, PreviousLayer{Annotations: map[string]string{ChunkahComponentAnnotation: strings.Join(fields, " ")}})
+	}
+	v2 := releaseTree(t, store, "pkg07")
+	p2, err := NewPlan(ctx, v2, store, Options{MaxLayers: maxLayers, Previous: []Previous{prev}})
+	require.NoError(t, err)
+	checkPlan(t, v2, p2, maxLayers)
+	assert.Equal(t, "chunkah", p2.FromPrevious)
+	changed := changedLayers(p1, p2)
+	assert.LessOrEqual(t, len(changed), 4, "layers changed: %v", changed)
+	l, ok := ownerOf(p2, "/usr/lib/pkg07/f0")
+	require.True(t, ok)
+	var keys []string
+	for _, c := range changed {
+		keys = append(keys, layerKey(c))
+	}
+	assert.Contains(t, keys, layerKey(l), "the bumped package's layer changed")
+}
+
+func TestLayerComponents(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ann  map[string]string
+		want []string
+		ok   bool
+	}{
+		{"none", nil, nil, false},
+		{"ours", map[string]string{ComponentsAnnotation: "bash,glibc"}, []string{"bash", "glibc"}, true},
+		{"ours, reserved", map[string]string{ComponentsAnnotation: ""}, nil, true},
+		{"chunkah", map[string]string{ChunkahComponentAnnotation: "rpm/kernel rpm/curl chunkah/unclaimed"},
+			[]string{"kernel", "curl", UnclaimedComponent}, true},
+		{"chunkah big file", map[string]string{ChunkahComponentAnnotation: "bigfiles/rpmdb.sqlite"}, []string{"chunkah:bigfiles/rpmdb.sqlite"}, true},
+		{"ours first", map[string]string{ComponentsAnnotation: "a", ChunkahComponentAnnotation: "rpm/b"}, []string{"a"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := layerComponents(PreviousLayer{Annotations: c.ann})
+			assert.Equal(t, c.ok, ok)
+			assert.Equal(t, c.want, got)
+		})
+	}
+}
