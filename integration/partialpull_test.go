@@ -37,13 +37,11 @@ func TestZstdChunkedPartialPull(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, "debootstrap", "umoci", "tar", "zstd", "chroot", "skopeo", "docker-registry")
 	c := newCLI(t)
-	base := bookwormBootc().tarball(t)
-	upd := securityUpdated(t, base)
-	v2 := cachedRootfsImage(t, base, bootcConfig...)
-	v3 := cachedRootfsImage(t, upd.Tarball, bootcConfig...)
+	sp := newSecurityPair(t)
+	v2, v3 := sp.v2, sp.v3
 	trees := t.TempDir()
-	extractTarball(t, base, filepath.Join(trees, "v2"))
-	extractTarball(t, upd.Tarball, filepath.Join(trees, "v3"))
+	extractTarball(t, sp.base, filepath.Join(trees, "v2"))
+	extractTarball(t, sp.update.Tarball, filepath.Join(trees, "v3"))
 	bound := diffTrees(t, filepath.Join(trees, "v2"), filepath.Join(trees, "v3")).Gzipped
 
 	out := filepath.Join(t.TempDir(), "out")

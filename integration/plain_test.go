@@ -23,9 +23,8 @@ func TestPlainImage(t *testing.T) {
 	requireTools(t, "debootstrap", "umoci", "tar", "zstd", "chroot")
 	c := newCLI(t)
 
-	base := bookwormBootc().tarball(t)
-	v2 := cachedRootfsImage(t, base, bootcConfig...)
-	v3 := cachedRootfsImage(t, securityUpdated(t, base).Tarball, bootcConfig...)
+	sp := newSecurityPair(t)
+	v2, v3 := sp.v2, sp.v3
 	// The cached layout is shared: derive from a copy.
 	layoutCopy := filepath.Join(t.TempDir(), "src")
 	run(t, "cp", "-a", v2.Layout, layoutCopy)
@@ -101,9 +100,8 @@ func TestZstdChunkedImage(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, "debootstrap", "umoci", "tar", "zstd", "chroot")
 	c := newCLI(t)
-	base := bookwormBootc().tarball(t)
-	v2 := cachedRootfsImage(t, base, bootcConfig...)
-	v3 := cachedRootfsImage(t, securityUpdated(t, base).Tarball, bootcConfig...)
+	sp := newSecurityPair(t)
+	v2, v3 := sp.v2, sp.v3
 
 	out := filepath.Join(t.TempDir(), "out")
 	a, b := ociImage{Layout: out, Tag: "a"}, ociImage{Layout: out, Tag: "b"}

@@ -191,6 +191,23 @@ type securityUpdate struct {
 	Upgraded []string // "package old -> new", as apt-get reported them
 }
 
+// securityPair is the security-update scenario's two releases: the Debian bootc base
+// (v2) and the same tree after apt-get upgrade from bookworm-security (v3), as
+// one-layer bootc images, with their tarballs.
+type securityPair struct {
+	base   string // v2's root file system tarball
+	update securityUpdate
+	v2, v3 ociImage
+}
+
+func newSecurityPair(t testing.TB) securityPair {
+	t.Helper()
+	base := bookwormBootc().tarball(t)
+	upd := securityUpdated(t, base)
+	return securityPair{base: base, update: upd,
+		v2: cachedRootfsImage(t, base, bootcConfig...), v3: cachedRootfsImage(t, upd.Tarball, bootcConfig...)}
+}
+
 // securityUpdated returns the base rootfs tarball rebuilt the way a distribution's next
 // image build would be: bookworm-updates and bookworm-security enabled in sources.list
 // and `apt-get upgrade` run in a chroot (no services started), then shaped for bootc

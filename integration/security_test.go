@@ -29,11 +29,9 @@ func TestSecurityUpdate(t *testing.T) {
 	requireTools(t, "debootstrap", "umoci", "tar", "zstd", "chroot")
 	c := newCLI(t)
 
-	base := bookwormBootc().tarball(t)
-	upd := securityUpdated(t, base)
+	sp := newSecurityPair(t)
+	base, upd, v2, v3 := sp.base, sp.update, sp.v2, sp.v3
 	t.Logf("apt-get upgrade upgraded %d packages: %s", len(upd.Upgraded), strings.Join(upd.Upgraded, "; "))
-	v2 := cachedRootfsImage(t, base, bootcConfig...)
-	v3 := cachedRootfsImage(t, upd.Tarball, bootcConfig...)
 
 	trees := t.TempDir()
 	oldRoot, newRoot := filepath.Join(trees, "v2"), filepath.Join(trees, "v3")
