@@ -460,23 +460,26 @@ func normalizedLink(target string) string {
 
 // parentsOf writes the not-yet-written ancestors of a tar path, root first, with
 // metadata from the tree (format version 2, ostree-ext write_parents_of).
-func (lw *layerWriter) parentsOf(tp string) error {
-	parent := path.Dir(tp)
-	if parent == "." || parent == "/" || lw.parents[parent] {
+func (lw *layerWriter) parentsOf(tp string) error { return lw.dirOnce(path.Dir(tp)) }
+
+// dirOnce writes directory tp and the ancestors this layer has not written yet, root
+// first, with metadata from the tree (and xattrs in the plain format).
+func (lw *layerWriter) dirOnce(tp string) error {
+	if tp == "." || tp == "/" || lw.parents[tp] {
 		return nil
 	}
-	if err := lw.parentsOf(parent); err != nil {
+	if err := lw.dirOnce(path.Dir(tp)); err != nil {
 		return err
 	}
-	lw.parents[parent] = true
-	d := lw.tree.LookupDir("/" + unmapPath(parent))
+	lw.parents[tp] = true
+	d := lw.tree.LookupDir("/" + unmapPath(tp))
 	if d == nil {
-		return fmt.Errorf("parent directory /%s is not in the tree", unmapPath(parent))
+		return fmt.Errorf("directory /%s is not in the tree", unmapPath(tp))
 	}
 	if lw.plain {
-		return lw.plainDir(parent, d.Meta)
+		return lw.plainDir(tp, d.Meta)
 	}
-	return lw.dir(parent, d.Meta)
+	return lw.dir(tp, d.Meta)
 }
 
 // checkoutLess orders absolute paths as a dirtree walk does: within a directory,

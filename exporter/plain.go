@@ -51,19 +51,7 @@ func (lw *layerWriter) plainLayer(spec *layerSpec) error {
 		}
 	}
 	for _, d := range spec.dirs {
-		tp := tarPathV1(d)
-		if err := lw.parentsOf(tp); err != nil {
-			return err
-		}
-		if lw.parents[tp] {
-			continue
-		}
-		lw.parents[tp] = true
-		dm := lw.tree.LookupDir(d)
-		if dm == nil {
-			return fmt.Errorf("directory %s is not in the tree", d)
-		}
-		if err := lw.plainDir(tp, dm.Meta); err != nil {
+		if err := lw.dirOnce(tarPathV1(d)); err != nil {
 			return err
 		}
 	}
@@ -182,32 +170,18 @@ func plainDirsLayer(layers []rechunk.Layer) int {
 }
 
 // plainLayerKey is layerKey for the plain format: every path with its object and the
-// metadata of every directory the layer writes, in the order the layer writes them.
+// metadata of every directory the layer writes.
 func (e *export) plainLayerKey(h io.Writer, spec *layerSpec) {
 	var line []byte
 	dirs := map[string]bool{}
-	dir := func(d string) {
-		var chain []string
-		for ; d != "/" && !dirs[d]; d = path.Dir(d) {
-			chain = append(chain, d)
-		}
-		for j := len(chain) - 1; j >= 0; j-- {
-			dirs[chain[j]] = true
-			if dm := e.in.Tree.LookupDir(chain[j]); dm != nil {
-				line = strconv.AppendQuote(append(line[:0], "dir "...), chain[j])
-				line = hex.AppendEncode(append(line, ' '), dm.MetaSum[:])
-				h.Write(append(line, '\n'))
-			}
-		}
-	}
 	for _, ref := range spec.refs {
 		p := ref.Path()
-		dir(path.Dir(p))
+		line = e.keyDirs(h, line, dirs, path.Dir(p))
 		line = strconv.AppendQuote(append(line[:0], "path "...), p)
 		line = hex.AppendEncode(append(line, ' '), ref.File.Checksum[:])
 		h.Write(append(line, '\n'))
 	}
 	for _, d := range spec.dirs {
-		dir(d)
+		line = e.keyDirs(h, line, dirs, d)
 	}
 }

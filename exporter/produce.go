@@ -270,20 +270,26 @@ func (e *export) layerKey(i int) string {
 			p := o.refs[i].Path()
 			line = strconv.AppendQuote(append(line[:0], "path "...), p)
 			h.Write(append(line, '\n'))
-			if e.o.FormatVersion < 2 {
-				continue
-			}
-			for d := path.Dir(p); d != "/" && !dirs[d]; d = path.Dir(d) {
-				dirs[d] = true
-				if dm := e.in.Tree.LookupDir(d); dm != nil {
-					line = strconv.AppendQuote(append(line[:0], "dir "...), d)
-					line = hex.AppendEncode(append(line, ' '), dm.MetaSum[:])
-					h.Write(append(line, '\n'))
-				}
+			if e.o.FormatVersion >= 2 {
+				line = e.keyDirs(h, line, dirs, path.Dir(p))
 			}
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// keyDirs writes a key line for directory d and each ancestor not in seen yet (their
+// metadata checksums), marking them seen; line is the reused line buffer.
+func (e *export) keyDirs(h io.Writer, line []byte, seen map[string]bool, d string) []byte {
+	for ; d != "/" && !seen[d]; d = path.Dir(d) {
+		seen[d] = true
+		if dm := e.in.Tree.LookupDir(d); dm != nil {
+			line = strconv.AppendQuote(append(line[:0], "dir "...), d)
+			line = hex.AppendEncode(append(line, ' '), dm.MetaSum[:])
+			h.Write(append(line, '\n'))
+		}
+	}
+	return line
 }
 
 // layerKeyHeader writes the part of a layer key before its objects.
