@@ -137,3 +137,93 @@ func TestTransientStore(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, objects, "no content object outlives a transient build")
 }
+
+// uncompressedImage builds dir into an oci: layout with uncompressed layers (the kind
+// of image `podman save --format oci-dir` or `skopeo copy --dest-decompress` writes),
+// whose blobs a build reads in place, and returns its reference.
+func uncompressedImage(t *testing.T, dir string) string {
+	t.Helper()
+	_, layout, err := runRootfs(t, dir, Options{Plain: true, Compression: "none"})
+	require.NoError(t, err)
+	return "oci:" + layout + ":latest"
+}
+
+// runImage builds the image ref into a fresh store and output.
+func runImage(t *testing.T, ref string, o Options) (*Result, string, error) {
+	t.Helper()
+	store, err := ostree.OpenStore(t.TempDir())
+	require.NoError(t, err)
+	layout := filepath.Join(t.TempDir(), "out")
+	o.From, o.Output, o.Store, o.NoSELinux = ref, "oci:"+layout+":latest", store, true
+	o.Warn = func(string) {}
+	res, err := Run(context.Background(), o)
+	return res, layout, err
+}
+
+// TestImageBlobsInPlaceMatchesCopy: reading an oci: layout's uncompressed blobs in
+// place gives the image a copying build gives, and keeps none of the files in the store.
+func TestImageBlobsInPlaceMatchesCopy(t *testing.T) {
+	ref := uncompressedImage(t, inPlaceTree(t))
+	for _, version := range []int{1, 2} {
+		inPlace, _, err := runImage(t, ref, Options{FormatVersion: version})
+		require.NoError(t, err)
+		copied, _, err := runImage(t, ref, Options{FormatVersion: version, CopyRootfs: true})
+		require.NoError(t, err)
+		assert.Equal(t, copied.ManifestDigest, inPlace.ManifestDigest, "format v%d", version)
+	}
+}
+
+// TestImageBlobChangedBeforeExport: a layer blob edited after the import (its files are
+// read from it in place) fails the build with an error naming it, and no output.
+func TestImageBlobChangedBeforeExport(t *testing.T) {
+	ref := uncompressedImage(t, inPlaceTree(t))
+	layout := strings.TrimSuffix(strings.TrimPrefix(ref, "oci:"), ":latest")
+	blobs, err := filepath.Glob(filepath.Join(layout, "blobs", "sha256", "*"))
+	require.NoError(t, err)
+	var largest string
+	var size int64
+	for _, b := range blobs {
+		if fi, err := os.Stat(b); err == nil && fi.Size() > size {
+			largest, size = b, fi.Size()
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(p string) error
+		want   string
+	}{
+		{"truncated", func(p string) error { return os.Truncate(p, size/2) }, "changed after it was imported (size"},
+		{"overwritten, mtime kept", func(p string) error {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteAt(make([]byte, size-4096), 2048)
+			if err = errors.Join(err, f.Close()); err != nil {
+				return err
+			}
+			return os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		}, "no longer hashes to"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each case edits its own copy of the layout.
+			dst := filepath.Join(t.TempDir(), "in")
+			require.NoError(t, os.CopyFS(dst, os.DirFS(layout)))
+			blob := filepath.Join(dst, strings.TrimPrefix(largest, layout))
+			hook := &changeAtStart{change: func() error { return tc.change(blob) }}
+			_, out, err := runImage(t, "oci:"+dst+":latest", Options{Progress: hook})
+			require.NoError(t, hook.err)
+			require.Error(t, err)
+			t.Log(err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Contains(t, err.Error(), filepath.Base(blob), "the error names the blob")
+			_, statErr := os.Stat(filepath.Join(out, "index.json"))
+			assert.ErrorIs(t, statErr, os.ErrNotExist, "no image at the output")
+		})
+	}
+}

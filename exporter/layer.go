@@ -331,7 +331,7 @@ func unmapPath(p string) string {
 // content writes one object with its xattrs entry and PAX header, then one entry per
 // path (ostree-ext append_content + append_content_hardlink).
 func (lw *layerWriter) content(o object) error {
-	obj, err := lw.store.OpenContent(o.sum())
+	obj, err := lw.store.OpenFileContent(o.refs[o.idx[0]].File)
 	if err != nil {
 		return err
 	}

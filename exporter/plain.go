@@ -87,7 +87,7 @@ func (lw *layerWriter) plainEntry(ref rechunk.FileRef, first map[ostree.Checksum
 		h.setSize(0)
 		return lw.symlinkObject(&h, tp, fh.Target)
 	}
-	obj, err := lw.store.OpenContent(f.Checksum)
+	obj, err := lw.store.OpenFileContent(f)
 	if err != nil {
 		return err
 	}

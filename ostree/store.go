@@ -55,6 +55,8 @@ type Store struct {
 	objects *os.File
 	// inPlace holds the content objects read from the input's files (inplace.go).
 	inPlace inPlace
+	// blobs are the input layer blobs whose files' payloads are read in place (blob.go).
+	blobs blobTable
 	// compress turns on compressed content objects (compressed.go).
 	compress           atomic.Bool
 	encoders, decoders sync.Pool // *zstd.Encoder, *zstd.Decoder
@@ -595,8 +597,8 @@ func (o *ContentObject) Read(p []byte) (int, error) {
 	switch {
 	case o.closed:
 		return 0, os.ErrClosed
-	case o.f == nil:
-		return 0, io.EOF
+	case o.br == nil:
+		return 0, io.EOF // no payload
 	}
 	if o.z != nil {
 		return o.z.Read(p)
@@ -680,13 +682,20 @@ func (s *Store) openFile(c Checksum) (*ContentObject, error) {
 
 // wrapFile returns an object reading f through one of the store's pooled buffers.
 func (s *Store) wrapFile(f *os.File) *ContentObject {
+	obj := s.wrapReader(f)
+	obj.f = f
+	return obj
+}
+
+// wrapReader returns an object reading r through one of the store's pooled buffers.
+func (s *Store) wrapReader(r io.Reader) *ContentObject {
 	br, _ := s.readers.Get().(*bufio.Reader)
 	if br == nil {
-		br = bufio.NewReaderSize(f, 64<<10)
+		br = bufio.NewReaderSize(r, 64<<10)
 	} else {
-		br.Reset(f)
+		br.Reset(r)
 	}
-	return &ContentObject{f: f, br: br, s: s}
+	return &ContentObject{br: br, s: s}
 }
 
 // parseHeader reads a stored object's header, leaving the reader at its payload.

@@ -16,6 +16,9 @@ type File struct {
 	Header   *FileHeader
 	Size     int64 // payload bytes; 0 for symlinks
 	Checksum Checksum
+	// Loc is where the payload is read from when it is not a file of the store: a
+	// layer blob of the input, read in place (blob.go). Zero means the store.
+	Loc Loc
 }
 
 // HeaderTable interns file headers. An image has a few dozen distinct combinations of

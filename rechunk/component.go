@@ -368,7 +368,7 @@ func copyOut(ctx context.Context, store *ostree.Store, t *ostree.Tree, dir strin
 			return "", fmt.Errorf("copy %s: is a symlink", p)
 		}
 		dst := filepath.Join(dir, path.Base(p))
-		if err := copyObject(ctx, store, f.Checksum, dst); err != nil {
+		if err := copyObject(ctx, store, f, dst); err != nil {
 			return "", fmt.Errorf("copy %s: %w", p, err)
 		}
 		if first == "" {
@@ -378,11 +378,11 @@ func copyOut(ctx context.Context, store *ostree.Store, t *ostree.Tree, dir strin
 	return first, nil
 }
 
-func copyObject(ctx context.Context, store *ostree.Store, c ostree.Checksum, dst string) error {
+func copyObject(ctx context.Context, store *ostree.Store, f *ostree.File, dst string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	obj, err := store.OpenContent(c)
+	obj, err := store.OpenFileContent(f)
 	if err != nil {
 		return err
 	}
@@ -403,5 +403,5 @@ func openObject(store *ostree.Store, f *ostree.File) (io.ReadCloser, error) {
 	if f == nil || f.Header.IsSymlink() {
 		return nil, fmt.Errorf("not a regular file")
 	}
-	return store.OpenContent(f.Checksum)
+	return store.OpenFileContent(f)
 }

@@ -132,7 +132,7 @@ func readSmallObject(store *ostree.Store, f *ostree.File, max int64) ([]byte, er
 	raw, err := os.ReadFile(store.ObjectFile(f.Checksum, ostree.ObjFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		// A derived object (an SELinux-relabelled file) shares another one's payload.
-		obj, err := store.OpenContent(f.Checksum)
+		obj, err := store.OpenFileContent(f)
 		if err != nil {
 			return nil, err
 		}

@@ -304,10 +304,17 @@ func (s *Source) OpenLayerBlob(ctx context.Context, i int) (io.ReadCloser, int64
 	if err != nil {
 		return nil, 0, fmt.Errorf("read layer %d (%s): %w", i, info.Digest, err)
 	}
+	return s.sized(i, rc), size, nil
+}
+
+// sized enforces layer i's declared blob size on rc, when the manifest gives one
+// (containers-storage may not know an uncompressed size).
+func (s *Source) sized(i int, rc io.ReadCloser) io.ReadCloser {
+	info := s.copyLayers[i]
 	if info.Size <= 0 {
-		return rc, size, nil // unknown (containers-storage may not know an uncompressed size)
+		return rc
 	}
-	return &sizedReader{ReadCloser: rc, index: i, digest: info.Digest, want: info.Size}, size, nil
+	return &sizedReader{ReadCloser: rc, index: i, digest: info.Digest, want: info.Size}
 }
 
 // sizedReader fails a blob that runs past, or ends before, the size its descriptor
@@ -336,6 +343,30 @@ func (r *sizedReader) Read(p []byte) (int, error) {
 		return n, r.err
 	}
 	return n, err
+}
+
+// LayerBlobFile returns layer i's blob as an open regular file when the transport keeps
+// it as one on this machine (an oci: layout, a dir: directory), and nil when it does
+// not. The caller owns the file; nothing about its bytes is checked yet.
+func (s *Source) LayerBlobFile(ctx context.Context, i int) (*os.File, error) {
+	if i < 0 || i >= len(s.copyLayers) {
+		return nil, fmt.Errorf("layer %d out of range (image has %d)", i, len(s.copyLayers))
+	}
+	info := s.copyLayers[i]
+	if len(info.URLs) != 0 {
+		return nil, nil // the transport may fetch it from elsewhere
+	}
+	rc, _, err := s.src.GetBlob(ctx, info, none.NoCache)
+	if err != nil {
+		return nil, fmt.Errorf("read layer %d (%s): %w", i, info.Digest, err)
+	}
+	if f, ok := rc.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return f, nil
+		}
+	}
+	rc.Close()
+	return nil, nil
 }
 
 // LayerBlobDigest returns the digest GetBlob would verify for layer i.
@@ -373,6 +404,11 @@ func (s *Source) OpenLayerStreamTap(ctx context.Context, i int, tap io.Writer) (
 	if err != nil {
 		return nil, err
 	}
+	return s.openStream(ctx, i, raw, tap)
+}
+
+// openStream is OpenLayerStreamTap over raw, layer i's blob as stored; it owns raw.
+func (s *Source) openStream(ctx context.Context, i int, raw io.ReadCloser, tap io.Writer) (*LayerStream, error) {
 	ls := &LayerStream{index: i, raw: raw, rawHash: digesterFor(s.LayerBlobDigest(i))}
 	if i < len(s.Layers) {
 		ls.diff = digesterFor(s.Layers[i].DiffID)
@@ -492,6 +528,13 @@ func (ls *LayerStream) Close() error {
 // have returned io.EOF, so read it to the end (tar readers stop early: drain the rest)
 // before trusting it.
 func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, error) {
+	return s.OpenLayerVerifiedFrom(ctx, i, nil)
+}
+
+// OpenLayerVerifiedFrom is OpenLayerVerified reading layer i's blob from blob (for one
+// obtained with LayerBlobFile), or from the transport when blob is nil. The size the
+// manifest declares is enforced as OpenLayerBlob does.
+func (s *Source) OpenLayerVerifiedFrom(ctx context.Context, i int, blob io.Reader) (io.ReadCloser, error) {
 	want := s.LayerBlobDigest(i)
 	if err := want.Validate(); err != nil {
 		return nil, fmt.Errorf("layer %d: blob digest %q: %w", i, want, err)
@@ -505,7 +548,13 @@ func (s *Source) OpenLayerVerified(ctx context.Context, i int) (io.ReadCloser, e
 			return nil, fmt.Errorf("layer %d: diff_id %q: %w", i, diffID, err)
 		}
 	}
-	ls, err := s.OpenLayerStream(ctx, i)
+	var ls *LayerStream
+	var err error
+	if blob == nil {
+		ls, err = s.OpenLayerStream(ctx, i)
+	} else {
+		ls, err = s.openStream(ctx, i, s.sized(i, io.NopCloser(blob)), nil)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func (r baseRepo) object(sum ostree.Checksum, kind string) ([]byte, error) {
 	if f.Size > maxMetaObject {
 		return nil, fmt.Errorf("%s object %s is %d bytes", kind, hexSum, f.Size)
 	}
-	obj, err := r.store.OpenContent(f.Checksum)
+	obj, err := r.store.OpenFileContent(f)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,12 @@ func applyLayer(ctx context.Context, src *imageio.Source, i int, t *ostree.Tree,
 		return res, err
 	}
 	lo := layer.Options{Warn: o.Warn}
+	var blob io.Reader
+	if !o.CopyRootfs {
+		if lo.Blob, blob, err = inPlaceBlob(ctx, src, i, o.Store); err != nil {
+			return res, fmt.Errorf("import layer %d (%s): %w", i, res.Digest, err)
+		}
+	}
 	recPath := RecordPath(o.Store, key)
 	if !o.NoCache {
 		st, ok, err := replay(ctx, recPath, t, o.Store, lo)
@@ -73,7 +79,7 @@ func applyLayer(ctx context.Context, src *imageio.Source, i int, t *ostree.Tree,
 		}()
 		lo.Record = rec
 	}
-	r, err := src.OpenLayerVerified(ctx, i)
+	r, err := src.OpenLayerVerifiedFrom(ctx, i, blob)
 	if err != nil {
 		return res, fmt.Errorf("import layer %d: %w", i, err)
 	}
@@ -94,6 +100,30 @@ func applyLayer(ctx context.Context, src *imageio.Source, i int, t *ostree.Tree,
 		rec = nil
 	}
 	return res, nil
+}
+
+// inPlaceBlob registers layer i's blob with the store for in-place reading when it can
+// be read so: an uncompressed tar (the manifest gives its diff_id as its digest; the
+// import checks both) that the transport keeps as a file on this machine. It returns
+// the blob and a reader of it from its start, or 0 and nil.
+func inPlaceBlob(ctx context.Context, src *imageio.Source, i int, store *ostree.Store) (ostree.BlobID, io.Reader, error) {
+	d := src.LayerBlobDigest(i)
+	if i >= len(src.Layers) || src.Layers[i].DiffID != d {
+		return 0, nil, nil
+	}
+	f, err := src.LayerBlobFile(ctx, i)
+	if err != nil || f == nil {
+		return 0, nil, err
+	}
+	id, err := store.AddBlobFile(f, fmt.Sprintf("%s (layer %d)", d, i))
+	if err != nil {
+		return 0, nil, err
+	}
+	r, err := store.BlobReader(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return id, r, nil
 }
 
 // replay applies the record at path if there is a usable one. A missing or unusable

@@ -28,6 +28,7 @@ type op struct {
 	path   string
 	meta   ostree.DirMeta // opDir
 	file   ostree.File    // opFile
+	offset uint64         // opFile in a record: in-place payload offset + 1, or 0
 	target string         // opLink: hardlink target path; opSkip: what was skipped
 }
 

@@ -146,7 +146,7 @@ func dump(t testing.TB, s *ostree.Store, tree *ostree.Tree) []string {
 			out = append(out, fmt.Sprintf("%s l %04o %d:%d%s -> %s", p, h.Mode&0o7777, h.UID, h.GID, xs(h.Xattrs), h.Target))
 			return nil
 		}
-		obj, err := s.OpenContent(f.Checksum)
+		obj, err := s.OpenFileContent(f)
 		require.NoError(t, err)
 		body, err := io.ReadAll(obj)
 		require.NoError(t, err)

@@ -37,6 +37,11 @@ type Options struct {
 	// It is written only as the layer is applied; on error its content is incomplete and
 	// must be discarded.
 	Record io.Writer
+	// Blob, when not zero, is the store's in-place blob (ostree.Store.AddBlob) that the
+	// uncompressed tar given to Apply is read from, byte for byte from its start: regular
+	// files' payloads are then hashed and left where they are (File.Loc) instead of being
+	// written to the store. Replay gives recorded in-place files their location in it.
+	Blob ostree.BlobID
 }
 
 // Stats counts what a layer did.
@@ -74,14 +79,20 @@ func Apply(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.Reader
 	// Reading the tar, hashing and applying stay on this goroutine (they are ordered);
 	// creating the object files runs in the background.
 	w := store.NewAsyncWriter(ctx, ostree.AsyncOptions{})
-	st, err := apply(ctx, a, rec, w, r)
+	c := &contents{w: w, store: store, blob: o.Blob}
+	if o.Blob != 0 {
+		// Not a Seeker (the tar reader would skip by seeking): every byte is counted.
+		c.pos = &countingReader{r: r}
+		r = c.pos
+	}
+	st, err := apply(ctx, a, rec, c, r)
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store layer contents: %w", cerr)
 	}
 	return st, err
 }
 
-func apply(ctx context.Context, a *applier, rec *recordWriter, w *ostree.AsyncWriter, r io.Reader) (Stats, error) {
+func apply(ctx context.Context, a *applier, rec *recordWriter, c *contents, r io.Reader) (Stats, error) {
 	tr := tar.NewReader(r)
 	last := ""
 	for {
@@ -105,7 +116,7 @@ func apply(ctx context.Context, a *applier, rec *recordWriter, w *ostree.AsyncWr
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX global header: no file, nothing we use
 		}
-		op, ok, err := parseEntry(w, hdr, tr)
+		op, ok, err := parseEntry(c, hdr, tr)
 		if err != nil {
 			return a.stats, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
@@ -129,9 +140,84 @@ func apply(ctx context.Context, a *applier, rec *recordWriter, w *ostree.AsyncWr
 	return a.stats, nil
 }
 
+// contents is where apply puts the content objects of a layer's files.
+type contents struct {
+	w     *ostree.AsyncWriter
+	store *ostree.Store
+	blob  ostree.BlobID   // in place: regular files' payloads stay in this blob
+	pos   *countingReader // the tar stream's position in blob
+	buf   []byte
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// regular returns the File of a regular file entry whose payload is body.
+func (c *contents) regular(h *ostree.FileHeader, hdr *tar.Header, body io.Reader) (ostree.File, error) {
+	if c.blob == 0 || sparse(hdr) {
+		sum, n, err := c.w.WriteContent(*h, body, hdr.Size)
+		if err != nil {
+			return ostree.File{}, err
+		}
+		if n != hdr.Size {
+			return ostree.File{}, fmt.Errorf("read %d of %d bytes", n, hdr.Size)
+		}
+		return ostree.File{Header: h, Size: n, Checksum: sum}, nil
+	}
+	if err := h.Validate(); err != nil {
+		return ostree.File{}, err
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, 256<<10)
+	}
+	start := c.pos.n
+	hash := ostree.NewContentHash(*h)
+	n, err := io.CopyBuffer(hash, body, c.buf)
+	if err != nil {
+		return ostree.File{}, err
+	}
+	if n != hdr.Size {
+		return ostree.File{}, fmt.Errorf("read %d of %d bytes", n, hdr.Size)
+	}
+	if c.pos.n-start != n {
+		// A regular entry's payload follows its header; only sparse entries (left to
+		// the store above) are stored otherwise.
+		return ostree.File{}, fmt.Errorf("payload of %d bytes spans %d bytes of the layer", n, c.pos.n-start)
+	}
+	loc, err := c.store.BlobLoc(c.blob, start, n)
+	if err != nil {
+		return ostree.File{}, err
+	}
+	f := ostree.File{Header: h, Size: n, Loc: loc}
+	hash.Sum(f.Checksum[:0])
+	return f, nil
+}
+
+// sparse reports whether a regular entry is a GNU sparse file, whose payload in the tar
+// is not its content byte for byte.
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // parseEntry turns one tar header into an operation, streaming a regular file's payload
-// into the store. ok is false for entries that have no effect.
-func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, bool, error) {
+// into the store (or hashing it in place). ok is false for entries that have no effect.
+func parseEntry(c *contents, hdr *tar.Header, body io.Reader) (op, bool, error) {
 	parts, err := splitEntryPath(hdr.Name)
 	if err != nil {
 		return op{}, false, err
@@ -177,15 +263,16 @@ func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, boo
 		if p == "" {
 			return op{}, false, errors.New("a regular file cannot replace the root directory")
 		}
-		h := ostree.FileHeader{UID: uid, GID: gid, Mode: ostree.ModeRegular | perm, Xattrs: x}
-		sum, n, err := w.WriteContent(h, body, hdr.Size)
+		h := &ostree.FileHeader{UID: uid, GID: gid, Mode: ostree.ModeRegular | perm, Xattrs: x}
+		f, err := c.regular(h, hdr, body)
 		if err != nil {
 			return op{}, false, err
 		}
-		if n != hdr.Size {
-			return op{}, false, fmt.Errorf("read %d of %d bytes", n, hdr.Size)
+		o := op{kind: opFile, path: p, file: f}
+		if f.Loc.InPlace() {
+			o.offset = uint64(f.Loc.Offset()) + 1
 		}
-		return op{kind: opFile, path: p, file: ostree.File{Header: &h, Size: n, Checksum: sum}}, true, nil
+		return o, true, nil
 	case tar.TypeSymlink:
 		x, err := xattrs(hdr)
 		if err != nil {
@@ -195,7 +282,7 @@ func parseEntry(w *ostree.AsyncWriter, hdr *tar.Header, body io.Reader) (op, boo
 			return op{}, false, errors.New("a symlink cannot replace the root directory")
 		}
 		h := ostree.FileHeader{UID: uid, GID: gid, Mode: ostree.ModeSymlink | 0o777, Target: hdr.Linkname, Xattrs: x}
-		sum, _, err := w.WriteContent(h, nil, 0)
+		sum, _, err := c.w.WriteContent(h, nil, 0)
 		if err != nil {
 			return op{}, false, err
 		}

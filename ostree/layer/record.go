@@ -23,7 +23,8 @@ import (
 //	magic "RCLR", uvarint version
 //	ops: kind byte, path string, then by kind
 //	  dir:  uid, gid, mode (uvarint), xattrs
-//	  file: uid, gid, mode (uvarint), symlink target string, xattrs, size uvarint, 32-byte checksum
+//	  file: uid, gid, mode (uvarint), symlink target string, xattrs, size uvarint, 32-byte checksum,
+//	        uvarint in-place offset + 1 (0: the content object is in the store)
 //	  link: target string          skip: description string
 //	  whiteout, opaque: nothing
 //	end: kind 0x7f, uvarint number of ops
@@ -33,7 +34,7 @@ import (
 // records unusable instead of wrong.
 const (
 	recordMagic   = "RCLR"
-	recordVersion = 1
+	recordVersion = 2
 	maxRecordStr  = ostree.MaxXattrsSize
 )
 
@@ -95,6 +96,7 @@ func (rw *recordWriter) write(o op) error {
 		rw.xattrs(h.Xattrs)
 		rw.uvarint(uint64(o.file.Size))
 		rw.w.Write(o.file.Checksum[:])
+		rw.uvarint(o.offset)
 	case opLink, opSkip:
 		rw.str(o.target)
 	}
@@ -254,7 +256,12 @@ func (rr *recordReader) next() (op, error) {
 			break
 		}
 		o.file.Size = int64(size)
-		_, err = io.ReadFull(rr.r, o.file.Checksum[:])
+		if _, err = io.ReadFull(rr.r, o.file.Checksum[:]); err != nil {
+			break
+		}
+		if o.offset, err = binary.ReadUvarint(rr.r); err == nil && o.offset != 0 && h.IsSymlink() {
+			err = errors.New("symlink with an in-place payload")
+		}
 	case opLink, opSkip:
 		o.target, err = rr.str()
 	case opWhiteout, opOpaque:
@@ -281,7 +288,7 @@ func unexpected(err error) error {
 // ErrRecordUnusable and leaves t untouched. Errors after that (say, a hardlink to a lower
 // layer's file that this tree lacks) are the same Apply would give.
 func Replay(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.ReadSeeker, o Options) (Stats, error) {
-	if err := checkRecord(ctx, store, r); err != nil {
+	if err := checkRecord(ctx, store, o.Blob, r); err != nil {
 		if ctx.Err() != nil {
 			return Stats{}, ctx.Err()
 		}
@@ -305,6 +312,12 @@ func Replay(ctx context.Context, t *ostree.Tree, store *ostree.Store, r io.ReadS
 		}
 		if err != nil {
 			return a.stats, fmt.Errorf("replay record: %w", err)
+		}
+		if op.offset != 0 && o.Blob != 0 {
+			// Checked by checkRecord; the payload is rehashed when it is read.
+			if op.file.Loc, err = store.BlobLoc(o.Blob, int64(op.offset-1), op.file.Size); err != nil {
+				return a.stats, fmt.Errorf("entry %q: %w", op.path, err)
+			}
 		}
 		if err := a.apply(op); err != nil {
 			return a.stats, fmt.Errorf("entry %q: %w", op.path, err)
@@ -353,7 +366,10 @@ func checkCleanPath(p string) error {
 	return nil
 }
 
-func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
+// checkRecord checks a record before it is replayed: every operation is one Apply could
+// have produced, and every content object is in the store or, recorded in place, lies
+// within blob (when not zero).
+func checkRecord(ctx context.Context, store *ostree.Store, blob ostree.BlobID, r io.Reader) error {
 	// Asking the store for each object is one system call per file, most of a rebuild's
 	// replay: batches of them run on every core while the record is parsed.
 	g, gctx := errgroup.WithContext(ctx)
@@ -364,6 +380,12 @@ func checkRecord(ctx context.Context, store *ostree.Store, r io.Reader) error {
 		batch = make([]op, 0, hasBatch)
 		g.Go(func() error {
 			for _, o := range b {
+				if o.offset != 0 && blob != 0 {
+					if _, err := store.BlobLoc(blob, int64(o.offset-1), o.file.Size); err != nil {
+						return fmt.Errorf("entry %q: %w", o.path, err)
+					}
+					continue
+				}
 				if !store.Has(o.file.Checksum, ostree.ObjFile) {
 					return fmt.Errorf("entry %q: content object %s is not in the store", o.path, o.file.Checksum)
 				}

@@ -155,7 +155,7 @@ func readTreeFile(ctx context.Context, store *ostree.Store, t *ostree.Tree, p st
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		obj, err := store.OpenContent(f.Checksum)
+		obj, err := store.OpenFileContent(f)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", orig, err)
 		}
@@ -295,7 +295,7 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 			return sum, nil
 		}
 	}
-	obj, err := a.store.OpenContent(f.Checksum)
+	obj, err := a.store.OpenFileContent(f)
 	if err != nil {
 		return ostree.Checksum{}, err
 	}
@@ -310,12 +310,15 @@ func (a *applier) object(ctx context.Context, f *ostree.File, h ostree.FileHeade
 	}
 	var sum ostree.Checksum
 	hash.Sum(sum[:0])
+	a.rewritten.Add(1)
+	if f.Loc.InPlace() {
+		return sum, nil // read from an input blob: the File keeps its location
+	}
 	// The tree's unlabelled objects are stored files or in-place objects, so the new
 	// object can share the payload.
 	if err := a.store.AddDerived(sum, f.Checksum, h); err != nil {
 		return ostree.Checksum{}, err
 	}
-	a.rewritten.Add(1)
 	if !a.store.HasStored(sum) {
 		return sum, nil // an in-place object: nothing on disk for an index entry to name
 	}
