@@ -241,10 +241,10 @@ func (a *applier) putFile(p string, f ostree.File) error {
 		return err
 	}
 	delete(d.Dirs, name) // a file replaces a directory and everything below it
-	nf := f
-	nf.Header = a.t.InternHeader(*f.Header)
-	d.Files[name] = &nf
-	a.seenFiles[&nf] = true
+	f.Header = a.t.InternHeader(*f.Header)
+	nf := a.t.NewFile(f)
+	d.Files[name] = nf
+	a.seenFiles[nf] = true
 	a.markUnder(stack)
 	return nil
 }

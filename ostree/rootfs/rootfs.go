@@ -152,7 +152,7 @@ func (im *importer) walk(ctx context.Context, dir, rel string, d *ostree.Dir, jo
 				return err
 			}
 		case unix.S_IFREG, unix.S_IFLNK:
-			f := &ostree.File{}
+			f := im.tree.NewFile(ostree.File{})
 			d.Files[name] = f
 			key := inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}
 			if st.Nlink > 1 {
