@@ -106,20 +106,40 @@ func TestPodmanBuildInput(t *testing.T) {
 		"v2 reuses v1's blobs")
 }
 
-// checkStorageReadInPlace: the build of ref (a containers-storage image) by c into built
-// read the image through its mount (no content object in c's store), and gives the
-// commit that reading the same image through its layers gives (an oci: copy of it).
-func checkStorageReadInPlace(t *testing.T, c cli, ref string, built ociImage) {
+// storeObjects lists the content objects in c's store.
+func storeObjects(t *testing.T, c cli) []string {
 	objects, err := filepath.Glob(filepath.Join(c.home, "cache", "rechunker", "store", "objects", "*", "*.file*"))
 	require.NoError(t, err)
-	assert.Less(t, len(objects), 10, "a containers-storage image is read in place, not copied into the store")
+	return objects
+}
+
+// checkStorageReadInPlace: the build of ref (a containers-storage image) by c into built
+// read the image through its mount (no content object in c's store), and gives the
+// commit that reading the same image through its layers gives (an oci: copy of it,
+// compressed as skopeo writes it by default). The same image with uncompressed layers
+// (skopeo copy --dest-decompress) is read from its blobs in place: the image that
+// copying gives, and almost nothing in the store.
+func checkStorageReadInPlace(t *testing.T, c cli, ref string, built ociImage) {
+	assert.Less(t, len(storeObjects(t, c)), 10, "a containers-storage image is read in place, not copied into the store")
 
 	layout := ociImage{Layout: filepath.Join(t.TempDir(), "copy"), Tag: "v1"}
 	run(t, "skopeo", "copy", "-q", ref, layout.Ref())
 	viaLayers := ociImage{Layout: filepath.Join(t.TempDir(), "out"), Tag: "v1"}
-	newCLI(t).build(t, "--from", layout.Ref(), "--output", viaLayers.Ref())
+	copying := newCLI(t)
+	copying.build(t, "--from", layout.Ref(), "--output", viaLayers.Ref())
 	want := viaLayers.config(t).Config.Labels["ostree.commit"]
 	require.NotEmpty(t, want)
 	assert.Equal(t, want, built.config(t).Config.Labels["ostree.commit"],
 		"the tree read from the mount is the tree its layers give")
+
+	plain := ociImage{Layout: filepath.Join(t.TempDir(), "plain"), Tag: "v1"}
+	run(t, "skopeo", "copy", "-q", "--dest-decompress", ref, plain.Ref())
+	viaBlobs := ociImage{Layout: filepath.Join(t.TempDir(), "out-blobs"), Tag: "v1"}
+	inPlace := newCLI(t)
+	inPlace.build(t, "--from", plain.Ref(), "--output", viaBlobs.Ref())
+	assert.Equal(t, viaLayers.manifestDigest(t), viaBlobs.manifestDigest(t),
+		"uncompressed blobs read in place give the image their copy gives")
+	stored, copied := len(storeObjects(t, inPlace)), len(storeObjects(t, copying))
+	t.Logf("content objects in the store: %d reading uncompressed blobs in place, %d copying compressed ones", stored, copied)
+	assert.Less(t, stored*5, copied, "only symlinks are stored when the blobs are read in place")
 }

@@ -12,8 +12,12 @@
 #   rebuild  build v2 (v1 plus a 5 MB file in the top layer) with v1's store and v1 as
 #            --previous-build
 #   ci       the same v2 build with an EMPTY store, only v1 (pulled) as --previous-build
-#   transient  the cold build with --transient-store (nothing of the input kept)
+#   gzcopy   the cold build from a gzip-compressed copy of v1 (skopeo copy to an oci:
+#            layout), whose layers cannot be read in place: the store keeps a copy
+#   transient  that build with --transient-store (nothing of the input kept)
 #   rootfs   build v1 from its tree unpacked into a directory (--rootfs, read in place)
+# genimage writes uncompressed layers, so cold, rebuild and ci read the files' payloads
+# from the layer blobs in place.
 # and prints markdown table rows for docs/benchmarks.md, plus the raw figures as
 # key=value lines on stderr. A second table gives each build's peak extra disk: the most
 # space the store, the output and temporary files took at once, sampled from the file
@@ -35,7 +39,7 @@ NPROC=$(nproc)
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(512M 2G)
 
-for tool in jq pigz bc /usr/bin/time; do
+for tool in jq pigz bc skopeo /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
 done
 mkdir -p "$BENCH_DIR"
@@ -172,15 +176,21 @@ for size in "${sizes[@]}"; do
 	# A CI machine with an empty store that pulled the previous image.
 	build ci "$RUN/store-ci-$size" "oci:$img:v2" "oci:$RUN/out-ci-$size:v2" --previous-build "oci:$out:v1"
 
+	# What a registry or a compressed layout gives: layers to decompress, not to read in place.
+	gz=$RUN/img-gz-$size
+	skopeo copy --quiet "oci:$img:v1" "oci:$gz:v1"
+	sync
+	build gzcopy "$RUN/store-gz-$size" "oci:$gz:v1" "oci:$RUN/out-gz-$size:v1"
+	rm -rf "$RUN/store-gz-$size" "$RUN/out-gz-$size"
 	# A CI runner's store: empty, thrown away after, so nothing of the input is kept.
-	build transient "$RUN/store-transient-$size" "oci:$img:v1" "oci:$RUN/out-transient-$size:v1" --transient-store
-	rm -rf "$RUN/store-transient-$size" "$RUN/out-transient-$size"
+	build transient "$RUN/store-transient-$size" "oci:$gz:v1" "oci:$RUN/out-transient-$size:v1" --transient-store
+	rm -rf "$RUN/store-transient-$size" "$RUN/out-transient-$size" "$gz"
 	# The same tree as a directory: --rootfs reads it in place.
 	unpack "$img" v1 "$RUN/tree-$size"
 	sync
 	build rootfs "$RUN/store-rootfs-$size" "--rootfs=$RUN/tree-$size" "oci:$RUN/out-rootfs-$size:v1"
 	outmb=$(blob_mb "$out" v1)
-	disk+=("| $size | $outmb | $cold_disk ($(ratio "$cold_disk" "$outmb")x) | $transient_wall ($transient_cpu) | $transient_disk ($(ratio "$transient_disk" "$outmb")x) | $rootfs_wall ($rootfs_cpu) | $rootfs_rss | $rootfs_disk ($(ratio "$rootfs_disk" "$outmb")x) | $rebuild_written | $ci_disk ($(ratio "$ci_disk" "$outmb")x) |")
+	disk+=("| $size | $outmb | $cold_disk ($(ratio "$cold_disk" "$outmb")x) | $gzcopy_wall ($gzcopy_cpu) | $gzcopy_disk ($(ratio "$gzcopy_disk" "$outmb")x) | $transient_wall ($transient_cpu) | $transient_disk ($(ratio "$transient_disk" "$outmb")x) | $rootfs_wall ($rootfs_cpu) | $rootfs_rss | $rootfs_disk ($(ratio "$rootfs_disk" "$outmb")x) | $rebuild_written | $ci_disk ($(ratio "$ci_disk" "$outmb")x) |")
 	rm -rf "$RUN/tree-$size" "$RUN/store-rootfs-$size" "$RUN/out-rootfs-$size"
 
 	ratio=$(echo "scale=2; $cold_wall / $ref_wall" | bc)
@@ -189,6 +199,6 @@ for size in "${sizes[@]}"; do
 	echo "| $size | $files | $tarmb | $cold_wall ($cold_cpu) | $cold_rss | $cold_read/$cold_written | $ref_wall ($ref_cpu) | $ratio | $rebuild_wall ($rebuild_cpu, $rebuild_rss) | $rratio | $ci_wall | $cratio |"
 done
 echo
-echo "| image | output MB | oci: cold peak extra disk MB (x output) | --transient-store cold s (cpu s) | --transient-store peak extra disk MB (x output) | --rootfs cold s (cpu s) | --rootfs peak RSS MB | --rootfs peak extra disk MB (x output) | rebuild written MB | empty-store rebuild peak extra disk MB (x output) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| image | output MB | oci: cold (blobs read in place) peak extra disk MB (x output) | gzip oci: cold s (cpu s) | gzip oci: peak extra disk MB (x output) | gzip oci: --transient-store cold s (cpu s) | --transient-store peak extra disk MB (x output) | --rootfs cold s (cpu s) | --rootfs peak RSS MB | --rootfs peak extra disk MB (x output) | rebuild written MB | empty-store rebuild peak extra disk MB (x output) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${disk[@]}"
