@@ -117,8 +117,8 @@ func storeObjects(t *testing.T, c cli) []string {
 // read the image through its mount (no content object in c's store), and gives the
 // commit that reading the same image through its layers gives (an oci: copy of it,
 // compressed as skopeo writes it by default). The same image with uncompressed layers
-// (skopeo copy --dest-decompress) is read from its blobs in place: the image that
-// copying gives, and almost nothing in the store.
+// (a dir: copy made with skopeo copy --dest-decompress) is read from its blobs in place:
+// the image that copying gives, and almost nothing in the store.
 func checkStorageReadInPlace(t *testing.T, c cli, ref string, built ociImage) {
 	assert.Less(t, len(storeObjects(t, c)), 10, "a containers-storage image is read in place, not copied into the store")
 
@@ -132,11 +132,11 @@ func checkStorageReadInPlace(t *testing.T, c cli, ref string, built ociImage) {
 	assert.Equal(t, want, built.config(t).Config.Labels["ostree.commit"],
 		"the tree read from the mount is the tree its layers give")
 
-	plain := ociImage{Layout: filepath.Join(t.TempDir(), "plain"), Tag: "v1"}
-	run(t, "skopeo", "copy", "-q", "--dest-decompress", ref, plain.Ref())
+	plain := "dir:" + filepath.Join(t.TempDir(), "plain")
+	run(t, "skopeo", "copy", "-q", "--dest-decompress", ref, plain)
 	viaBlobs := ociImage{Layout: filepath.Join(t.TempDir(), "out-blobs"), Tag: "v1"}
 	inPlace := newCLI(t)
-	inPlace.build(t, "--from", plain.Ref(), "--output", viaBlobs.Ref())
+	inPlace.build(t, "--from", plain, "--output", viaBlobs.Ref())
 	assert.Equal(t, viaLayers.manifestDigest(t), viaBlobs.manifestDigest(t),
 		"uncompressed blobs read in place give the image their copy gives")
 	stored, copied := len(storeObjects(t, inPlace)), len(storeObjects(t, copying))
