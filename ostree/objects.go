@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -368,10 +369,16 @@ func (d DirTree) Marshal() []byte {
 // Encode serializes the dirtree with entries sorted by name (strcmp order). It fails on
 // names ostree cannot store (see ValidName) and on a name used twice.
 func (d DirTree) Encode() ([]byte, error) {
-	files := append([]DirTreeFile(nil), d.Files...)
-	dirs := append([]DirTreeDir(nil), d.Dirs...)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	sort.Slice(dirs, func(i, j int) bool { return dirs[i].Name < dirs[j].Name })
+	// Dir.DirTree lists names sorted already; others are sorted in a copy.
+	files, dirs := d.Files, d.Dirs
+	if !slices.IsSortedFunc(files, func(a, b DirTreeFile) int { return strings.Compare(a.Name, b.Name) }) {
+		files = slices.Clone(files)
+		sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	}
+	if !slices.IsSortedFunc(dirs, func(a, b DirTreeDir) int { return strings.Compare(a.Name, b.Name) }) {
+		dirs = slices.Clone(dirs)
+		sort.Slice(dirs, func(i, j int) bool { return dirs[i].Name < dirs[j].Name })
+	}
 	for i, f := range files {
 		if err := ValidName(f.Name); err != nil {
 			return nil, fmt.Errorf("encode dirtree: %w", err)
@@ -399,21 +406,63 @@ func (d DirTree) Encode() ([]byte, error) {
 			j++
 		}
 	}
-	fv := make([]any, 0, len(files))
+	return appendDirTree(make([]byte, 0, dirTreeSize(files, dirs)), files, dirs), nil
+}
+
+// appendDirTree appends the (a(say)a(sayay)) serialization of sorted, checked entries.
+// It writes the framing by hand instead of boxing every entry for gvariant.EncodeType:
+// every directory of every build is encoded, and the boxing was most of a rebuild's
+// garbage. TestDirTreeEncodingMatchesGVariant holds it to the generic encoder.
+func appendDirTree(buf []byte, files []DirTreeFile, dirs []DirTreeDir) []byte {
+	start := len(buf)
+	ends := make([]int, 0, max(len(files), len(dirs)))
+	for _, f := range files { // (say): name, NUL, checksum, the name's end
+		e := len(buf)
+		buf = append(append(buf, f.Name...), 0)
+		nameEnd := len(buf) - e
+		buf = append(buf, f.Checksum[:]...)
+		buf = gvariant.AppendOffset(buf, nameEnd, gvariant.OffsetWidth(len(buf)-e, 1))
+		ends = append(ends, len(buf)-start)
+	}
+	buf = appendEnds(buf, start, ends)
+	filesEnd := len(buf) - start
+	arr := len(buf)
+	ends = ends[:0]
+	for _, d := range dirs { // (sayay): name, NUL, tree, meta, tree's end, name's end
+		e := len(buf)
+		buf = append(append(buf, d.Name...), 0)
+		nameEnd := len(buf) - e
+		buf = append(buf, d.Tree[:]...)
+		treeEnd := len(buf) - e
+		buf = append(buf, d.Meta[:]...)
+		w := gvariant.OffsetWidth(len(buf)-e, 2)
+		buf = gvariant.AppendOffset(gvariant.AppendOffset(buf, treeEnd, w), nameEnd, w)
+		ends = append(ends, len(buf)-arr)
+	}
+	buf = appendEnds(buf, arr, ends)
+	return gvariant.AppendOffset(buf, filesEnd, gvariant.OffsetWidth(len(buf)-start, 1))
+}
+
+// appendEnds appends an array's element ends as framing offsets; start is the array's.
+func appendEnds(buf []byte, start int, ends []int) []byte {
+	w := gvariant.OffsetWidth(len(buf)-start, len(ends))
+	for _, e := range ends {
+		buf = gvariant.AppendOffset(buf, e, w)
+	}
+	return buf
+}
+
+// dirTreeSize bounds the serialized size of a dirtree (offsets counted 4 bytes wide
+// here, enough for any directory that fits in memory).
+func dirTreeSize(files []DirTreeFile, dirs []DirTreeDir) int {
+	n := 8
 	for _, f := range files {
-		c := f.Checksum
-		fv = append(fv, []any{f.Name, c[:]})
+		n += len(f.Name) + 1 + len(f.Checksum) + 8
 	}
-	dv := make([]any, 0, len(dirs))
-	for _, dd := range dirs {
-		t, m := dd.Tree, dd.Meta
-		dv = append(dv, []any{dd.Name, t[:], m[:]})
+	for _, d := range dirs {
+		n += len(d.Name) + 1 + len(d.Tree) + len(d.Meta) + 12
 	}
-	b, err := gvariant.EncodeType(dirTreeType, []any{fv, dv})
-	if err != nil {
-		return nil, fmt.Errorf("encode dirtree: %w", err)
-	}
-	return b, nil
+	return n
 }
 
 // Checksum returns the dirtree object's checksum.

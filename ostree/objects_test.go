@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -393,4 +394,80 @@ func TestHeaderTableSharesEqualHeaders(t *testing.T) {
 			require.Equal(t, tc.share, a == b)
 		})
 	}
+}
+
+// genericDirTree is the dirtree serialized by the generic gvariant encoder: the oracle
+// for appendDirTree's hand-written framing. Entries must be sorted.
+func genericDirTree(t testing.TB, dt DirTree) []byte {
+	fv := make([]any, 0, len(dt.Files))
+	for _, f := range dt.Files {
+		c := f.Checksum
+		fv = append(fv, []any{f.Name, c[:]})
+	}
+	dv := make([]any, 0, len(dt.Dirs))
+	for _, d := range dt.Dirs {
+		tr, m := d.Tree, d.Meta
+		dv = append(dv, []any{d.Name, tr[:], m[:]})
+	}
+	b, err := gvariant.EncodeType(dirTreeType, []any{fv, dv})
+	require.NoError(t, err)
+	return b
+}
+
+// manyEntries makes n files and n directories with names of width characters.
+func manyEntries(n, width int) DirTree {
+	var dt DirTree
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%0*d", width, i)
+		dt.Files = append(dt.Files, DirTreeFile{Name: "f" + name, Checksum: sha256.Sum256([]byte(name))})
+		dt.Dirs = append(dt.Dirs, DirTreeDir{Name: "d" + name, Tree: sha256.Sum256([]byte("t" + name)), Meta: sha256.Sum256([]byte("m" + name))})
+	}
+	return dt
+}
+
+// TestDirTreeEncodingMatchesGVariant: every framing-offset width (1, 2 and 4 bytes, in
+// entries, arrays and the outer tuple) gives the generic encoder's bytes.
+func TestDirTreeEncodingMatchesGVariant(t *testing.T) {
+	long := strings.Repeat("x", 250) // an entry over 255 bytes: 2-byte offsets inside it
+	tests := []struct {
+		name string
+		dt   DirTree
+	}{
+		{"empty", DirTree{}},
+		{"one file", DirTree{Files: []DirTreeFile{{Name: "a", Checksum: sha256.Sum256([]byte("a"))}}}},
+		{"one directory", DirTree{Dirs: []DirTreeDir{{Name: "etc", Tree: sha256.Sum256([]byte("t")), Meta: sha256.Sum256([]byte("m"))}}}},
+		{"long names", DirTree{Files: []DirTreeFile{{Name: long}}, Dirs: []DirTreeDir{{Name: "d" + long}}}},
+		{"a few entries (1-byte offsets)", manyEntries(2, 3)},
+		{"arrays over 255 bytes (2-byte offsets)", manyEntries(40, 8)},
+		{"over 64 KiB (4-byte offsets)", manyEntries(1200, 20)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.dt.Encode()
+			require.NoError(t, err)
+			assert.Equal(t, genericDirTree(t, tc.dt), got)
+			back, err := ParseDirTree(got)
+			require.NoError(t, err)
+			assert.Equal(t, len(tc.dt.Files), len(back.Files))
+			assert.Equal(t, len(tc.dt.Dirs), len(back.Dirs))
+		})
+	}
+}
+
+// TestDirTreeEncodeSortsUnsortedInput: unsorted entries are encoded sorted, without
+// reordering the caller's slices.
+func TestDirTreeEncodeSortsUnsortedInput(t *testing.T) {
+	dt := DirTree{
+		Files: []DirTreeFile{{Name: "b"}, {Name: "a"}},
+		Dirs:  []DirTreeDir{{Name: "z"}, {Name: "c"}},
+	}
+	sorted := DirTree{
+		Files: []DirTreeFile{{Name: "a"}, {Name: "b"}},
+		Dirs:  []DirTreeDir{{Name: "c"}, {Name: "z"}},
+	}
+	got, err := dt.Encode()
+	require.NoError(t, err)
+	assert.Equal(t, genericDirTree(t, sorted), got)
+	assert.Equal(t, "b", dt.Files[0].Name, "the caller's slice is not reordered")
+	assert.Equal(t, "z", dt.Dirs[0].Name, "the caller's slice is not reordered")
 }

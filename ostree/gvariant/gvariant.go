@@ -222,9 +222,9 @@ func tupleFixedSize(t *Type) int {
 
 func alignUp(n, a int) int { return (n + a - 1) / a * a }
 
-// offsetWidth is the framing-offset width GLib picks for a container with a body of
+// OffsetWidth is the framing-offset width GLib picks for a container with a body of
 // bodyLen bytes and n offsets.
-func offsetWidth(bodyLen, n int) int {
+func OffsetWidth(bodyLen, n int) int {
 	switch {
 	case n == 0:
 		return 0
@@ -255,15 +255,17 @@ func widthForSize(size int) int {
 	}
 }
 
-func putOffset(buf []byte, v, w int) []byte {
+// AppendOffset appends framing offset v, w bytes wide, little-endian.
+func AppendOffset(buf []byte, v, w int) []byte {
 	for i := 0; i < w; i++ {
 		buf = append(buf, byte(uint64(v)>>(8*i)))
 	}
 	return buf
 }
 
-func pad(buf []byte, align int) []byte {
-	for len(buf)%align != 0 {
+// pad appends zero bytes until buf[base:] is a multiple of align long.
+func pad(buf []byte, base, align int) []byte {
+	for (len(buf)-base)%align != 0 {
 		buf = append(buf, 0)
 	}
 	return buf
@@ -280,74 +282,91 @@ func Encode(sig string, v any) ([]byte, error) {
 
 // EncodeType serializes v as t in normal form.
 func EncodeType(t *Type, v any) ([]byte, error) {
-	return encode(nil, t, v)
+	return AppendType(nil, t, v)
+}
+
+// AppendType appends the serialization of v as t to buf and returns the extended
+// buffer; the value is aligned as if it started at len(buf). Reusing buf across calls
+// saves the allocations of EncodeType.
+func AppendType(buf []byte, t *Type, v any) ([]byte, error) {
+	out, err := encode(buf, len(buf), t, v)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []byte{} // an empty value is empty bytes, not nil
+	}
+	return out, nil
 }
 
 func typeErr(t *Type, v any) error {
 	return fmt.Errorf("gvariant: cannot encode %T as %s", v, t.sig)
 }
 
-// encode appends the serialization of v to a fresh slice; alignment is relative to the
-// start of the returned bytes, which the caller places at an aligned position.
-func encode(_ []byte, t *Type, v any) ([]byte, error) {
+// encode appends the serialization of v to buf. Alignment is relative to buf[base:],
+// where the top-level value starts: every container starts at a multiple of its own
+// alignment, which is at least its children's, so padding against base is padding
+// against each container's start. Appending into one buffer, instead of returning each
+// child's bytes, keeps a dirtree of thousands of entries to a few allocations.
+func encode(buf []byte, base int, t *Type, v any) ([]byte, error) {
 	switch t.kind {
 	case 'y':
 		b, ok := v.(byte)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return []byte{b}, nil
+		return append(buf, b), nil
 	case 'b':
 		b, ok := v.(bool)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
 		if b {
-			return []byte{1}, nil
+			return append(buf, 1), nil
 		}
-		return []byte{0}, nil
+		return append(buf, 0), nil
 	case 'n':
 		x, ok := v.(int16)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint16(nil, uint16(x)), nil
+		return binary.LittleEndian.AppendUint16(buf, uint16(x)), nil
 	case 'q':
 		x, ok := v.(uint16)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint16(nil, x), nil
+		return binary.LittleEndian.AppendUint16(buf, x), nil
 	case 'i', 'h':
 		x, ok := v.(int32)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint32(nil, uint32(x)), nil
+		return binary.LittleEndian.AppendUint32(buf, uint32(x)), nil
 	case 'u':
 		x, ok := v.(uint32)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint32(nil, x), nil
+		return binary.LittleEndian.AppendUint32(buf, x), nil
 	case 'x':
 		x, ok := v.(int64)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint64(nil, uint64(x)), nil
+		return binary.LittleEndian.AppendUint64(buf, uint64(x)), nil
 	case 't':
 		x, ok := v.(uint64)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint64(nil, x), nil
+		return binary.LittleEndian.AppendUint64(buf, x), nil
 	case 'd':
 		x, ok := v.(float64)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		return binary.LittleEndian.AppendUint64(nil, math.Float64bits(x)), nil
+		return binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)), nil
 	case 's', 'o', 'g':
 		s, ok := v.(string)
 		if !ok {
@@ -356,99 +375,114 @@ func encode(_ []byte, t *Type, v any) ([]byte, error) {
 		if err := checkString(t.kind, s); err != nil {
 			return nil, fmt.Errorf("gvariant: encode %s: %w", t.sig, err)
 		}
-		return append([]byte(s), 0), nil
+		return append(append(buf, s...), 0), nil
 	case 'v':
-		vv, ok := v.(Variant)
-		if !ok {
-			return nil, typeErr(t, v)
-		}
-		ct, err := ParseType(vv.Type)
-		if err != nil {
-			return nil, err
-		}
-		child, err := encode(nil, ct, vv.Value)
-		if err != nil {
-			return nil, err
-		}
-		out := append(child, 0)
-		return append(out, vv.Type...), nil
+		return encodeVariant(buf, base, v)
 	case 'm':
 		if v == nil {
-			return []byte{}, nil
+			return buf, nil
 		}
-		child, err := encode(nil, t.elem, v)
+		buf, err := encode(buf, base, t.elem, v)
 		if err != nil {
 			return nil, err
 		}
 		if t.elem.fixed == 0 {
-			child = append(child, 0)
+			buf = append(buf, 0)
 		}
-		return child, nil
+		return buf, nil
 	case 'a':
-		if t.elem.kind == 'y' {
-			b, ok := v.([]byte)
-			if !ok {
-				return nil, typeErr(t, v)
-			}
-			return append([]byte{}, b...), nil
-		}
-		items, ok := v.([]any)
+		return encodeArray(buf, base, t, v)
+	case '(', '{':
+		return encodeTuple(buf, base, t, v)
+	}
+	return nil, typeErr(t, v)
+}
+
+// encodeVariant appends a v: the child, a zero byte and the child's type string. The
+// child is aligned to 8 (a variant's alignment), so relative to base it is aligned.
+func encodeVariant(buf []byte, base int, v any) ([]byte, error) {
+	vv, ok := v.(Variant)
+	if !ok {
+		return nil, fmt.Errorf("gvariant: cannot encode %T as v", v)
+	}
+	ct, err := ParseType(vv.Type)
+	if err != nil {
+		return nil, err
+	}
+	buf, err = encode(buf, base, ct, vv.Value)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(buf, 0), vv.Type...), nil
+}
+
+// encodeArray appends an array: the elements, each aligned, then (for variable-size
+// elements) each element's end as a framing offset.
+func encodeArray(buf []byte, base int, t *Type, v any) ([]byte, error) {
+	if t.elem.kind == 'y' {
+		b, ok := v.([]byte)
 		if !ok {
 			return nil, typeErr(t, v)
 		}
-		var body []byte
-		var ends []int
-		for _, it := range items {
-			body = pad(body, t.elem.align)
-			child, err := encode(nil, t.elem, it)
-			if err != nil {
-				return nil, err
-			}
-			body = append(body, child...)
-			ends = append(ends, len(body))
-		}
-		if t.elem.fixed != 0 {
-			return body, nil
-		}
-		w := offsetWidth(len(body), len(ends))
-		for _, e := range ends {
-			body = putOffset(body, e, w)
-		}
-		if body == nil {
-			body = []byte{}
-		}
-		return body, nil
-	case '(', '{':
-		items, ok := v.([]any)
-		if !ok || len(items) != len(t.fields) {
-			return nil, typeErr(t, v)
-		}
-		if len(t.fields) == 0 {
-			return []byte{0}, nil
-		}
-		var body []byte
-		var ends []int
-		for i, f := range t.fields {
-			body = pad(body, f.align)
-			child, err := encode(nil, f, items[i])
-			if err != nil {
-				return nil, err
-			}
-			body = append(body, child...)
-			if f.fixed == 0 && i != len(t.fields)-1 {
-				ends = append(ends, len(body))
-			}
-		}
-		if t.fixed != 0 {
-			return pad(body, t.align), nil
-		}
-		w := offsetWidth(len(body), len(ends))
-		for i := len(ends) - 1; i >= 0; i-- {
-			body = putOffset(body, ends[i], w)
-		}
-		return body, nil
+		return append(buf, b...), nil
 	}
-	return nil, typeErr(t, v)
+	items, ok := v.([]any)
+	if !ok {
+		return nil, typeErr(t, v)
+	}
+	start := len(buf)
+	var ends []int
+	if t.elem.fixed == 0 {
+		ends = make([]int, 0, len(items))
+	}
+	for _, it := range items {
+		buf = pad(buf, base, t.elem.align)
+		var err error
+		if buf, err = encode(buf, base, t.elem, it); err != nil {
+			return nil, err
+		}
+		if t.elem.fixed == 0 {
+			ends = append(ends, len(buf)-start)
+		}
+	}
+	w := OffsetWidth(len(buf)-start, len(ends))
+	for _, e := range ends {
+		buf = AppendOffset(buf, e, w)
+	}
+	return buf, nil
+}
+
+// encodeTuple appends a tuple or dict entry: the fields, each aligned, then the end of
+// every variable-size field but the last as framing offsets, last one first.
+func encodeTuple(buf []byte, base int, t *Type, v any) ([]byte, error) {
+	items, ok := v.([]any)
+	if !ok || len(items) != len(t.fields) {
+		return nil, typeErr(t, v)
+	}
+	if len(t.fields) == 0 {
+		return append(buf, 0), nil
+	}
+	start := len(buf)
+	var endsArr [8]int
+	ends := endsArr[:0]
+	for i, f := range t.fields {
+		buf = pad(buf, base, f.align)
+		var err error
+		if buf, err = encode(buf, base, f, items[i]); err != nil {
+			return nil, err
+		}
+		if f.fixed == 0 && i != len(t.fields)-1 {
+			ends = append(ends, len(buf)-start)
+		}
+	}
+	if t.fixed != 0 {
+		return pad(buf, base, t.align), nil
+	}
+	w := OffsetWidth(len(buf)-start, len(ends))
+	for i := len(ends) - 1; i >= 0; i-- {
+		buf = AppendOffset(buf, ends[i], w)
+	}
+	return buf, nil
 }
 
 // ErrInvalid is wrapped by every decoding error.

@@ -44,6 +44,9 @@ type applier struct {
 	seenDirs  map[*ostree.Dir]bool
 	under     map[*ostree.Dir]bool
 	stats     Stats
+	// stack and names are resolveDir's scratch space.
+	stack []*ostree.Dir
+	names []string
 }
 
 func newApplier(t *ostree.Tree, warn func(string)) *applier {
@@ -74,14 +77,18 @@ func implicitDir() *ostree.Dir {
 // engine unpacking the layer inside the image root would (".." and absolute targets stay
 // inside the root). Missing directories are created when create is set, otherwise dir is
 // nil. It returns the directories of the resolved path from the root, the directory last.
+//
+// The returned slice is the applier's scratch space, valid until the next call: a
+// rebuild resolves every path of every layer record, and fresh slices per call were a
+// fifth of its garbage.
 func (a *applier) resolveDir(p string, create bool) ([]*ostree.Dir, error) {
-	todo := splitClean(p)
-	stack := []*ostree.Dir{a.t.Root}
-	var names []string
+	stack := append(a.stack[:0], a.t.Root)
+	names := a.names[:0]
+	defer func() { a.stack, a.names = stack[:0], names[:0] }()
 	hops := 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
+	for rest := p; rest != ""; {
+		var c string
+		c, rest, _ = strings.Cut(rest, "/")
 		cur := stack[len(stack)-1]
 		switch c {
 		case "", ".":
@@ -107,9 +114,13 @@ func (a *applier) resolveDir(p string, create bool) ([]*ostree.Dir, error) {
 			}
 			target := f.Header.Target
 			if strings.HasPrefix(target, "/") {
-				stack, names = stack[:1], nil
+				stack, names = stack[:1], names[:0]
 			}
-			todo = append(splitClean(target), todo...)
+			if rest == "" {
+				rest = target
+			} else {
+				rest = target + "/" + rest
+			}
 			continue
 		}
 		if !create {
@@ -123,13 +134,6 @@ func (a *applier) resolveDir(p string, create bool) ([]*ostree.Dir, error) {
 		stack = append(stack, sub)
 	}
 	return stack, nil
-}
-
-func splitClean(p string) []string {
-	if p == "" {
-		return nil
-	}
-	return strings.Split(p, "/")
 }
 
 func joinNames(n []string) string { return strings.Join(n, "/") }

@@ -118,6 +118,7 @@ type recordReader struct {
 	r   *bufio.Reader
 	n   int
 	buf []byte // str's scratch: a string costs one allocation, not two
+	sum ostree.Checksum
 }
 
 func newRecordReader(r io.Reader) (*recordReader, error) {
@@ -256,9 +257,11 @@ func (rr *recordReader) next() (op, error) {
 			break
 		}
 		o.file.Size = int64(size)
-		if _, err = io.ReadFull(rr.r, o.file.Checksum[:]); err != nil {
+		// Read through rr.sum: reading into o itself would move every op to the heap.
+		if _, err = io.ReadFull(rr.r, rr.sum[:]); err != nil {
 			break
 		}
+		o.file.Checksum = rr.sum
 		if o.offset, err = binary.ReadUvarint(rr.r); err == nil && o.offset != 0 && h.IsSymlink() {
 			err = errors.New("symlink with an in-place payload")
 		}
@@ -355,13 +358,16 @@ func checkOp(o op) error {
 	return nil
 }
 
+// checkCleanPath accepts "" (the root) and names ostree can store joined by single
+// slashes: the paths splitEntryPath's parts join back to. It checks in place, without
+// splitting, since a rebuild checks every path of every record.
 func checkCleanPath(p string) error {
-	parts, err := splitEntryPath(p)
-	if err != nil {
-		return fmt.Errorf("path %q: %w", p, err)
-	}
-	if strings.Join(parts, "/") != p {
-		return fmt.Errorf("path %q is not clean", p)
+	for rest, more := p, p != ""; more; {
+		var c string
+		c, rest, more = strings.Cut(rest, "/")
+		if err := ostree.ValidName(c); err != nil {
+			return fmt.Errorf("path %q is not clean: %w", p, err)
+		}
 	}
 	return nil
 }
@@ -380,12 +386,6 @@ func checkRecord(ctx context.Context, store *ostree.Store, blob ostree.BlobID, r
 		batch = make([]op, 0, hasBatch)
 		g.Go(func() error {
 			for _, o := range b {
-				if o.offset != 0 && blob != 0 {
-					if _, err := store.BlobLoc(blob, int64(o.offset-1), o.file.Size); err != nil {
-						return fmt.Errorf("entry %q: %w", o.path, err)
-					}
-					continue
-				}
 				if !store.Has(o.file.Checksum, ostree.ObjFile) {
 					return fmt.Errorf("entry %q: content object %s is not in the store", o.path, o.file.Checksum)
 				}
@@ -396,6 +396,13 @@ func checkRecord(ctx context.Context, store *ostree.Store, blob ostree.BlobID, r
 	err := eachOp(gctx, r, func(o op) error {
 		if err := checkOp(o); err != nil {
 			return fmt.Errorf("entry %q: %w", o.path, err)
+		}
+		if o.kind == opFile && o.offset != 0 && blob != 0 {
+			// In the layer blob: a bounds check, checked here rather than batched.
+			if _, err := store.BlobLoc(blob, int64(o.offset-1), o.file.Size); err != nil {
+				return fmt.Errorf("entry %q: %w", o.path, err)
+			}
+			return nil
 		}
 		if o.kind == opFile {
 			if batch = append(batch, o); len(batch) == hasBatch {

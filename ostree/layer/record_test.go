@@ -109,7 +109,11 @@ func TestReplayUnusable(t *testing.T) {
 		{name: "count mismatch", store: s, rec: withEnd(t, 3), want: "says 3"},
 		{name: "wrong version", store: s, rec: rawRecord(t, "RCLR\x63\x7f\x00"), want: "version 99"},
 		{name: "bad magic", store: s, rec: rawRecord(t, "XXXX\x01\x7f\x00"), want: "not a layer record"},
-		{name: "path with dot-dot", store: s, rec: rawRecord(t, "RCLR\x02\x04\x05../ab\x7f\x01"), want: "escapes"},
+		{name: "path with dot-dot", store: s, rec: rawRecord(t, "RCLR\x02\x04\x05../ab\x7f\x01"), want: `path "../ab" is not clean`},
+		{name: "path with a trailing slash", store: s, rec: rawRecord(t, "RCLR\x02\x04\x03ab/\x7f\x01"), want: `path "ab/" is not clean`},
+		{name: "path with a double slash", store: s, rec: rawRecord(t, "RCLR\x02\x04\x04a//b\x7f\x01"), want: `path "a//b" is not clean`},
+		{name: "absolute path", store: s, rec: rawRecord(t, "RCLR\x02\x04\x03/ab\x7f\x01"), want: `path "/ab" is not clean`},
+		{name: "path not UTF-8", store: s, rec: rawRecord(t, "RCLR\x02\x04\x03a\xffb\x7f\x01"), want: "not valid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
