@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -175,10 +176,18 @@ func (pc *planCheck) allMatched() error {
 // layer's payload bytes.
 func specFrom(refs []rechunk.FileRef) (*layerSpec, int64) {
 	order := make([]int32, len(refs))
+	// The sort compares checksum prefixes from one array instead of following each
+	// ref's File pointer: a rebuild sorts every layer's files, and the pointer chasing
+	// was most of that.
+	prefix := make([]uint64, len(refs))
 	for i := range order {
 		order[i] = int32(i)
+		prefix[i] = binary.BigEndian.Uint64(refs[i].File.Checksum[:8])
 	}
 	slices.SortFunc(order, func(x, y int32) int {
+		if c := cmp.Compare(prefix[x], prefix[y]); c != 0 {
+			return c
+		}
 		a, b := refs[x], refs[y]
 		if c := bytes.Compare(a.File.Checksum[:], b.File.Checksum[:]); c != 0 {
 			return c

@@ -131,18 +131,20 @@ func readSmallObject(store *ostree.Store, f *ostree.File, max int64) ([]byte, er
 	}
 	raw, err := os.ReadFile(store.ObjectFile(f.Checksum, ostree.ObjFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		// A derived object (an SELinux-relabelled file) shares another one's payload.
+		// The payload lives elsewhere: in a layer blob or a source file read in place,
+		// or in another object (an SELinux-relabelled file shares its original's).
 		obj, err := store.OpenFileContent(f)
 		if err != nil {
 			return nil, err
 		}
 		defer obj.Close()
-		data, err := io.ReadAll(io.LimitReader(obj, max+1))
-		if err != nil {
-			return nil, err
+		data := make([]byte, f.Size)
+		var extra [1]byte
+		if _, err := io.ReadFull(obj, data); err != nil {
+			return nil, fmt.Errorf("content object %s (%d bytes): %w", f.Checksum, f.Size, err)
 		}
-		if int64(len(data)) != f.Size {
-			return nil, fmt.Errorf("content object %s: %d bytes, the tree says %d", f.Checksum, len(data), f.Size)
+		if n, _ := obj.Read(extra[:]); n > 0 {
+			return nil, fmt.Errorf("content object %s: more than the %d bytes the tree says", f.Checksum, f.Size)
 		}
 		return data, nil
 	}
