@@ -282,14 +282,7 @@ func Encode(sig string, v any) ([]byte, error) {
 
 // EncodeType serializes v as t in normal form.
 func EncodeType(t *Type, v any) ([]byte, error) {
-	return AppendType(nil, t, v)
-}
-
-// AppendType appends the serialization of v as t to buf and returns the extended
-// buffer; the value is aligned as if it started at len(buf). Reusing buf across calls
-// saves the allocations of EncodeType.
-func AppendType(buf []byte, t *Type, v any) ([]byte, error) {
-	out, err := encode(buf, len(buf), t, v)
+	out, err := encode(nil, 0, t, v)
 	if err != nil {
 		return nil, err
 	}
