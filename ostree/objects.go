@@ -424,7 +424,7 @@ func appendDirTree(buf []byte, files []DirTreeFile, dirs []DirTreeDir) []byte {
 		buf = gvariant.AppendOffset(buf, nameEnd, gvariant.OffsetWidth(len(buf)-e, 1))
 		ends = append(ends, len(buf)-start)
 	}
-	buf = appendEnds(buf, start, ends)
+	buf = gvariant.AppendEnds(buf, start, ends)
 	filesEnd := len(buf) - start
 	arr := len(buf)
 	ends = ends[:0]
@@ -439,17 +439,8 @@ func appendDirTree(buf []byte, files []DirTreeFile, dirs []DirTreeDir) []byte {
 		buf = gvariant.AppendOffset(gvariant.AppendOffset(buf, treeEnd, w), nameEnd, w)
 		ends = append(ends, len(buf)-arr)
 	}
-	buf = appendEnds(buf, arr, ends)
+	buf = gvariant.AppendEnds(buf, arr, ends)
 	return gvariant.AppendOffset(buf, filesEnd, gvariant.OffsetWidth(len(buf)-start, 1))
-}
-
-// appendEnds appends an array's element ends as framing offsets; start is the array's.
-func appendEnds(buf []byte, start int, ends []int) []byte {
-	w := gvariant.OffsetWidth(len(buf)-start, len(ends))
-	for _, e := range ends {
-		buf = gvariant.AppendOffset(buf, e, w)
-	}
-	return buf
 }
 
 // dirTreeSize bounds the serialized size of a dirtree (offsets counted 4 bytes wide

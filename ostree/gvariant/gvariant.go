@@ -438,11 +438,18 @@ func encodeArray(buf []byte, base int, t *Type, v any) ([]byte, error) {
 			ends = append(ends, len(buf)-start)
 		}
 	}
+	return AppendEnds(buf, start, ends), nil
+}
+
+// AppendEnds appends the framing offsets of an array of variable-size elements that
+// starts at buf[start]: each element's end, relative to start, as wide as the array's
+// size needs. Nothing is appended for no elements.
+func AppendEnds(buf []byte, start int, ends []int) []byte {
 	w := OffsetWidth(len(buf)-start, len(ends))
 	for _, e := range ends {
 		buf = AppendOffset(buf, e, w)
 	}
-	return buf, nil
+	return buf
 }
 
 // encodeTuple appends a tuple or dict entry: the fields, each aligned, then the end of
